@@ -31,7 +31,4 @@ const char *json_object_get_str(const json_t *obj, const char *key);
 _warn_unused_result_ int json_object_get_int_range(const json_t *obj, const char *key, int64_t min, int64_t max,
                                                    int64_t *ret);
 
-static inline void json_decrefp(json_t **j) {
-        if (*j)
-                json_decref(*j);
-}
+/* json_decrefp() for _cleanup_ comes with jansson ≥ 2.11 (json_auto_t). */

@@ -1,0 +1,583 @@
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "json-util.h"
+#include "macro.h"
+#include "tokend-http.h"
+#include "tokend-log.h"
+#include "tokend-openapi.h"
+
+#define JSON_BODY_MAX_DEPTH 8U
+#define MAX_AUDIENCES 16U
+
+struct http_server {
+        tokend *t;
+        workers *workers;
+        struct MHD_Daemon *mhd;
+        http_limits lim;
+};
+
+typedef enum req_state {
+        REQ_NEW = 0,
+        REQ_BODY,
+        REQ_ASYNC_PENDING,
+        REQ_ASYNC_DONE,
+} req_state;
+
+/* Per-request state, freed (body wiped) in request_completed(). */
+typedef struct request {
+        http_server *srv;
+        struct MHD_Connection *conn;
+        req_state state;
+        char *body;
+        size_t len, cap;
+        bool too_big;
+        td_caller caller;
+        /* async login */
+        json_t *login_json;
+        td_code code;
+        td_status st;
+        td_tokens tokens;
+} request;
+
+unsigned http_status_of(td_code c) {
+        switch (c) {
+        case TD_OK: return 200;
+        case TD_INVALID_REQUEST:
+        case TD_INVALID_CREDENTIALS: return 400;
+        case TD_INVALID_TOKEN:
+        case TD_TOKEN_EXPIRED:
+        case TD_TOKEN_REVOKED: return 401;
+        case TD_FORBIDDEN: return 403;
+        case TD_NOT_FOUND: return 404;
+        case TD_TOO_MANY_REQUESTS: return 429;
+        case TD_UNAVAILABLE: return 503;
+        case TD_INTERNAL:
+        default: return 500;
+        }
+}
+
+static enum MHD_Result queue_body(struct MHD_Connection *conn, unsigned status, const char *ctype, char *body,
+                                  bool secret, const char *extra_hdr, const char *extra_val) {
+        struct MHD_Response *resp;
+        size_t len = body ? strlen(body) : 0;
+        enum MHD_Result ret;
+
+        /* MHD copies the buffer, so a secret body is wiped right after. */
+        resp = MHD_create_response_from_buffer(len, body ? body : (char *) "", MHD_RESPMEM_MUST_COPY);
+        if (secret && body)
+                explicit_bzero(body, len);
+        free(body);
+        if (!resp)
+                return MHD_NO;
+        if (ctype)
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        if (extra_hdr)
+                MHD_add_response_header(resp, extra_hdr, extra_val);
+        ret = MHD_queue_response(conn, status, resp);
+        MHD_destroy_response(resp);
+        return ret;
+}
+
+static enum MHD_Result queue_json(struct MHD_Connection *conn, unsigned status, json_t *j, bool secret) {
+        char *s = NULL;
+        int r = json_dump_compact(j, &s);
+        json_decref(j);
+        if (r < 0)
+                return MHD_NO;
+        return queue_body(conn, status, "application/json", s, secret, NULL, NULL);
+}
+
+static enum MHD_Result queue_error(request *rq, unsigned status, const char *code, const char *message,
+                                   int64_t retry_after) {
+        json_t *j = json_pack("{s:s,s:s}", "error", code, "message", message);
+        char *s = NULL, ra[32];
+
+        log_info("HTTP %u %s for uid=%u pid=%d: %s", status, code, (unsigned) rq->caller.uid, (int) rq->caller.pid,
+                 message);
+        if (!j || json_dump_compact(j, &s) < 0) {
+                json_decref(j);
+                return MHD_NO;
+        }
+        json_decref(j);
+        if (status == 429) {
+                snprintf(ra, sizeof ra, "%lld", (long long) (retry_after > 0 ? retry_after : 1));
+                return queue_body(rq->conn, status, "application/json", s, false, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+        }
+        return queue_body(rq->conn, status, "application/json", s, false, NULL, NULL);
+}
+
+static enum MHD_Result queue_status(request *rq, const td_status *st) {
+        return queue_error(rq, http_status_of(st->code), td_code_to_string(st->code), st->message,
+                           st->retry_after);
+}
+
+/* ---- body helpers ---------------------------------------------------- */
+
+static bool content_type_is_json(struct MHD_Connection *conn) {
+        const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+        if (!ct)
+                return false;
+        size_t l = strlen("application/json");
+        return strncasecmp(ct, "application/json", l) == 0 && (ct[l] == 0 || ct[l] == ';' || ct[l] == ' ');
+}
+
+/* Parse the body as a JSON object; on failure queue the 4xx and return
+ * NULL with *ret_result set. */
+static json_t *body_json(request *rq, enum MHD_Result *ret_result) {
+        json_t *j = NULL;
+        const char *err = NULL;
+        char msg[200];
+
+        if (!content_type_is_json(rq->conn)) {
+                *ret_result = queue_error(rq, 415, "invalid_request", "Content-Type must be application/json", 0);
+                return NULL;
+        }
+        int r = json_parse_object(rq->body ? rq->body : "", rq->len, rq->srv->lim.max_request_bytes,
+                                  JSON_BODY_MAX_DEPTH, &j, &err);
+        if (r < 0) {
+                snprintf(msg, sizeof msg, "request body is not a valid JSON object: %s", err ? err : "parse error");
+                *ret_result = queue_error(rq, r == -E2BIG ? 413 : 400, "invalid_request", msg, 0);
+                return NULL;
+        }
+        return j;
+}
+
+/* Optional string member: absent/null → NULL; other types → error. */
+static int member_str(const json_t *o, const char *key, const char **ret) {
+        const json_t *v = json_object_get(o, key);
+        if (!v || json_is_null(v)) {
+                *ret = NULL;
+                return 0;
+        }
+        if (!json_is_string(v))
+                return -EBADMSG;
+        *ret = json_string_value(v);
+        return 0;
+}
+
+/* "audience": "sudo" or ["sshd","login"] → NULL-terminated vector in buf. */
+static int member_audience(const json_t *o, const char *buf[static MAX_AUDIENCES + 1], bool *ret_present) {
+        const json_t *v = json_object_get(o, "audience");
+        *ret_present = false;
+        if (!v || json_is_null(v))
+                return 0;
+        if (json_is_string(v)) {
+                buf[0] = json_string_value(v);
+                buf[1] = NULL;
+        } else if (json_is_array(v) && json_array_size(v) >= 1 && json_array_size(v) <= MAX_AUDIENCES) {
+                size_t i;
+                const json_t *e;
+                json_array_foreach(v, i, e) {
+                        if (!json_is_string(e))
+                                return -EBADMSG;
+                        buf[i] = json_string_value(e);
+                }
+                buf[json_array_size(v)] = NULL;
+        } else
+                return -EBADMSG;
+        *ret_present = true;
+        return 0;
+}
+
+static const char *bearer_of(struct MHD_Connection *conn) {
+        const char *a = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        if (!a || strncasecmp(a, "Bearer ", 7) != 0)
+                return NULL;
+        a += 7;
+        while (*a == ' ')
+                a++;
+        return *a ? a : NULL;
+}
+
+#define BAD_MEMBER(rq, name) queue_error(rq, 400, "invalid_request", "member \"" name "\" has the wrong type", 0)
+
+/* ---- endpoints ------------------------------------------------------- */
+
+static enum MHD_Result answer_tokens(request *rq, td_code c, const td_status *st, td_tokens *tok) {
+        if (c != TD_OK)
+                return queue_status(rq, st);
+        json_t *j = td_tokens_to_json(tok);
+        td_tokens_done(tok);
+        if (!j)
+                return MHD_NO;
+        return queue_json(rq->conn, 200, j, true);
+}
+
+static void login_job(void *data) {
+        request *rq = data;
+        const json_t *j = rq->login_json;
+        td_login_req lr = {
+                .username = json_string_value(json_object_get(j, "username")),
+                .password = json_string_value(json_object_get(j, "password")),
+                .device_name = json_string_value(json_object_get(j, "device_name")),
+                .device_key = json_string_value(json_object_get(j, "device_key")),
+        };
+        rq->code = td_login(rq->srv->t, &rq->caller, &lr, &rq->tokens, &rq->st);
+        atomic_thread_fence(memory_order_release);
+        rq->state = REQ_ASYNC_DONE;
+        MHD_resume_connection(rq->conn);
+}
+
+static enum MHD_Result handle_login(request *rq) {
+        enum MHD_Result res;
+        const char *s;
+        json_t *j = body_json(rq, &res);
+        if (!j)
+                return res;
+        static const char *const members[] = { "username", "password", "device_name", "device_key" };
+        for (size_t i = 0; i < ELEMENTSOF(members); i++)
+                if (member_str(j, members[i], &s) < 0) {
+                        json_decref(j);
+                        return queue_error(rq, 400, "invalid_request", "members of a login must be strings", 0);
+                }
+        rq->login_json = j;
+        rq->state = REQ_ASYNC_PENDING;
+        MHD_suspend_connection(rq->conn);
+        int r = workers_submit(rq->srv->workers, login_job, rq);
+        if (r < 0) {
+                /* Answer from the resumed call, never on a suspended connection. */
+                rq->code = TD_UNAVAILABLE;
+                rq->st = (td_status){ .code = TD_UNAVAILABLE };
+                snprintf(rq->st.message, sizeof rq->st.message, "too many logins in progress, try again");
+                rq->state = REQ_ASYNC_DONE;
+                MHD_resume_connection(rq->conn);
+        }
+        return MHD_YES;
+}
+
+static enum MHD_Result handle_issue(request *rq) {
+        enum MHD_Result res;
+        const char *aud[MAX_AUDIENCES + 1];
+        bool have_aud;
+        td_issue_req ir = { 0 };
+        td_tokens tok = { 0 };
+        td_status st = { 0 };
+        _cleanup_(json_decrefp) json_t *j = NULL;
+
+        if (rq->len == 0 && !MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE))
+                j = json_object(); /* an empty body means "all defaults" */
+        else if (!(j = body_json(rq, &res)))
+                return res;
+        if (member_str(j, "user", &ir.user) < 0 || member_str(j, "device_name", &ir.device_name) < 0 ||
+            member_str(j, "device_key", &ir.device_key) < 0 || member_audience(j, aud, &have_aud) < 0)
+                return queue_error(rq, 400, "invalid_request", "user, device_name, device_key must be strings, "
+                                   "audience a string or an array of strings", 0);
+        ir.audience = have_aud ? aud : NULL;
+        const json_t *ttl = json_object_get(j, "ttl");
+        if (ttl && !json_is_null(ttl)) {
+                int64_t v;
+                if (json_object_get_int_range(j, "ttl", 1, INT32_MAX, &v) < 0)
+                        return queue_error(rq, 400, "invalid_request", "ttl must be a positive integer (seconds)", 0);
+                ir.ttl = v;
+        }
+        td_code c = td_issue(rq->srv->t, &rq->caller, &ir, &tok, &st);
+        return answer_tokens(rq, c, &st, &tok);
+}
+
+static enum MHD_Result handle_refresh(request *rq) {
+        enum MHD_Result res;
+        const char *aud[MAX_AUDIENCES + 1];
+        bool have_aud;
+        td_refresh_req fr = { .htu = "/api/auth/refresh" };
+        td_tokens tok = { 0 };
+        td_status st = { 0 };
+        _cleanup_(json_decrefp) json_t *j = body_json(rq, &res);
+        if (!j)
+                return res;
+        if (member_str(j, "refresh_token", &fr.refresh_token) < 0 || member_str(j, "device_id", &fr.device_id) < 0 ||
+            member_str(j, "proof", &fr.proof) < 0 || member_audience(j, aud, &have_aud) < 0)
+                return queue_error(rq, 400, "invalid_request", "refresh_token, device_id, proof must be strings", 0);
+        fr.audience = have_aud ? aud : NULL;
+        td_code c = td_refresh(rq->srv->t, &rq->caller, &fr, &tok, &st);
+        return answer_tokens(rq, c, &st, &tok);
+}
+
+static enum MHD_Result handle_logout(request *rq) {
+        td_status st = { 0 };
+        const char *b = bearer_of(rq->conn);
+        if (!b)
+                return queue_error(rq, 401, "invalid_token", "logout needs an Authorization: Bearer access token", 0);
+        if (td_logout(rq->srv->t, &rq->caller, b, &st) != TD_OK)
+                return queue_status(rq, &st);
+        return queue_body(rq->conn, 204, NULL, NULL, false, NULL, NULL);
+}
+
+static enum MHD_Result handle_verify(request *rq) {
+        enum MHD_Result res;
+        td_verify_req vr = { 0 };
+        td_introspection in = { 0 };
+        td_status st = { 0 };
+        _cleanup_(json_decrefp) json_t *j = body_json(rq, &res);
+        if (!j)
+                return res;
+        if (member_str(j, "token", &vr.token) < 0 || member_str(j, "user", &vr.user) < 0 ||
+            member_str(j, "service", &vr.service) < 0 || member_str(j, "rhost", &vr.rhost) < 0 ||
+            member_str(j, "tty", &vr.tty) < 0)
+                return queue_error(rq, 400, "invalid_request", "token, user, service, rhost, tty must be strings", 0);
+        if (td_verify(rq->srv->t, &rq->caller, &vr, &in, &st) != TD_OK)
+                return queue_status(rq, &st);
+        json_t *a = td_introspection_to_json(&in);
+        td_introspection_done(&in);
+        return a ? queue_json(rq->conn, 200, a, false) : MHD_NO;
+}
+
+static enum MHD_Result handle_devices_list(request *rq) {
+        td_status st = { 0 };
+        json_t *list = NULL;
+        const char *user = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "user");
+        if (td_devices_list(rq->srv->t, &rq->caller, bearer_of(rq->conn), user, &list, &st) != TD_OK)
+                return queue_status(rq, &st);
+        return queue_json(rq->conn, 200, json_pack("{s:o}", "devices", list), false);
+}
+
+static enum MHD_Result handle_device_delete(request *rq, const char *id) {
+        td_status st = { 0 };
+        if (td_device_revoke(rq->srv->t, &rq->caller, bearer_of(rq->conn), id, &st) != TD_OK)
+                return queue_status(rq, &st);
+        return queue_body(rq->conn, 204, NULL, NULL, false, NULL, NULL);
+}
+
+static enum MHD_Result handle_jwks(request *rq) {
+        td_status st = { 0 };
+        json_t *j = NULL;
+        if (td_jwks(rq->srv->t, &j, &st) != TD_OK)
+                return queue_status(rq, &st);
+        return queue_json(rq->conn, 200, j, false);
+}
+
+static enum MHD_Result handle_docs(request *rq) {
+        if (!rq->srv->lim.enable_docs)
+                return queue_error(rq, 404, "not_found", "the API document is disabled ([API] EnableDocs=no)", 0);
+        char *doc = strdup(tokend_openapi_json);
+        if (!doc)
+                return MHD_NO;
+        return queue_body(rq->conn, 200, "application/json", doc, false, NULL, NULL);
+}
+
+/* ---- routing --------------------------------------------------------- */
+
+typedef struct route {
+        const char *path;
+        const char *method;
+        enum MHD_Result (*fn)(request *rq);
+} route;
+
+static const route routes[] = {
+        { "/api/auth/login", "POST", handle_login },
+        { "/api/auth/token", "POST", handle_issue },
+        { "/api/auth/refresh", "POST", handle_refresh },
+        { "/api/auth/logout", "POST", handle_logout },
+        { "/api/auth/verify", "POST", handle_verify },
+        { "/api/devices", "GET", handle_devices_list },
+        { "/.well-known/jwks.json", "GET", handle_jwks },
+        { "/api", "GET", handle_docs },
+};
+
+#define DEVICE_PREFIX "/api/devices/"
+
+/* 0: route found (*ret set); -ENOENT: no such path; -EBADRQC: path known,
+ * method not allowed (*ret_allow lists the allowed one). */
+static int route_find(const char *url, const char *method, const route **ret, const char **ret_allow) {
+        bool known = false;
+        for (size_t i = 0; i < ELEMENTSOF(routes); i++) {
+                if (!streq(url, routes[i].path))
+                        continue;
+                known = true;
+                *ret_allow = routes[i].method;
+                if (streq(method, routes[i].method) || (streq(method, "HEAD") && streq(routes[i].method, "GET"))) {
+                        *ret = &routes[i];
+                        return 0;
+                }
+        }
+        return known ? -EBADRQC : -ENOENT;
+}
+
+static enum MHD_Result dispatch(request *rq, const char *url, const char *method) {
+        const route *rt = NULL;
+        const char *allow = NULL;
+
+        if (strncmp(url, DEVICE_PREFIX, strlen(DEVICE_PREFIX)) == 0) {
+                const char *id = url + strlen(DEVICE_PREFIX);
+                if (!streq(method, "DELETE")) {
+                        queue_error(rq, 405, "method_not_allowed", "use DELETE on a device", 0);
+                        return MHD_YES;
+                }
+                return handle_device_delete(rq, id);
+        }
+        int r = route_find(url, method, &rt, &allow);
+        if (r == -ENOENT)
+                return queue_error(rq, 404, "not_found", "no such endpoint", 0);
+        if (r == -EBADRQC) {
+                char msg[96];
+                snprintf(msg, sizeof msg, "method %s is not allowed here; use %s", method, allow);
+                json_t *j = json_pack("{s:s,s:s}", "error", "method_not_allowed", "message", msg);
+                char *s = NULL;
+                if (!j || json_dump_compact(j, &s) < 0) {
+                        json_decref(j);
+                        return MHD_NO;
+                }
+                json_decref(j);
+                log_info("HTTP 405 for uid=%u: %s", (unsigned) rq->caller.uid, msg);
+                return queue_body(rq->conn, 405, "application/json", s, false, MHD_HTTP_HEADER_ALLOW, allow);
+        }
+        return rt->fn(rq);
+}
+
+static int peer_caller(struct MHD_Connection *conn, td_caller *ret) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        struct ucred uc;
+        socklen_t l = sizeof uc;
+        if (!ci || getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &uc, &l) < 0 || l != sizeof uc)
+                return -EIO;
+        *ret = (td_caller){ .uid = uc.uid, .gid = uc.gid, .pid = uc.pid };
+        return 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **req_cls) {
+        http_server *srv = cls;
+        request *rq = *req_cls;
+        (void) version;
+
+        if (!rq) {
+                rq = calloc(1, sizeof *rq);
+                if (!rq)
+                        return MHD_NO;
+                rq->srv = srv;
+                rq->conn = conn;
+                rq->state = REQ_BODY;
+                *req_cls = rq;
+                if (peer_caller(conn, &rq->caller) < 0) {
+                        log_error("cannot read the peer credentials of a connection, refusing it");
+                        return MHD_NO; /* fail closed: every request is attributed */
+                }
+                const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+                if (cl && strtoull(cl, NULL, 10) > srv->lim.max_request_bytes) {
+                        rq->too_big = true;
+                        return queue_error(rq, 413, "payload_too_large", "request body exceeds MaxRequestBytes", 0);
+                }
+                return MHD_YES;
+        }
+
+        if (rq->state == REQ_ASYNC_DONE) {
+                atomic_thread_fence(memory_order_acquire);
+                rq->state = REQ_BODY;
+                return answer_tokens(rq, rq->code, &rq->st, &rq->tokens);
+        }
+        if (rq->state == REQ_ASYNC_PENDING)
+                return MHD_YES;
+
+        if (*upload_data_size > 0) {
+                size_t n = *upload_data_size;
+                *upload_data_size = 0; /* consumed (or discarded) */
+                if (rq->too_big || n > srv->lim.max_request_bytes - rq->len) {
+                        rq->too_big = true;
+                        return MHD_YES;
+                }
+                if (rq->len + n + 1 > rq->cap) {
+                        size_t nc = rq->cap ? rq->cap : 1024;
+                        while (nc < rq->len + n + 1)
+                                nc *= 2;
+                        char *nb = malloc(nc);
+                        if (!nb)
+                                return MHD_NO;
+                        if (rq->body) {
+                                memcpy(nb, rq->body, rq->len);
+                                erase_and_free_buf(rq->body, rq->cap); /* may hold a password */
+                        }
+                        rq->body = nb;
+                        rq->cap = nc;
+                }
+                memcpy(rq->body + rq->len, upload_data, n);
+                rq->len += n;
+                rq->body[rq->len] = 0;
+                return MHD_YES;
+        }
+        if (rq->too_big)
+                return queue_error(rq, 413, "payload_too_large", "request body exceeds MaxRequestBytes", 0);
+        return dispatch(rq, url, method);
+}
+
+static void request_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                              enum MHD_RequestTerminationCode toe) {
+        request *rq = *req_cls;
+        (void) cls, (void) conn, (void) toe;
+        if (!rq)
+                return;
+        if (rq->state == REQ_ASYNC_PENDING) {
+                /* Cannot happen: a suspended connection is not completed.
+                 * Leak rather than free memory a worker still uses. */
+                log_error("request completed while its login job runs; leaking it");
+                return;
+        }
+        erase_and_free_buf(rq->body, rq->cap);
+        json_decref(rq->login_json);
+        td_tokens_done(&rq->tokens);
+        free(rq);
+        *req_cls = NULL;
+}
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap) {
+        char buf[512];
+        (void) cls;
+        (void) vsnprintf(buf, sizeof buf, fmt, ap);
+        size_t l = strlen(buf);
+        while (l > 0 && buf[l - 1] == '\n')
+                buf[--l] = 0;
+        log_debug("libmicrohttpd: %s", buf);
+}
+
+int http_server_start(tokend *t, workers *login_workers, int fd, const http_limits *lim, http_server **ret) {
+        http_server *s = calloc(1, sizeof *s);
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        unsigned threads = lim->threads ? lim->threads : (unsigned) (cores > 0 ? cores : 1);
+
+        if (!s)
+                return -ENOMEM;
+        s->t = t;
+        s->workers = login_workers;
+        s->lim = *lim;
+        s->mhd = MHD_start_daemon(
+                MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
+                        MHD_USE_ERROR_LOG, 0,
+                NULL, NULL, on_request, s,
+                MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s,
+                MHD_OPTION_LISTEN_SOCKET, fd,
+                MHD_OPTION_THREAD_POOL_SIZE, threads,
+                MHD_OPTION_CONNECTION_LIMIT, lim->max_connections,
+                MHD_OPTION_CONNECTION_TIMEOUT, lim->timeout,
+                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 64 * 1024,
+                MHD_OPTION_NOTIFY_COMPLETED, request_completed, s,
+                MHD_OPTION_END);
+        if (!s->mhd) {
+                free(s);
+                return -EIO;
+        }
+        *ret = s;
+        return 0;
+}
+
+void http_server_stop(http_server *s, unsigned grace) {
+        if (!s)
+                return;
+        (void) MHD_quiesce_daemon(s->mhd);
+        /* Let requests in flight finish and their answers go out. */
+        for (unsigned i = 0; i < grace * 20; i++) {
+                const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+                if (!di || di->num_connections == 0)
+                        break;
+                usleep(50 * 1000);
+        }
+        MHD_stop_daemon(s->mhd);
+        free(s);
+}

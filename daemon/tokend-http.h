@@ -1,0 +1,29 @@
+/* The Unix-socket HTTP/1.1 + JSON front end (DESIGN.md "Unix socket API"),
+ * served by libmicrohttpd with a thread pool, one epoll loop per core.
+ * Translates requests to tokend-service calls and td_code values to HTTP
+ * statuses in one place (http_status_of()). */
+#pragma once
+
+#include "tokend-service.h"
+#include "tokend-workers.h"
+
+typedef struct http_server http_server;
+
+typedef struct http_limits {
+        size_t max_request_bytes;  /* body cap → 413 */
+        unsigned timeout;          /* idle/slow connection timeout, seconds */
+        unsigned max_connections;
+        unsigned threads;          /* 0: one per core */
+        int enable_docs;           /* serve GET /api */
+} http_limits;
+
+/* Serve on the listening AF_UNIX socket fd (ownership stays with the
+ * caller). login_workers runs password checks. Returns 0 or -errno. */
+int http_server_start(tokend *t, workers *login_workers, int fd, const http_limits *lim, http_server **ret);
+
+/* Stop accepting, let in-flight requests finish (at most grace seconds),
+ * then stop. Accepts NULL. */
+void http_server_stop(http_server *s, unsigned grace);
+
+/* The HTTP status for a service code (the one place this mapping lives). */
+unsigned http_status_of(td_code c);

@@ -1,0 +1,37 @@
+/* Helpers shared by tokend-service.c and tokend-devices.c (not used by the
+ * front ends). */
+#pragma once
+
+#include <stdarg.h>
+
+#include "jose-claims.h"
+#include "tokend-service.h"
+#include "tokend-users.h"
+#include "tokend.h"
+
+/* Fill st and return c. Message is for the caller: never a secret. */
+td_code td_fail(td_status *st, td_code c, const char *fmt, ...) _printf_(3, 4);
+
+/* Map a store error to 503 (busy, disk full) or 500, with a log line. */
+td_code td_store_fail(td_status *st, int r, const char *what);
+
+/* Check an access token fully: signature, claims (audience if non-NULL),
+ * device known and not revoked and owned by sub, jti not revoked, user still
+ * exists with the same uid. Caller holds the read lock. On TD_OK *ret is
+ * filled (release with at_claims_done). */
+td_code td_check_access_token(tokend *t, const char *token, const char *audience, at_claims *ret, td_status *st);
+
+/* The identity a request acts as: the sub of a valid bearer token if one
+ * is given, else the caller's own uid. Caller holds the read lock. */
+td_code td_identity(tokend *t, const td_caller *c, const char *bearer, td_user *ret, td_status *st);
+
+/* Audit row with the caller filled in. */
+void td_audit(tokend *t, const td_caller *c, const char *event, const char *user, const char *device_id,
+              const char *detail_fmt, ...) _printf_(6, 7);
+
+/* Notify the front ends (D-Bus DeviceRevoked) of a revocation. */
+void td_device_revoked(tokend *t, const char *user, const char *device_id);
+
+static inline int64_t td_now(void) {
+        return (int64_t) time(NULL);
+}

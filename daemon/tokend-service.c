@@ -1,0 +1,678 @@
+/* Token operations: password login, peer login, refresh with rotation and
+ * device-key proof, logout, verify. Rules are the same for every front end. */
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "b64.h"
+#include "jose-claims.h"
+#include "json-util.h"
+#include "macro.h"
+#include "tokend-log.h"
+#include "tokend-pamauth.h"
+#include "tokend-service-internal.h"
+
+#define REFRESH_TOKEN_BYTES 32U   /* 256 bits → 43 characters */
+#define DEVICE_ID_BYTES 12U       /* "dev_" + 16 characters */
+#define PASSWORD_MAX 4096U
+#define PROOF_TYP "tokend-proof+jwt"
+#define PROOF_MAX_BYTES 2048U
+#define PROOF_JTI_MIN 16U
+#define PROOF_JTI_MAX 128U
+#define DEFAULT_DEVICE_NAME_PEER "peer login"
+
+static const char *const code_names[_TD_CODE_MAX] = {
+        [TD_OK] = "ok",
+        [TD_INVALID_REQUEST] = "invalid_request",
+        [TD_INVALID_CREDENTIALS] = "invalid_credentials",
+        [TD_INVALID_TOKEN] = "invalid_token",
+        [TD_TOKEN_EXPIRED] = "token_expired",
+        [TD_TOKEN_REVOKED] = "token_revoked",
+        [TD_FORBIDDEN] = "forbidden",
+        [TD_NOT_FOUND] = "not_found",
+        [TD_TOO_MANY_REQUESTS] = "too_many_requests",
+        [TD_INTERNAL] = "internal_error",
+        [TD_UNAVAILABLE] = "unavailable",
+};
+
+const char *td_code_to_string(td_code c) {
+        return (unsigned) c < _TD_CODE_MAX ? code_names[c] : "internal_error";
+}
+
+td_code td_fail(td_status *st, td_code c, const char *fmt, ...) {
+        va_list ap;
+        st->code = c;
+        va_start(ap, fmt);
+        (void) vsnprintf(st->message, sizeof st->message, fmt, ap);
+        va_end(ap);
+        return c;
+}
+
+td_code td_store_fail(td_status *st, int r, const char *what) {
+        log_error("database: %s failed: %s", what, strerror(-r));
+        if (r == -EBUSY)
+                return td_fail(st, TD_UNAVAILABLE, "the database is busy; try again");
+        if (r == -ENOSPC)
+                return td_fail(st, TD_UNAVAILABLE, "the database disk is full; nothing was changed");
+        return td_fail(st, TD_INTERNAL, "internal error while %s", what);
+}
+
+void td_audit(tokend *t, const td_caller *c, const char *event, const char *user, const char *device_id,
+              const char *detail_fmt, ...) {
+        char detail[512] = "";
+        va_list ap;
+        if (detail_fmt) {
+                va_start(ap, detail_fmt);
+                (void) vsnprintf(detail, sizeof detail, detail_fmt, ap);
+                va_end(ap);
+        }
+        store_audit a = {
+                .time = td_now(), .event = event, .user = user, .device_id = device_id,
+                .caller_uid = c ? (int64_t) c->uid : -1, .caller_pid = c ? (int64_t) c->pid : -1,
+                .detail = detail_fmt ? detail : NULL,
+        };
+        int r = store_audit_add(t->store, &a);
+        if (r < 0)
+                log_warning("audit event %s could not be written, ignoring: %s", event, strerror(-r));
+}
+
+void td_device_revoked(tokend *t, const char *user, const char *device_id) {
+        log_notice("device %s of %s revoked", device_id, user);
+        if (t->on_device_revoked)
+                t->on_device_revoked(t->on_device_revoked_userdata, user, device_id);
+}
+
+void td_tokens_done(td_tokens *t) {
+        if (!t)
+                return;
+        free(t->access_token);
+        erase_and_free(t->refresh_token);
+        free(t->user);
+        strv_free(t->groups);
+        *t = (td_tokens){ 0 };
+}
+
+void td_introspection_done(td_introspection *i) {
+        if (!i)
+                return;
+        free(i->sub);
+        strv_free(i->aud);
+        free(i->client_id);
+        free(i->scope);
+        free(i->jti);
+        *i = (td_introspection){ 0 };
+}
+
+/* ---- validation ------------------------------------------------------ */
+
+static bool printable_name(const char *s, size_t max) {
+        size_t l = strlen(s);
+        if (l == 0 || l > max)
+                return false;
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+                if (*p < 0x20 || *p == 0x7f)
+                        return false;
+        return true;
+}
+
+static bool device_id_valid(const char *id) {
+        return id && strlen(id) == 4 + b64url_encoded_len(DEVICE_ID_BYTES) && strncmp(id, "dev_", 4) == 0 &&
+               strspn(id + 4, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") ==
+                       b64url_encoded_len(DEVICE_ID_BYTES);
+}
+
+/* Decode an Ed25519 device key (base64url, 32 bytes, a valid point). */
+static int device_key_decode(const char *b64, uint8_t out[static 32]) {
+        if (b64url_decode_exact(b64, strlen(b64), out, 32) < 0)
+                return -EBADMSG;
+        if (!crypto_core_ed25519_is_valid_point(out))
+                return -EBADMSG;
+        return 0;
+}
+
+static void device_key_jkt(const uint8_t pk[static 32], char out[static JOSE_THUMBPRINT_LEN + 1]) {
+        _cleanup_(jose_key_freep) jose_key *k = NULL;
+        out[0] = 0;
+        if (jose_key_from_ed25519_public(pk, &k) >= 0)
+                jose_key_thumbprint(k, out);
+}
+
+/* Audiences for a new token: the request's (each valid and allowed), else
+ * [Token] DefaultAudience. Caller holds the read lock. */
+static td_code resolve_audience(tokend *t, const char *const *req, const char *const **ret, size_t *ret_n,
+                                td_status *st) {
+        const char *const *v = req ? req : (const char *const *) t->config->default_audience;
+        size_t n = 0;
+        for (; v[n]; n++) {
+                if (n >= AT_MAX_AUD)
+                        return td_fail(st, TD_INVALID_REQUEST, "at most %u audiences", AT_MAX_AUD);
+                if (!tokend_audience_name_valid(v[n]))
+                        return td_fail(st, TD_INVALID_REQUEST, "audience names are 1-64 characters of "
+                                       "[A-Za-z0-9_.@-]");
+                if (!tokend_config_audience_allowed(t->config, v[n]))
+                        return td_fail(st, TD_FORBIDDEN, "audience \"%s\" is not in [Token] AllowedAudiences",
+                                       v[n]);
+        }
+        if (n == 0)
+                return td_fail(st, TD_INVALID_REQUEST, "audience must not be empty");
+        *ret = v;
+        *ret_n = n;
+        return TD_OK;
+}
+
+/* ---- issuing --------------------------------------------------------- */
+
+typedef struct issue_ctx {
+        const td_user *user;
+        const char *device_id;
+        const uint8_t *device_key; /* NULL if none */
+        const char *const *aud;
+        size_t n_aud;
+        int64_t now;
+        int64_t lifetime;
+} issue_ctx;
+
+/* Build the access token and the user part of the answer. Caller holds the
+ * read lock. */
+static td_code build_access(tokend *t, const issue_ctx *ic, td_tokens *out, char *ret_jti, td_status *st) {
+        char jkt[JOSE_THUMBPRINT_LEN + 1] = "";
+        size_t len = 0;
+        int r;
+
+        if (ic->device_key)
+                device_key_jkt(ic->device_key, jkt);
+        at_params p = {
+                .issuer = t->config->issuer, .subject = ic->user->name, .uid = (uint32_t) ic->user->uid,
+                .aud = ic->aud, .n_aud = ic->n_aud, .iat = ic->now, .lifetime = ic->lifetime,
+                .client_id = ic->device_id, .cnf_jkt = ic->device_key ? jkt : NULL,
+        };
+        r = at_build(t->keys.active, &p, &out->access_token, &len, ret_jti, AT_JTI_BYTES * 2);
+        if (r < 0) {
+                log_error("signing an access token failed: %s", strerror(-r));
+                return td_fail(st, TD_INTERNAL, "internal error while signing the token");
+        }
+        if (len > t->config->max_length) {
+                log_error("refusing to issue a %zu-byte access token for %s: over [Token] MaxLength=%zu", len,
+                          ic->user->name, t->config->max_length);
+                free(out->access_token);
+                out->access_token = NULL;
+                return td_fail(st, TD_INTERNAL,
+                               "the access token would be %zu bytes, over [Token] MaxLength=%zu (PAM prompts "
+                               "truncate longer answers); request fewer audiences or raise MaxLength",
+                               len, t->config->max_length);
+        }
+        out->expires_in = ic->lifetime;
+        snprintf(out->device_id, sizeof out->device_id, "%s", ic->device_id);
+        out->uid = ic->user->uid;
+        if (!(out->user = strdup(ic->user->name)) || user_groups(ic->user, &out->groups) < 0)
+                return td_fail(st, TD_INTERNAL, "out of memory");
+        return TD_OK;
+}
+
+static int new_refresh_token(char **ret, uint8_t hash[static STORE_HASH_LEN]) {
+        size_t n = b64url_encoded_len(REFRESH_TOKEN_BYTES) + 1;
+        char *s = malloc(n);
+        if (!s)
+                return -ENOMEM;
+        (void) b64url_random(REFRESH_TOKEN_BYTES, s, n);
+        crypto_hash_sha256(hash, (const uint8_t *) s, strlen(s));
+        *ret = s;
+        return 0;
+}
+
+/* Enrol a new device for user and answer with its first tokens. Caller
+ * holds the read lock. */
+static td_code enrol(tokend *t, const td_caller *c, const td_user *u, const char *device_name,
+                     const char *device_key, const char *const *aud_req, int64_t ttl, const char *event,
+                     td_tokens *ret, td_status *st) {
+        uint8_t pk[32], hash[STORE_HASH_LEN];
+        char jti[AT_JTI_BYTES * 2];
+        const char *const *aud;
+        size_t n_aud;
+        td_tokens tok = { 0 };
+        store_device d = { 0 };
+        td_code tc;
+        int r;
+
+        if (device_name && !printable_name(device_name, STORE_DEVICE_NAME_MAX))
+                return td_fail(st, TD_INVALID_REQUEST, "device_name must be 1-%u printable bytes",
+                               STORE_DEVICE_NAME_MAX);
+        if (device_key && device_key_decode(device_key, pk) < 0)
+                return td_fail(st, TD_INVALID_REQUEST, "device_key must be a base64url Ed25519 public key");
+        if ((tc = resolve_audience(t, aud_req, &aud, &n_aud, st)) != TD_OK)
+                return tc;
+
+        int64_t now = td_now();
+        int64_t life = t->config->access_token_lifetime;
+        if (ttl > 0 && ttl < life)
+                life = ttl;
+        memcpy(d.id, "dev_", 4);
+        (void) b64url_random(DEVICE_ID_BYTES, d.id + 4, sizeof d.id - 4);
+        issue_ctx ic = { .user = u, .device_id = d.id, .device_key = device_key ? pk : NULL,
+                         .aud = aud, .n_aud = n_aud, .now = now, .lifetime = life };
+        if ((tc = build_access(t, &ic, &tok, jti, st)) != TD_OK) {
+                td_tokens_done(&tok);
+                return tc;
+        }
+        if (new_refresh_token(&tok.refresh_token, hash) < 0) {
+                td_tokens_done(&tok);
+                return td_fail(st, TD_INTERNAL, "out of memory");
+        }
+        int64_t rlife = t->config->refresh_token_lifetime;
+        tok.refresh_expires_in = rlife;
+        snprintf(d.user, sizeof d.user, "%s", u->name);
+        d.uid = u->uid;
+        snprintf(d.name, sizeof d.name, "%s", device_name ? device_name : "");
+        d.created = d.last_used = now;
+        d.has_public_key = device_key != NULL;
+        if (device_key)
+                memcpy(d.public_key, pk, sizeof pk);
+        store_audit a = { .time = now, .event = event, .user = u->name, .device_id = d.id,
+                          .caller_uid = c->uid, .caller_pid = c->pid, .detail = jti };
+        r = store_device_create(t->store, &d, hash, rlife ? now + rlife : 0, &a);
+        sodium_memzero(hash, sizeof hash);
+        if (r < 0) {
+                td_tokens_done(&tok);
+                return td_store_fail(st, r, "enrolling the device");
+        }
+        log_info("%s: issued tokens for %s, new device %s%s (caller uid=%u pid=%d)", event, u->name, d.id,
+                 device_key ? " with key" : "", (unsigned) c->uid, (int) c->pid);
+        *ret = tok;
+        return TD_OK;
+}
+
+td_code td_login(tokend *t, const td_caller *c, const td_login_req *req, td_tokens *ret, td_status *st) {
+        char kuser[STORE_USER_MAX + 8], kuid[32];
+        _cleanup_(freep) char *service = NULL;
+        td_user u;
+        int64_t wait, now = td_now();
+        td_code tc;
+        int r;
+
+        if (!req->username || !req->password)
+                return td_fail(st, TD_INVALID_REQUEST, "username and password are required");
+        if (!user_name_valid(req->username))
+                return td_fail(st, TD_INVALID_REQUEST, "username is not a valid user name");
+        size_t pl = strnlen(req->password, PASSWORD_MAX + 1);
+        if (pl == 0 || pl > PASSWORD_MAX)
+                return td_fail(st, TD_INVALID_REQUEST, "password must be 1-%u bytes", PASSWORD_MAX);
+
+        snprintf(kuser, sizeof kuser, "user:%s", req->username);
+        snprintf(kuid, sizeof kuid, "uid:%u", (unsigned) c->uid);
+        wait = ratelimit_check(t->login_fail_user, kuser, now);
+        if (wait == 0)
+                wait = ratelimit_check(t->login_fail_uid, kuid, now);
+        if (wait > 0) {
+                st->retry_after = wait;
+                td_audit(t, c, "login_throttled", req->username, NULL, "retry after %llds", (long long) wait);
+                return td_fail(st, TD_TOO_MANY_REQUESTS, "too many failed logins; retry in %lld s",
+                               (long long) wait);
+        }
+
+        tokend_rdlock(t);
+        service = strdup(t->config->pam_service);
+        tokend_unlock(t);
+        if (!service)
+                return td_fail(st, TD_INTERNAL, "out of memory");
+        /* Not under the lock: PAM may take a while. */
+        r = pamauth_check(service, req->username, req->password);
+        if (r == 0)
+                r = user_by_name(req->username, &u);
+        if (r < 0) {
+                if (r == -EIO) {
+                        log_error("PAM service %s failed for %s (is it installed, can tokend read the "
+                                  "password database?)", service, req->username);
+                        td_audit(t, c, "login_error", req->username, NULL, "PAM service %s failed", service);
+                        return td_fail(st, TD_INTERNAL, "the password check failed on the server side");
+                }
+                ratelimit_fail(t->login_fail_user, kuser, now);
+                ratelimit_fail(t->login_fail_uid, kuid, now);
+                td_audit(t, c, "login_failed", req->username, NULL, NULL);
+                log_notice("login failed for %s (caller uid=%u pid=%d)", req->username, (unsigned) c->uid,
+                           (int) c->pid);
+                return td_fail(st, TD_INVALID_CREDENTIALS, "wrong user name or password");
+        }
+        ratelimit_reset(t->login_fail_user, kuser);
+        ratelimit_reset(t->login_fail_uid, kuid);
+
+        tokend_rdlock(t);
+        tc = enrol(t, c, &u, req->device_name, req->device_key, NULL, 0, "login", ret, st);
+        tokend_unlock(t);
+        return tc;
+}
+
+td_code td_issue(tokend *t, const td_caller *c, const td_issue_req *req, td_tokens *ret, td_status *st) {
+        td_user u;
+        td_code tc;
+        int r;
+
+        tokend_rdlock(t);
+        if (!t->config->allow_peer_login) {
+                tc = td_fail(st, TD_FORBIDDEN, "peer login is disabled ([Login] AllowPeerLogin=no)");
+                goto out;
+        }
+        r = user_by_uid(c->uid, &u);
+        if (r < 0) {
+                tc = td_fail(st, TD_FORBIDDEN, "the calling uid %u has no user name", (unsigned) c->uid);
+                goto out;
+        }
+        if (req->user && !streq(req->user, u.name)) {
+                if (c->uid != 0) {
+                        td_audit(t, c, "token_denied", req->user, NULL, "uid %u asked for another user",
+                                 (unsigned) c->uid);
+                        tc = td_fail(st, TD_FORBIDDEN, "only root may ask for another user's token");
+                        goto out;
+                }
+                r = user_by_name(req->user, &u);
+                if (r < 0) {
+                        tc = td_fail(st, TD_INVALID_REQUEST, "no such user: %s",
+                                     user_name_valid(req->user) ? req->user : "(invalid name)");
+                        goto out;
+                }
+        }
+        tc = enrol(t, c, &u, req->device_name ? req->device_name : DEFAULT_DEVICE_NAME_PEER, req->device_key,
+                   req->audience, req->ttl, "token", ret, st);
+out:
+        tokend_unlock(t);
+        return tc;
+}
+
+/* RFC 9449-style proof of possession of the device key: a compact JWS by
+ * the device's Ed25519 key over {jti, iat, htm, htu, device_id}; fresh
+ * (iat within ClockSkew) and never seen before (replay cache). */
+static td_code check_proof(tokend *t, const store_device *d, const td_refresh_req *req, int64_t now,
+                           td_status *st) {
+        _cleanup_(jose_keyset_freep) jose_keyset *ks = NULL;
+        _cleanup_(jose_key_freep) jose_key *k = NULL;
+        jws_result res = { 0 };
+        int64_t iat;
+        td_code tc = TD_INVALID_TOKEN;
+        int r;
+
+        if (!req->proof)
+                return td_fail(st, TD_INVALID_TOKEN, "this device has a key: refresh needs a proof signed by it");
+        if (strlen(req->proof) > PROOF_MAX_BYTES)
+                return td_fail(st, TD_INVALID_REQUEST, "proof too long");
+        if (jose_key_from_ed25519_public(d->public_key, &k) < 0 || jose_keyset_new(&ks) < 0 ||
+            jose_keyset_add(ks, k) < 0)
+                return td_fail(st, TD_INTERNAL, "out of memory");
+        TAKE_PTR(k);
+        r = jws_verify(ks, req->proof, strlen(req->proof), JWS_ALLOW_NO_KID, &res);
+        if (r < 0)
+                return td_fail(st, TD_INVALID_TOKEN, "the proof is not signed by this device's key");
+        const char *typ = json_object_get_str(res.header, "typ");
+        const json_t *p = res.payload;
+        const char *jti = p ? json_object_get_str(p, "jti") : NULL;
+        if (!typ || !streq(typ, PROOF_TYP) || !p || !jti || strlen(jti) < PROOF_JTI_MIN ||
+            strlen(jti) > PROOF_JTI_MAX || json_object_get_int_range(p, "iat", 0, AT_TIME_MAX, &iat) < 0 ||
+            !streq_ptr(json_object_get_str(p, "htm"), "POST") || !streq_ptr(json_object_get_str(p, "htu"), req->htu) ||
+            !streq_ptr(json_object_get_str(p, "device_id"), req->device_id)) {
+                td_fail(st, TD_INVALID_TOKEN, "the proof must be typ %s with jti, iat, htm POST, htu %s and this "
+                        "device_id", PROOF_TYP, req->htu);
+                goto out;
+        }
+        int64_t skew = t->config->clock_skew > 0 ? t->config->clock_skew : 1;
+        if (iat < now - skew || iat > now + skew) {
+                td_fail(st, TD_INVALID_TOKEN, "the proof is stale or from the future (iat must be within %llds "
+                        "of now)", (long long) skew);
+                goto out;
+        }
+        r = store_proof_jti_use(t->store, jti, now + 2 * skew + 1);
+        if (r == -EEXIST) {
+                td_fail(st, TD_INVALID_TOKEN, "the proof was already used (replay)");
+                goto out;
+        }
+        if (r < 0) {
+                tc = td_store_fail(st, r, "recording the proof");
+                goto out;
+        }
+        tc = TD_OK;
+out:
+        jws_result_done(&res);
+        return tc;
+}
+
+td_code td_refresh(tokend *t, const td_caller *c, const td_refresh_req *req, td_tokens *ret, td_status *st) {
+        uint8_t presented[STORE_HASH_LEN], hash[STORE_HASH_LEN];
+        char jti[AT_JTI_BYTES * 2];
+        const char *const *aud;
+        size_t n_aud;
+        store_device d;
+        store_rotate_result rr;
+        td_tokens tok = { 0 };
+        td_user u;
+        td_code tc;
+        int r;
+
+        if (!req->refresh_token || !req->device_id)
+                return td_fail(st, TD_INVALID_REQUEST, "refresh_token and device_id are required");
+        if (!device_id_valid(req->device_id) ||
+            strlen(req->refresh_token) != b64url_encoded_len(REFRESH_TOKEN_BYTES))
+                return td_fail(st, TD_INVALID_TOKEN, "unknown refresh token or device");
+
+        int64_t now = td_now();
+        tokend_rdlock(t);
+        r = store_device_get(t->store, req->device_id, &d);
+        if (r == -ENOENT) {
+                tc = td_fail(st, TD_INVALID_TOKEN, "unknown refresh token or device");
+                goto out;
+        }
+        if (r < 0) {
+                tc = td_store_fail(st, r, "reading the device");
+                goto out;
+        }
+        if (d.revoked) {
+                tc = td_fail(st, TD_TOKEN_REVOKED, "this device was revoked (%s)", d.revoke_reason);
+                goto out;
+        }
+        if (d.has_public_key && (tc = check_proof(t, &d, req, now, st)) != TD_OK) {
+                td_audit(t, c, "refresh_proof_failed", d.user, d.id, "%s", st->message);
+                goto out;
+        }
+        r = user_by_name(d.user, &u);
+        if (r < 0 || u.uid != d.uid) {
+                tc = td_fail(st, TD_INVALID_TOKEN, "the device's user no longer exists");
+                goto out;
+        }
+        if ((tc = resolve_audience(t, req->audience, &aud, &n_aud, st)) != TD_OK)
+                goto out;
+        /* Sign first, rotate second: if signing fails nothing is rotated. */
+        issue_ctx ic = { .user = &u, .device_id = d.id, .device_key = d.has_public_key ? d.public_key : NULL,
+                         .aud = aud, .n_aud = n_aud, .now = now, .lifetime = t->config->access_token_lifetime };
+        if ((tc = build_access(t, &ic, &tok, jti, st)) != TD_OK)
+                goto out;
+        if (new_refresh_token(&tok.refresh_token, hash) < 0) {
+                tc = td_fail(st, TD_INTERNAL, "out of memory");
+                goto out;
+        }
+        crypto_hash_sha256(presented, (const uint8_t *) req->refresh_token, strlen(req->refresh_token));
+        int64_t rlife = t->config->refresh_token_lifetime;
+        store_audit a = { .time = now, .event = "refresh", .user = d.user, .device_id = d.id,
+                          .caller_uid = c->uid, .caller_pid = c->pid, .detail = jti };
+        r = store_refresh_rotate(t->store, d.id, presented, hash, now, rlife ? now + rlife : 0,
+                                 t->config->refresh_reuse_grace, &a, &rr);
+        sodium_memzero(presented, sizeof presented);
+        sodium_memzero(hash, sizeof hash);
+        switch (r) {
+        case 0:
+                break;
+        case -ENOENT:
+                tc = td_fail(st, TD_INVALID_TOKEN, "unknown refresh token or device");
+                goto out;
+        case -EKEYREVOKED:
+                if (rr.reuse_detected) {
+                        log_warning("refresh token reuse on device %s of %s (caller uid=%u pid=%d): device revoked",
+                                    d.id, d.user, (unsigned) c->uid, (int) c->pid);
+                        td_device_revoked(t, d.user, d.id);
+                        tc = td_fail(st, TD_TOKEN_REVOKED, "this refresh token was already used: the device has "
+                                     "been revoked as a precaution; log in again");
+                } else
+                        tc = td_fail(st, TD_TOKEN_REVOKED, "this device was revoked");
+                goto out;
+        case -EKEYEXPIRED:
+                tc = td_fail(st, TD_TOKEN_EXPIRED, "the refresh token has expired; log in again");
+                goto out;
+        case -EALREADY:
+                tc = td_fail(st, TD_INVALID_TOKEN, "this refresh token was just rotated by a concurrent request");
+                goto out;
+        default:
+                tc = td_store_fail(st, r, "rotating the refresh token");
+                goto out;
+        }
+        tok.refresh_expires_in = rlife;
+        *ret = tok;
+        tok = (td_tokens){ 0 };
+        tc = TD_OK;
+out:
+        tokend_unlock(t);
+        td_tokens_done(&tok);
+        return tc;
+}
+
+td_code td_check_access_token(tokend *t, const char *token, const char *audience, at_claims *ret, td_status *st) {
+        at_claims cl = { 0 };
+        store_device d;
+        td_user u;
+        td_code tc;
+        int r;
+
+        if (!token || !*token)
+                return td_fail(st, TD_INVALID_REQUEST, "token is required");
+        size_t len = strnlen(token, JWS_MAX_TOKEN_BYTES + 1);
+        if (len > JWS_MAX_TOKEN_BYTES)
+                return td_fail(st, TD_INVALID_TOKEN, "token too long");
+        at_check chk = { .issuer = t->config->issuer, .audience = audience, .now = td_now(),
+                         .skew = t->config->clock_skew };
+        r = at_verify(t->keys.keys, token, len, &chk, &cl);
+        switch (r) {
+        case 0: break;
+        case -EKEYEXPIRED: return td_fail(st, TD_TOKEN_EXPIRED, "the token has expired");
+        case -ETIME: return td_fail(st, TD_INVALID_TOKEN, "the token is not valid yet");
+        case -EACCES:
+                return td_fail(st, TD_INVALID_TOKEN, audience ? "the token is not for service %s (or has "
+                               "another issuer)" : "the token has another issuer%s", audience ? audience : "");
+        case -ENOKEY: return td_fail(st, TD_INVALID_TOKEN, "the token was signed by an unknown key");
+        default: return td_fail(st, TD_INVALID_TOKEN, "the token is malformed or its signature is invalid");
+        }
+        r = store_device_get(t->store, cl.client_id, &d);
+        if (r == -ENOENT) {
+                tc = td_fail(st, TD_INVALID_TOKEN, "the token's device is unknown");
+                goto fail;
+        }
+        if (r < 0) {
+                tc = td_store_fail(st, r, "reading the device");
+                goto fail;
+        }
+        if (d.revoked) {
+                tc = td_fail(st, TD_TOKEN_REVOKED, "the token's device was revoked");
+                goto fail;
+        }
+        if (!streq(d.user, cl.sub)) {
+                tc = td_fail(st, TD_INVALID_TOKEN, "the token's device belongs to another user");
+                goto fail;
+        }
+        r = store_jti_is_revoked(t->store, cl.jti);
+        if (r != 0) {
+                tc = r > 0 ? td_fail(st, TD_TOKEN_REVOKED, "the token was revoked")
+                           : td_store_fail(st, r, "reading revocations");
+                goto fail;
+        }
+        r = user_by_name(cl.sub, &u);
+        if (r < 0 || (cl.uid >= 0 && (int64_t) u.uid != cl.uid)) {
+                tc = td_fail(st, TD_INVALID_TOKEN, "the token's user no longer exists");
+                goto fail;
+        }
+        *ret = cl;
+        return TD_OK;
+fail:
+        at_claims_done(&cl);
+        return tc;
+}
+
+td_code td_logout(tokend *t, const td_caller *c, const char *access_token, td_status *st) {
+        at_claims cl = { 0 };
+        td_code tc;
+        int r;
+
+        tokend_rdlock(t);
+        if ((tc = td_check_access_token(t, access_token, NULL, &cl, st)) != TD_OK)
+                goto out;
+        store_audit a = { .time = td_now(), .event = "logout", .user = cl.sub, .device_id = cl.client_id,
+                          .caller_uid = c->uid, .caller_pid = c->pid };
+        r = store_jti_revoke(t->store, cl.jti, cl.exp);
+        if (r >= 0)
+                r = store_device_revoke(t->store, cl.client_id, "logout", &a);
+        if (r < 0) {
+                tc = td_store_fail(st, r, "revoking the device");
+                goto out;
+        }
+        if (r > 0)
+                td_device_revoked(t, cl.sub, cl.client_id);
+        tc = TD_OK;
+out:
+        tokend_unlock(t);
+        at_claims_done(&cl);
+        return tc;
+}
+
+td_code td_verify(tokend *t, const td_caller *c, const td_verify_req *req, td_introspection *ret, td_status *st) {
+        at_claims cl = { 0 };
+        td_introspection in = { 0 };
+        char kuid[32];
+        td_code tc;
+        int64_t now = td_now();
+
+        /* Root callers are sshd, sudo, login via pam_jwt: they have their
+         * own fail delays, and throttling them would lock out every user. */
+        snprintf(kuid, sizeof kuid, "uid:%u", (unsigned) c->uid);
+        if (c->uid != 0) {
+                int64_t wait = ratelimit_check(t->verify_fail_uid, kuid, now);
+                if (wait > 0) {
+                        st->retry_after = wait;
+                        return td_fail(st, TD_TOO_MANY_REQUESTS, "too many failed verifications; retry in %lld s",
+                                       (long long) wait);
+                }
+        }
+        if (req->service && !tokend_audience_name_valid(req->service))
+                return td_fail(st, TD_INVALID_REQUEST, "service must be 1-64 characters of [A-Za-z0-9_.@-]");
+        if (req->user && !user_name_valid(req->user))
+                return td_fail(st, TD_INVALID_REQUEST, "user is not a valid user name");
+
+        tokend_rdlock(t);
+        tc = td_check_access_token(t, req->token, req->service, &cl, st);
+        if (tc == TD_OK && req->user && !streq(req->user, cl.sub))
+                tc = td_fail(st, TD_INVALID_TOKEN, "the token belongs to another user");
+        tokend_unlock(t);
+        if (tc != TD_OK) {
+                if (tc == TD_INVALID_REQUEST || tc == TD_INVALID_TOKEN || tc == TD_TOKEN_EXPIRED ||
+                    tc == TD_TOKEN_REVOKED) {
+                        if (c->uid != 0)
+                                ratelimit_fail(t->verify_fail_uid, kuid, now);
+                        td_audit(t, c, "verify_failed", req->user, cl.client_id, "service=%s rhost=%s tty=%s: %s",
+                                 req->service ? req->service : "-", req->rhost ? req->rhost : "-",
+                                 req->tty ? req->tty : "-", st->message);
+                }
+                at_claims_done(&cl);
+                return tc;
+        }
+        in.sub = TAKE_PTR(cl.sub);
+        in.uid = cl.uid;
+        in.exp = cl.exp;
+        in.iat = cl.iat;
+        in.client_id = TAKE_PTR(cl.client_id);
+        in.scope = TAKE_PTR(cl.scope);
+        in.jti = TAKE_PTR(cl.jti);
+        in.aud = calloc(cl.n_aud + 1, sizeof *in.aud);
+        if (!in.aud) {
+                at_claims_done(&cl);
+                td_introspection_done(&in);
+                return td_fail(st, TD_INTERNAL, "out of memory");
+        }
+        for (size_t i = 0; i < cl.n_aud; i++)
+                in.aud[i] = TAKE_PTR(cl.aud[i]);
+        at_claims_done(&cl);
+        *ret = in;
+        return TD_OK;
+}

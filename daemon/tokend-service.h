@@ -1,0 +1,124 @@
+/* tokend's operations, independent of the front end: the Unix-socket HTTP
+ * API and the D-Bus API both call these and only translate arguments and
+ * td_code values. Each function: parse → validate → authorize → act, and
+ * fills a td_status with a code and a human message safe to show the
+ * caller (never a secret). All functions are thread-safe. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "jose-key.h"
+
+typedef struct tokend tokend; /* the daemon context, see tokend.h */
+
+typedef enum td_code {
+        TD_OK = 0,
+        TD_INVALID_REQUEST,     /* 400 invalid_request */
+        TD_INVALID_CREDENTIALS, /* 400 invalid_credentials */
+        TD_INVALID_TOKEN,       /* 401 invalid_token */
+        TD_TOKEN_EXPIRED,       /* 401 token_expired */
+        TD_TOKEN_REVOKED,       /* 401 token_revoked */
+        TD_FORBIDDEN,           /* 403 forbidden */
+        TD_NOT_FOUND,           /* 404 not_found */
+        TD_TOO_MANY_REQUESTS,   /* 429 too_many_requests (+ retry_after) */
+        TD_INTERNAL,            /* 500 internal_error */
+        TD_UNAVAILABLE,         /* 503 unavailable (disk full, database locked) */
+        _TD_CODE_MAX,
+} td_code;
+
+/* Stable machine-readable name ("invalid_token", …). */
+const char *td_code_to_string(td_code c);
+
+typedef struct td_status {
+        td_code code;
+        int64_t retry_after;    /* seconds, for TD_TOO_MANY_REQUESTS */
+        char message[256];
+} td_status;
+
+/* Who is asking: from SO_PEERCRED or the bus sender's credentials. */
+typedef struct td_caller {
+        uid_t uid;
+        gid_t gid;
+        pid_t pid;
+} td_caller;
+
+/* A token answer (RFC 6749 §5.1 names on the wire). */
+typedef struct td_tokens {
+        char *access_token;
+        int64_t expires_in;
+        char *refresh_token;        /* secret: wiped by td_tokens_done */
+        int64_t refresh_expires_in; /* 0 = never expires */
+        char device_id[32];
+        char *user;
+        uid_t uid;
+        char **groups;              /* NULL-terminated */
+} td_tokens;
+void td_tokens_done(td_tokens *t);
+
+/* The successful answer of verify. */
+typedef struct td_introspection {
+        char *sub;
+        int64_t uid;
+        char **aud;                 /* NULL-terminated */
+        int64_t exp, iat;
+        char *client_id;
+        char *scope;                /* may be NULL */
+        char *jti;
+} td_introspection;
+void td_introspection_done(td_introspection *i);
+
+typedef struct td_login_req {
+        const char *username;
+        const char *password;       /* secret, caller owns and wipes */
+        const char *device_name;    /* may be NULL */
+        const char *device_key;     /* base64url Ed25519 public key or NULL */
+} td_login_req;
+
+typedef struct td_issue_req {
+        const char *user;           /* NULL: the caller's own user */
+        const char *const *audience;/* NULL-terminated or NULL: default */
+        int64_t ttl;                /* 0: default lifetime */
+        const char *device_name;
+        const char *device_key;
+} td_issue_req;
+
+typedef struct td_refresh_req {
+        const char *refresh_token;  /* secret */
+        const char *device_id;
+        const char *proof;          /* may be NULL */
+        const char *const *audience;/* optional narrowing/choice */
+        const char *htu;            /* the endpoint the proof must name */
+} td_refresh_req;
+
+typedef struct td_verify_req {
+        const char *token;
+        const char *user;           /* may be NULL */
+        const char *service;        /* audience to require; may be NULL */
+        const char *rhost, *tty;    /* for the audit log only */
+} td_verify_req;
+
+/* Password login. Blocking (runs PAM): call from a worker thread. */
+td_code td_login(tokend *t, const td_caller *c, const td_login_req *req, td_tokens *ret, td_status *st);
+td_code td_issue(tokend *t, const td_caller *c, const td_issue_req *req, td_tokens *ret, td_status *st);
+td_code td_refresh(tokend *t, const td_caller *c, const td_refresh_req *req, td_tokens *ret, td_status *st);
+/* Revoke the device of a valid access token (any audience). */
+td_code td_logout(tokend *t, const td_caller *c, const char *access_token, td_status *st);
+td_code td_verify(tokend *t, const td_caller *c, const td_verify_req *req, td_introspection *ret, td_status *st);
+
+/* Who may list/revoke: bearer (a valid access token; its sub) if given,
+ * else the caller's own user; admins (root, AdminGroup) see everyone.
+ * user filter: NULL = own (admin: all). *ret is a JSON array. */
+td_code td_devices_list(tokend *t, const td_caller *c, const char *bearer, const char *user, json_t **ret,
+                        td_status *st);
+td_code td_device_revoke(tokend *t, const td_caller *c, const char *bearer, const char *device_id,
+                         td_status *st);
+
+/* The public keys as a JWKS object. */
+td_code td_jwks(tokend *t, json_t **ret, td_status *st);
+
+/* Token answer as the JSON body of DESIGN.md. */
+json_t *td_tokens_to_json(const td_tokens *tok);
+json_t *td_introspection_to_json(const td_introspection *i);
