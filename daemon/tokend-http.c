@@ -96,8 +96,10 @@ static enum MHD_Result queue_json(struct MHD_Connection *conn, unsigned status, 
         return queue_body(conn, status, "application/json", s, secret, NULL, NULL);
 }
 
-static enum MHD_Result queue_error(request *rq, unsigned status, const char *code, const char *message,
-                                   int64_t retry_after) {
+/* {"error","message"} answer, logged with the caller. extra_hdr (may be
+ * NULL) adds one header, e.g. Allow on 405; 429 always gets Retry-After. */
+static enum MHD_Result queue_error_hdr(request *rq, unsigned status, const char *code, const char *message,
+                                       int64_t retry_after, const char *extra_hdr, const char *extra_val) {
         json_t *j = json_pack("{s:s,s:s}", "error", code, "message", message);
         char *s = NULL, ra[32];
 
@@ -110,9 +112,15 @@ static enum MHD_Result queue_error(request *rq, unsigned status, const char *cod
         json_decref(j);
         if (status == 429) {
                 snprintf(ra, sizeof ra, "%lld", (long long) (retry_after > 0 ? retry_after : 1));
-                return queue_body(rq->conn, status, "application/json", s, false, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+                extra_hdr = MHD_HTTP_HEADER_RETRY_AFTER;
+                extra_val = ra;
         }
-        return queue_body(rq->conn, status, "application/json", s, false, NULL, NULL);
+        return queue_body(rq->conn, status, "application/json", s, false, extra_hdr, extra_val);
+}
+
+static enum MHD_Result queue_error(request *rq, unsigned status, const char *code, const char *message,
+                                   int64_t retry_after) {
+        return queue_error_hdr(rq, status, code, message, retry_after, NULL, NULL);
 }
 
 static enum MHD_Result queue_status(request *rq, const td_status *st) {
@@ -407,10 +415,9 @@ static enum MHD_Result dispatch(request *rq, const char *url, const char *method
 
         if (strncmp(url, DEVICE_PREFIX, strlen(DEVICE_PREFIX)) == 0) {
                 const char *id = url + strlen(DEVICE_PREFIX);
-                if (!streq(method, "DELETE")) {
-                        queue_error(rq, 405, "method_not_allowed", "use DELETE on a device", 0);
-                        return MHD_YES;
-                }
+                if (!streq(method, "DELETE"))
+                        return queue_error_hdr(rq, 405, "method_not_allowed", "use DELETE on a device", 0,
+                                               MHD_HTTP_HEADER_ALLOW, "DELETE");
                 return handle_device_delete(rq, id);
         }
         int r = route_find(url, method, &rt, &allow);
@@ -419,15 +426,7 @@ static enum MHD_Result dispatch(request *rq, const char *url, const char *method
         if (r == -EBADRQC) {
                 char msg[96];
                 snprintf(msg, sizeof msg, "method %s is not allowed here; use %s", method, allow);
-                json_t *j = json_pack("{s:s,s:s}", "error", "method_not_allowed", "message", msg);
-                char *s = NULL;
-                if (!j || json_dump_compact(j, &s) < 0) {
-                        json_decref(j);
-                        return MHD_NO;
-                }
-                json_decref(j);
-                log_info("HTTP 405 for uid=%u: %s", (unsigned) rq->caller.uid, msg);
-                return queue_body(rq->conn, 405, "application/json", s, false, MHD_HTTP_HEADER_ALLOW, allow);
+                return queue_error_hdr(rq, 405, "method_not_allowed", msg, 0, MHD_HTTP_HEADER_ALLOW, allow);
         }
         return rt->fn(rq);
 }
