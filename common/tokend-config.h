@@ -1,0 +1,122 @@
+/* tokend's configuration: /etc/tokend/tokend.conf then the drop-ins
+ * tokend.conf.d/NAME.conf
+ * (INI, parsed with inih; later files win), every key with a built-in default
+ * so an empty or missing file works. Values are validated here; the caller
+ * applies command-line overrides to the plain fields and does the logging. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "jose-key.h"
+#include "macro.h"
+
+#define TOKEND_CONFIG_PATH "/etc/tokend/tokend.conf" /* drop-ins: PATH ".d/NAME.conf" */
+#define TOKEND_CONFIG_MAX_FILE_BYTES (1024U * 1024U) /* per file */
+#define TOKEND_CONFIG_MAX_DROPINS 256U
+#define TOKEND_AUDIENCE_MAX 64U /* an audience is [A-Za-z0-9_.@-]{1,64} */
+#define TOKEND_AUDIENCES_MAX 32U /* entries in one audience list */
+
+typedef enum tokend_bus {
+        TOKEND_BUS_SYSTEM,
+        TOKEND_BUS_SESSION,
+        TOKEND_BUS_NONE,
+        TOKEND_BUS_ADDRESS, /* bus_address holds a D-Bus address */
+} tokend_bus;
+
+/* All strings are malloc'ed and owned by the struct (free with
+ * tokend_config_free()). To override a string field, free() it and store a
+ * strdup()'ed value. Time spans are seconds. */
+typedef struct tokend_config {
+        /* [Token] */
+        char *issuer;                    /* "tokend"; never empty */
+        int64_t access_token_lifetime;   /* 15min; always > 0 */
+        int64_t refresh_token_lifetime;  /* 7d; 0 = refresh tokens never expire */
+        jose_alg algorithm;              /* EdDSA; never JOSE_ALG_INVALID */
+        char **default_audience;         /* {"sshd","login","su",NULL}; ≥ 1 entry */
+        char **allowed_audiences;        /* NULL = any ("*"); else NULL-terminated, ≥ 1 entry */
+        size_t max_length;               /* 511; 128..8192 */
+        int64_t clock_skew;              /* 30s; 0..1h */
+        int64_t refresh_reuse_grace;     /* 0 (off); 0..5min */
+
+        /* [Keys] */
+        char *keys_directory;            /* "/var/lib/tokend/keys"; absolute */
+        char *keys_active;               /* NULL = newest key; else a file name in the directory or a kid, no '/' */
+        char *keys_passphrase_file;      /* NULL = none; else an absolute path */
+
+        /* [Store] */
+        char *database;                  /* "/var/lib/tokend/tokend.db"; absolute */
+
+        /* [Socket] */
+        char *socket_path;               /* "/run/tokend/tokend.sock"; absolute, < 108 bytes (sun_path) */
+        mode_t socket_mode;              /* 0666; ≤ 0777 */
+
+        /* [Bus] */
+        tokend_bus bus;                  /* TOKEND_BUS_SYSTEM */
+        char *bus_address;               /* set only when bus == TOKEND_BUS_ADDRESS */
+
+        /* [Login] */
+        char *pam_service;               /* "tokend" */
+        bool allow_peer_login;           /* yes */
+        char *admin_group;               /* "tokend-admin" */
+        unsigned max_failures;           /* 5; 1..1000000 */
+        int64_t failure_window;          /* 15min; > 0 */
+
+        /* [Limits] */
+        size_t max_request_bytes;        /* 65536; 1024..16MiB */
+        int64_t request_timeout;         /* 10s; 1s..1h */
+        unsigned max_connections;        /* 1024; 1..65536 */
+
+        /* [API] */
+        bool enable_docs;                /* no */
+
+        /* Non-fatal problems found while loading ("FILE:LINE: unknown key
+         * [Token] Foo, ignoring"), for the caller to log. NULL-terminated;
+         * NULL when there are none. */
+        char **warnings;
+        size_t n_warnings;
+} tokend_config;
+
+/* Built-in defaults only (what an empty file gives). Returns 0 or -ENOMEM. */
+int tokend_config_new_default(tokend_config **ret);
+
+/* Load defaults, then path (NULL → TOKEND_CONFIG_PATH), then every regular
+ * "NAME.conf" file in path".d/" in lexical (strcmp) order; a later assignment
+ * wins and an empty value ("Key=") resets the key to its default. A missing
+ * main file or drop-in directory is fine (defaults; a warning is recorded
+ * when path was given explicitly). If state_dir is non-NULL, the database
+ * becomes STATE_DIR/tokend.db and the key directory STATE_DIR/keys after
+ * loading (see tokend_config_set_state_dir()).
+ * Returns 0 and *ret (free with tokend_config_free()); on failure returns
+ * -EINVAL (invalid value, syntax error, over-long line, file too large or not
+ * a regular file), -errno from open/read (e.g. -EACCES for an unreadable file)
+ * or -ENOMEM, and sets *ret_error (if ret_error is non-NULL) to a malloc'ed
+ * message "FILE:LINE: [Section] Key=value: reason" (or "FILE: reason")
+ * owned by the caller; *ret is untouched. Files are opened
+ * O_RDONLY|O_CLOEXEC|O_NOCTTY (symlinks are followed: admins link configs)
+ * and capped at TOKEND_CONFIG_MAX_FILE_BYTES. */
+_warn_unused_result_ int tokend_config_load(const char *path, const char *state_dir,
+                                            tokend_config **ret, char **ret_error);
+
+/* Point database and key directory into dir (made absolute against the
+ * current directory if relative). Returns 0, -EINVAL (empty), -ENOMEM; the
+ * config is unchanged on failure. */
+int tokend_config_set_state_dir(tokend_config *c, const char *dir);
+
+/* Apply a --bus value: "system", "session", "none" or a D-Bus address
+ * ("unix:path=…", "tcp:…": TRANSPORT ':' …). Returns 0, -EINVAL, -ENOMEM;
+ * the config is unchanged on failure. */
+int tokend_config_set_bus(tokend_config *c, const char *value);
+
+/* Whether aud may appear in an issued token: true when AllowedAudiences=* or
+ * aud is listed (exact match). */
+bool tokend_config_audience_allowed(const tokend_config *c, const char *aud);
+
+/* Whether s is a syntactically valid audience name ([A-Za-z0-9_.@-]{1,64}). */
+bool tokend_audience_name_valid(const char *s);
+
+/* Free everything. Accepts NULL. */
+void tokend_config_free(tokend_config *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(tokend_config *, tokend_config_free);

@@ -1,0 +1,859 @@
+/* tokend benchmark (not a test): throughput and p50/p99 latency through a
+ * running tokend's Unix socket (HTTP/1.1 keep-alive, one connection per
+ * client thread) for a null request (GET /.well-known/jwks.json: the HTTP
+ * floor), verify of unique pre-issued tokens (over kept-alive connections
+ * and, as pam_jwt does, over a new connection each), peer issue and refresh with
+ * rotation, at 1, 2, 8, 64 concurrent clients; next to the raw Ed25519
+ * verify rate of this machine, with the CPU used by the daemon
+ * (/proc/PID/stat) and by this client (getrusage) during each measurement.
+ * Usage: bench-tokend --socket PATH [--seconds S] [--pool N]
+ *        [--clients 1,2,8,64] [--ops null,verify,vconnect,issue,refresh] [--pid PID] */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "json-util.h"
+#include "macro.h"
+
+#define RESP_MAX (64U * 1024U)   /* largest answer we read */
+#define DEFAULT_SECONDS 3.0
+#define DEFAULT_POOL 2000U
+#define POOL_MAX 1000000U
+#define POOL_ISSUERS 8U          /* threads filling the token pool */
+#define MAX_CLIENT_COUNTS 16U
+#define MAX_CLIENTS 1000U
+#define VERIFY_TARGET 0.80       /* of raw Ed25519 verify × cores */
+#define REFRESH_TARGET 3000.0    /* refreshes per second */
+#define BENCH_AUDIENCE "sshd"
+#define ISSUE_BODY "{\"audience\":[\"" BENCH_AUDIENCE "\"]}"
+
+/* ---- a minimal HTTP/1.1 keep-alive client ------------------------------ */
+
+typedef struct hconn {
+        const char *path;
+        int fd;
+        bool used;              /* a request already went over fd */
+        size_t len;             /* bytes in buf */
+        char buf[RESP_MAX + 1];
+} hconn;
+
+typedef struct hresp {
+        int status;
+        const char *body;       /* inside the hconn's buffer, NUL-terminated */
+        size_t body_len;
+} hresp;
+
+static void hconn_close(hconn *c) {
+        if (c->fd >= 0)
+                close(c->fd);
+        c->fd = -1;
+        c->used = false;
+}
+
+static int hconn_connect(hconn *c) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        if (strlen(c->path) >= sizeof sa.sun_path)
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, c->path);
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
+                int e = errno;
+                close(fd);
+                return -e;
+        }
+        c->fd = fd;
+        c->used = false;
+        return 0;
+}
+
+static hconn *hconn_new(const char *path) {
+        hconn *c = malloc(sizeof *c);
+        if (!c)
+                return NULL;
+        c->path = path;
+        c->fd = -1;
+        c->used = false;
+        c->len = 0;
+        if (hconn_connect(c) < 0) {
+                free(c);
+                return NULL;
+        }
+        return c;
+}
+
+static void hconn_free(hconn *c) {
+        if (!c)
+                return;
+        hconn_close(c);
+        free(c);
+}
+
+static int send_all(int fd, const char *p, size_t n) {
+        while (n > 0) {
+                ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
+/* Status, Content-Length and Connection: close from the header block
+ * buf[0 .. hdr_len). */
+static int parse_head(const char *buf, size_t hdr_len, int *ret_status, size_t *ret_clen, bool *ret_close) {
+        static const char cl[] = "content-length:", conn_close[] = "connection: close";
+        size_t clen = 0;
+        bool close_it = false;
+
+        if (hdr_len < 12 || strncmp(buf, "HTTP/1.", 7) != 0)
+                return -EBADMSG;
+        long st = strtol(buf + 9, NULL, 10);
+        if (st < 100 || st > 599)
+                return -EBADMSG;
+        for (const char *l = strstr(buf, "\r\n"); l && (size_t) (l - buf) < hdr_len; l = strstr(l, "\r\n")) {
+                l += 2;
+                if (strncasecmp(l, cl, sizeof cl - 1) == 0) {
+                        unsigned long long v = strtoull(l + sizeof cl - 1, NULL, 10);
+                        if (v > RESP_MAX)
+                                return -E2BIG;
+                        clen = (size_t) v;
+                } else if (strncasecmp(l, conn_close, sizeof conn_close - 1) == 0)
+                        close_it = true;
+        }
+        *ret_status = (int) st;
+        *ret_clen = clen;
+        *ret_close = close_it;
+        return 0;
+}
+
+/* One request, one answer (no pipelining). *ret points into c's buffer. */
+static int hconn_exchange_once(hconn *c, const char *req, size_t req_len, hresp *ret) {
+        size_t hdr_len = 0, clen = 0;
+        bool have_head = false, close_it = false;
+        int status = 0, r;
+
+        if (c->fd < 0 && (r = hconn_connect(c)) < 0)
+                return r;
+        c->used = true;
+        if ((r = send_all(c->fd, req, req_len)) < 0)
+                return r;
+        c->len = 0;
+        while (!have_head || c->len < hdr_len + clen) {
+                if (c->len >= RESP_MAX)
+                        return -E2BIG;
+                ssize_t k = recv(c->fd, c->buf + c->len, RESP_MAX - c->len, 0);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        return c->len == 0 ? -ECONNRESET : -EBADMSG;
+                c->len += (size_t) k;
+                c->buf[c->len] = 0;
+                if (have_head)
+                        continue;
+                const char *e = strstr(c->buf, "\r\n\r\n");
+                if (!e)
+                        continue;
+                hdr_len = (size_t) (e - c->buf) + 4;
+                if ((r = parse_head(c->buf, hdr_len, &status, &clen, &close_it)) < 0)
+                        return r;
+                have_head = true;
+        }
+        if (c->len != hdr_len + clen)
+                return -EBADMSG;
+        if (close_it)
+                hconn_close(c);
+        *ret = (hresp){ .status = status, .body = c->buf + hdr_len, .body_len = clen };
+        return 0;
+}
+
+/* As above; a kept-alive connection the daemon closed while idle is
+ * reopened once. */
+static int hconn_exchange(hconn *c, const char *req, size_t req_len, hresp *ret) {
+        bool reused = c->used;
+        int r = hconn_exchange_once(c, req, req_len, ret);
+        if (r < 0 && reused && (r == -ECONNRESET || r == -EPIPE)) {
+                hconn_close(c);
+                r = hconn_exchange_once(c, req, req_len, ret);
+        }
+        if (r < 0)
+                hconn_close(c);
+        return r;
+}
+
+/* A whole request; body (JSON) may be NULL. */
+static int http_request(const char *method, const char *path, const char *body, char **ret, size_t *ret_len) {
+        char *s = NULL;
+        int n = body ? asprintf(&s,
+                                "%s %s HTTP/1.1\r\nHost: tokend\r\nContent-Type: application/json\r\n"
+                                "Content-Length: %zu\r\n\r\n%s",
+                                method, path, strlen(body), body)
+                     : asprintf(&s, "%s %s HTTP/1.1\r\nHost: tokend\r\n\r\n", method, path);
+        if (n < 0)
+                return -ENOMEM;
+        *ret = s;
+        *ret_len = (size_t) n;
+        return 0;
+}
+
+/* A POST request whose body is the JSON object j (consumed). */
+static int http_post_json(const char *path, json_t *j, char **ret, size_t *ret_len) {
+        _cleanup_(freep) char *body = NULL;
+        int r = j ? json_dump_compact(j, &body) : -ENOMEM;
+        json_decref(j);
+        return r < 0 ? r : http_request("POST", path, body, ret, ret_len);
+}
+
+/* ---- benchmark state ---------------------------------------------------- */
+
+typedef struct pooled {
+        char *req;              /* a complete verify request */
+        size_t len;
+} pooled;
+
+typedef struct bench {
+        const char *socket;
+        double seconds;
+        pid_t daemon_pid;
+        unsigned cores;         /* CPUs the daemon may run on */
+        char user[256];         /* the user our peer tokens are for */
+        size_t token_len, signing_input_len;
+        pooled *pool;
+        size_t pool_n;
+        atomic_size_t pool_next;
+        char *issue_req, *null_req;
+        size_t issue_req_len, null_req_len;
+        pthread_barrier_t start;
+        atomic_bool stop;
+} bench;
+
+typedef struct worker {
+        bench *b;
+        hconn *conn;
+        const struct op *op;
+        char *refresh_req;      /* refresh: the next request of this chain */
+        size_t refresh_req_len;
+        uint64_t *lat;          /* ns per counted op */
+        size_t n_lat, cap_lat;
+        uint64_t errors;
+        int setup_r;
+} worker;
+
+typedef struct op {
+        const char *name;
+        int (*setup)(worker *w); /* untimed, may be NULL */
+        int (*run)(worker *w);   /* one request: 0 on the expected answer */
+} op;
+
+static uint64_t now_ns(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
+}
+
+static double thread_cpu_s(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+/* Parse a token answer: access_token, and the refresh request that
+ * continues its chain if ret_refresh is non-NULL. */
+static int parse_tokens(const hresp *h, bench *b, char **ret_access, char **ret_refresh, size_t *ret_refresh_len) {
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        if (h->status != 200 || json_parse_object(h->body, h->body_len, RESP_MAX, 8, &j, NULL) < 0)
+                return -EBADMSG;
+        const char *at = json_object_get_str(j, "access_token");
+        const char *rt = json_object_get_str(j, "refresh_token");
+        const char *dev = json_object_get_str(j, "device_id");
+        const char *user = json_object_get_str(json_object_get(j, "user"), "name");
+        if (!at || !rt || !dev || !user)
+                return -EBADMSG;
+        if (b && !b->user[0])
+                snprintf(b->user, sizeof b->user, "%s", user);
+        if (ret_refresh) {
+                char *req = NULL;
+                size_t len = 0;
+                int r = http_post_json("/api/auth/refresh",
+                                       json_pack("{s:s,s:s}", "refresh_token", rt, "device_id", dev), &req, &len);
+                if (r < 0)
+                        return r;
+                free(*ret_refresh);
+                *ret_refresh = req;
+                *ret_refresh_len = len;
+        }
+        if (ret_access && !(*ret_access = strdup(at)))
+                return -ENOMEM;
+        return 0;
+}
+
+/* ---- operations --------------------------------------------------------- */
+
+static int op_null_run(worker *w) {
+        hresp h;
+        int r = hconn_exchange(w->conn, w->b->null_req, w->b->null_req_len, &h);
+        return r < 0 ? r : h.status == 200 ? 0 : -EPROTO;
+}
+
+static int op_verify_run(worker *w) {
+        bench *b = w->b;
+        const pooled *p = &b->pool[atomic_fetch_add(&b->pool_next, 1) % b->pool_n];
+        hresp h;
+        int r = hconn_exchange(w->conn, p->req, p->len, &h);
+        return r < 0 ? r : h.status == 200 ? 0 : -EPROTO;
+}
+
+/* As pam_jwt does it: a new connection for every verify. */
+static int op_verify_newconn_run(worker *w) {
+        hconn_close(w->conn);
+        return op_verify_run(w);
+}
+
+static int op_issue_run(worker *w) {
+        hresp h;
+        int r = hconn_exchange(w->conn, w->b->issue_req, w->b->issue_req_len, &h);
+        return r < 0 ? r : h.status == 200 ? 0 : -EPROTO;
+}
+
+/* Refresh: every client enrols its own device, then rotates its chain. */
+static int op_refresh_setup(worker *w) {
+        hresp h;
+        int r = hconn_exchange(w->conn, w->b->issue_req, w->b->issue_req_len, &h);
+        return r < 0 ? r : parse_tokens(&h, NULL, NULL, &w->refresh_req, &w->refresh_req_len);
+}
+
+static int op_refresh_run(worker *w) {
+        hresp h;
+        int r = hconn_exchange(w->conn, w->refresh_req, w->refresh_req_len, &h);
+        if (r >= 0)
+                r = parse_tokens(&h, NULL, NULL, &w->refresh_req, &w->refresh_req_len);
+        if (r < 0)
+                (void) op_refresh_setup(w); /* the chain is broken: start a new one */
+        return r;
+}
+
+enum { OP_NULL, OP_VERIFY, OP_VCONNECT, OP_ISSUE, OP_REFRESH };
+
+static const op ops[] = {
+        [OP_NULL] = { "null", NULL, op_null_run },
+        [OP_VERIFY] = { "verify", NULL, op_verify_run },
+        [OP_VCONNECT] = { "vconnect", NULL, op_verify_newconn_run },
+        [OP_ISSUE] = { "issue", NULL, op_issue_run },
+        [OP_REFRESH] = { "refresh", op_refresh_setup, op_refresh_run },
+};
+
+/* ---- the token pool ----------------------------------------------------- */
+
+typedef struct pool_filler {
+        bench *b;
+        atomic_size_t *next;
+        int r;
+} pool_filler;
+
+static void *pool_fill_thread(void *p) {
+        pool_filler *f = p;
+        bench *b = f->b;
+        hconn *c = hconn_new(b->socket);
+        f->r = c ? 0 : -ECONNREFUSED;
+        for (size_t i; f->r >= 0 && (i = atomic_fetch_add(f->next, 1)) < b->pool_n;) {
+                _cleanup_(freep) char *at = NULL;
+                hresp h;
+                f->r = hconn_exchange(c, b->issue_req, b->issue_req_len, &h);
+                if (f->r >= 0)
+                        f->r = parse_tokens(&h, NULL, &at, NULL, NULL);
+                if (f->r >= 0)
+                        f->r = http_post_json("/api/auth/verify",
+                                              json_pack("{s:s,s:s,s:s}", "token", at, "user", b->user, "service",
+                                                        BENCH_AUDIENCE),
+                                              &b->pool[i].req, &b->pool[i].len);
+        }
+        hconn_free(c);
+        return NULL;
+}
+
+/* One token first: who we are, and the size of a default token. */
+static int probe(bench *b) {
+        _cleanup_(freep) char *at = NULL;
+        hconn *c = hconn_new(b->socket);
+        hresp h;
+        int r = c ? hconn_exchange(c, b->issue_req, b->issue_req_len, &h) : -ECONNREFUSED;
+        if (r >= 0)
+                r = parse_tokens(&h, b, &at, NULL, NULL);
+        hconn_free(c);
+        if (r < 0)
+                return r;
+        const char *dot = strrchr(at, '.');
+        b->token_len = strlen(at);
+        b->signing_input_len = dot ? (size_t) (dot - at) : 0;
+        return 0;
+}
+
+static int pool_fill(bench *b) {
+        pthread_t th[POOL_ISSUERS];
+        pool_filler f[POOL_ISSUERS];
+        atomic_size_t next = 0;
+        unsigned n = 0;
+        int r = 0;
+
+        b->pool = calloc(b->pool_n, sizeof *b->pool);
+        if (!b->pool)
+                return -ENOMEM;
+        for (; n < POOL_ISSUERS; n++) {
+                f[n] = (pool_filler){ .b = b, .next = &next };
+                if (pthread_create(&th[n], NULL, pool_fill_thread, &f[n]) != 0)
+                        break;
+        }
+        for (unsigned i = 0; i < n; i++) {
+                pthread_join(th[i], NULL);
+                if (f[i].r < 0)
+                        r = f[i].r;
+        }
+        return n == 0 ? -EAGAIN : r;
+}
+
+/* ---- one measurement ---------------------------------------------------- */
+
+typedef struct result {
+        double ops_per_s, p50_ms, p99_ms;
+        uint64_t ops, errors;
+        double daemon_cores, client_cores; /* CPU-seconds per second */
+        double busy_cores;                 /* the whole machine, from /proc/stat */
+        double daemon_us_op, client_us_op; /* CPU µs per operation */
+} result;
+
+/* utime + stime of pid in seconds, < 0 if unreadable. */
+static double proc_cpu_s(pid_t pid) {
+        char path[64], buf[1024];
+        unsigned long long ut, st;
+        snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
+        FILE *f = fopen(path, "re");
+        if (!f)
+                return -1;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        const char *p = strrchr(buf, ')'); /* comm may hold spaces */
+        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+                return -1;
+        return (double) (ut + st) / (double) sysconf(_SC_CLK_TCK);
+}
+
+/* Busy and total jiffies of the whole machine (all CPUs). */
+static int machine_cpu(unsigned long long *ret_busy, unsigned long long *ret_total) {
+        unsigned long long v[8] = {}, total = 0;
+        FILE *f = fopen("/proc/stat", "re");
+        if (!f)
+                return -errno;
+        int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                       &v[6], &v[7]);
+        fclose(f);
+        if (n < 5)
+                return -EIO;
+        for (size_t i = 0; i < ELEMENTSOF(v); i++)
+                total += v[i];
+        *ret_busy = total - v[3] - v[4]; /* minus idle and iowait */
+        *ret_total = total;
+        return 0;
+}
+
+static double self_cpu_s(void) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        return (double) ru.ru_utime.tv_sec + (double) ru.ru_utime.tv_usec / 1e6 + (double) ru.ru_stime.tv_sec +
+               (double) ru.ru_stime.tv_usec / 1e6;
+}
+
+static void *worker_thread(void *p) {
+        worker *w = p;
+        bench *b = w->b;
+
+        w->conn = hconn_new(b->socket);
+        w->setup_r = !w->conn ? -ECONNREFUSED : w->op->setup ? w->op->setup(w) : 0;
+        pthread_barrier_wait(&b->start);
+        while (w->setup_r >= 0 && !atomic_load(&b->stop)) {
+                uint64_t t0 = now_ns();
+                int r = w->op->run(w);
+                uint64_t t1 = now_ns();
+                if (atomic_load(&b->stop))
+                        break; /* finished after the window: not counted */
+                if (r < 0) {
+                        w->errors++;
+                        continue;
+                }
+                if (w->n_lat == w->cap_lat) {
+                        size_t nc = w->cap_lat ? w->cap_lat * 2 : 4096;
+                        uint64_t *v = realloc(w->lat, nc * sizeof *v);
+                        if (!v)
+                                break;
+                        w->lat = v;
+                        w->cap_lat = nc;
+                }
+                w->lat[w->n_lat++] = t1 - t0;
+        }
+        hconn_free(w->conn);
+        w->conn = NULL;
+        return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+static int measure(bench *b, const op *o, unsigned clients, result *ret) {
+        _cleanup_(freep) worker *w = calloc(clients, sizeof *w);
+        _cleanup_(freep) pthread_t *th = calloc(clients, sizeof *th);
+        _cleanup_(freep) uint64_t *all = NULL;
+        size_t n_all = 0;
+        uint64_t errors = 0;
+        int r = 0;
+
+        if (!w || !th)
+                return -ENOMEM;
+        atomic_store(&b->stop, false);
+        if (pthread_barrier_init(&b->start, NULL, clients + 1) != 0)
+                return -ENOMEM;
+        for (unsigned i = 0; i < clients; i++) {
+                w[i] = (worker){ .b = b, .op = o };
+                if (pthread_create(&th[i], NULL, worker_thread, &w[i]) != 0) {
+                        fprintf(stderr, "bench-tokend: cannot start client thread %u\n", i);
+                        abort(); /* the barrier would never open */
+                }
+        }
+        pthread_barrier_wait(&b->start);
+        unsigned long long mb0 = 0, mt0 = 0, mb1 = 0, mt1 = 0;
+        (void) machine_cpu(&mb0, &mt0);
+        double d0 = proc_cpu_s(b->daemon_pid), c0 = self_cpu_s();
+        uint64_t t0 = now_ns();
+        struct timespec nap = { .tv_sec = (time_t) b->seconds,
+                                .tv_nsec = (long) ((b->seconds - (double) (time_t) b->seconds) * 1e9) };
+        while (nanosleep(&nap, &nap) < 0 && errno == EINTR)
+                ;
+        atomic_store(&b->stop, true);
+        double wall = (double) (now_ns() - t0) / 1e9;
+        double d1 = proc_cpu_s(b->daemon_pid), c1 = self_cpu_s();
+        (void) machine_cpu(&mb1, &mt1);
+        for (unsigned i = 0; i < clients; i++)
+                pthread_join(th[i], NULL);
+        pthread_barrier_destroy(&b->start);
+
+        for (unsigned i = 0; i < clients; i++) {
+                if (w[i].setup_r < 0)
+                        r = w[i].setup_r;
+                n_all += w[i].n_lat;
+                errors += w[i].errors;
+        }
+        all = malloc((n_all ? n_all : 1) * sizeof *all);
+        for (unsigned i = 0, k = 0; i < clients; i++) {
+                if (all)
+                        memcpy(all + k, w[i].lat, w[i].n_lat * sizeof *all);
+                k += (unsigned) w[i].n_lat;
+                free(w[i].lat);
+                free(w[i].refresh_req);
+        }
+        if (!all)
+                return -ENOMEM;
+        if (r < 0)
+                return r;
+        qsort(all, n_all, sizeof *all, cmp_u64);
+        result res = { .ops = n_all, .errors = errors, .ops_per_s = (double) n_all / wall };
+        if (n_all > 0) {
+                res.p50_ms = (double) all[(n_all - 1) / 2] / 1e6;
+                res.p99_ms = (double) all[(size_t) ((double) (n_all - 1) * 0.99)] / 1e6;
+        }
+        res.daemon_cores = d0 >= 0 && d1 >= 0 ? (d1 - d0) / wall : -1;
+        res.client_cores = (c1 - c0) / wall;
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        res.busy_cores = mt1 > mt0 ? (double) (mb1 - mb0) / (double) (mt1 - mt0) * (double) (ncpu > 0 ? ncpu : 1) : -1;
+        if (n_all > 0) {
+                res.daemon_us_op = res.daemon_cores >= 0 ? (d1 - d0) * 1e6 / (double) n_all : -1;
+                res.client_us_op = (c1 - c0) * 1e6 / (double) n_all;
+        }
+        *ret = res;
+        return 0;
+}
+
+/* ---- raw Ed25519 verify ------------------------------------------------- */
+
+typedef struct raw_ctx {
+        const uint8_t *pk, *sig, *msg;
+        size_t msg_len;
+        double seconds;
+        uint64_t n;
+} raw_ctx;
+
+static void *raw_verify_thread(void *p) {
+        raw_ctx *c = p;
+        uint64_t n = 0;
+        double t0 = thread_cpu_s();
+        do {
+                for (unsigned i = 0; i < 64; i++)
+                        if (crypto_sign_verify_detached(c->sig, c->msg, c->msg_len, c->pk) == 0)
+                                n++;
+        } while (thread_cpu_s() - t0 < c->seconds);
+        c->n = n;
+        c->seconds = thread_cpu_s() - t0;
+        return NULL;
+}
+
+/* Single-thread rate (per CPU-second), and the wall-clock rate of `threads`
+ * verifying threads at once (what the machine really delivers). */
+static int raw_verify_rate(size_t msg_len, double seconds, unsigned threads, double *ret_one, double *ret_all) {
+        uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES], sig[crypto_sign_BYTES];
+        _cleanup_(freep) uint8_t *msg = malloc(msg_len ? msg_len : 1);
+        pthread_t th[MAX_CLIENTS];
+        raw_ctx ctx[MAX_CLIENTS];
+
+        if (!msg || threads == 0 || threads > MAX_CLIENTS)
+                return -EINVAL;
+        randombytes_buf(msg, msg_len);
+        crypto_sign_keypair(pk, sk);
+        crypto_sign_detached(sig, NULL, msg, msg_len, sk);
+        sodium_memzero(sk, sizeof sk);
+
+        raw_ctx one = { .pk = pk, .sig = sig, .msg = msg, .msg_len = msg_len, .seconds = seconds };
+        raw_verify_thread(&one);
+        if (one.n == 0)
+                return -EIO;
+        *ret_one = (double) one.n / one.seconds;
+
+        uint64_t t0 = now_ns(), total = 0;
+        unsigned started = 0;
+        for (; started < threads; started++) {
+                ctx[started] = one;
+                ctx[started].n = 0;
+                ctx[started].seconds = seconds;
+                if (pthread_create(&th[started], NULL, raw_verify_thread, &ctx[started]) != 0)
+                        break;
+        }
+        for (unsigned i = 0; i < started; i++) {
+                pthread_join(th[i], NULL);
+                total += ctx[i].n;
+        }
+        *ret_all = (double) total / ((double) (now_ns() - t0) / 1e9);
+        return 0;
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+static void usage(FILE *f) {
+        fprintf(f, "usage: bench-tokend --socket PATH [--seconds S] [--pool N] [--clients 1,2,8,64]\n"
+                   "                    [--ops null,verify,vconnect,issue,refresh] [--pid DAEMON_PID]\n"
+                   "null: GET /.well-known/jwks.json (the HTTP floor); verify: unique pooled tokens over a\n"
+                   "kept-alive connection; vconnect: the same over a new connection each time (as pam_jwt);\n"
+                   "issue: peer POST /api/auth/token; refresh: rotation of each client's own chain.\n");
+}
+
+static int parse_clients(const char *s, unsigned v[static MAX_CLIENT_COUNTS], size_t *ret_n) {
+        size_t n = 0;
+        while (*s) {
+                char *end;
+                unsigned long c = strtoul(s, &end, 10);
+                if (end == s || c == 0 || c > MAX_CLIENTS || n >= MAX_CLIENT_COUNTS || (*end && *end != ','))
+                        return -EINVAL;
+                v[n++] = (unsigned) c;
+                s = *end ? end + 1 : end;
+        }
+        if (n == 0)
+                return -EINVAL;
+        *ret_n = n;
+        return 0;
+}
+
+static bool op_wanted(const char *list, const char *name) {
+        size_t l = strlen(name);
+        for (const char *p = list; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+                if (strncmp(p, name, l) == 0 && (p[l] == ',' || p[l] == 0))
+                        return true;
+        return false;
+}
+
+/* The server end of our socket: the daemon's pid, via SO_PEERCRED. */
+static pid_t daemon_pid_of(const char *socket_path) {
+        hconn *c = hconn_new(socket_path);
+        struct ucred uc;
+        socklen_t l = sizeof uc;
+        pid_t pid = 0;
+        if (c && getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &uc, &l) == 0 && l == sizeof uc)
+                pid = uc.pid;
+        hconn_free(c);
+        return pid;
+}
+
+static unsigned daemon_cores(pid_t pid) {
+        cpu_set_t set;
+        if (pid > 0 && sched_getaffinity(pid, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+                return (unsigned) CPU_COUNT(&set);
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        return n > 0 ? (unsigned) n : 1;
+}
+
+static void print_row(const char *name, unsigned clients, const result *r, double raw_cores) {
+        char ratio[16] = "";
+        if (raw_cores > 0)
+                snprintf(ratio, sizeof ratio, "%5.1f%%", 100.0 * r->ops_per_s / raw_cores);
+        printf("%-8s %7u %10.0f %9.3f %9.3f %7llu %8.2f %8.2f %8.2f %9.1f %9.1f  %s\n", name, clients,
+               r->ops_per_s, r->p50_ms, r->p99_ms, (unsigned long long) r->errors, r->daemon_cores, r->client_cores,
+               r->busy_cores, r->daemon_us_op, r->client_us_op, ratio);
+        fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+        static const struct option opts[] = {
+                { "socket", required_argument, NULL, 's' }, { "seconds", required_argument, NULL, 't' },
+                { "pool", required_argument, NULL, 'p' },   { "clients", required_argument, NULL, 'c' },
+                { "ops", required_argument, NULL, 'o' },    { "pid", required_argument, NULL, 'P' },
+                { "help", no_argument, NULL, 'h' },         {},
+        };
+        bench b = { .seconds = DEFAULT_SECONDS, .pool_n = DEFAULT_POOL };
+        unsigned clients[MAX_CLIENT_COUNTS] = { 1, 2, 8, 64 };
+        size_t n_clients = 4;
+        const char *want = "null,verify,vconnect,issue,refresh";
+        result best[ELEMENTSOF(ops)] = {};
+        double raw_one = 0, raw_all = 0, best_daemon_us_verify = 0;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "s:t:p:c:o:P:h", opts, NULL)) >= 0)
+                switch (c) {
+                case 's': b.socket = optarg; break;
+                case 't':
+                        b.seconds = strtod(optarg, NULL);
+                        if (!(b.seconds >= 0.1 && b.seconds <= 3600)) {
+                                usage(stderr);
+                                return 2;
+                        }
+                        break;
+                case 'p': {
+                        unsigned long v = strtoul(optarg, NULL, 10);
+                        if (v == 0 || v > POOL_MAX) {
+                                usage(stderr);
+                                return 2;
+                        }
+                        b.pool_n = v;
+                        break;
+                }
+                case 'c':
+                        if (parse_clients(optarg, clients, &n_clients) < 0) {
+                                usage(stderr);
+                                return 2;
+                        }
+                        break;
+                case 'o': want = optarg; break;
+                case 'P': b.daemon_pid = (pid_t) strtol(optarg, NULL, 10); break;
+                case 'h': usage(stdout); return 0;
+                default: usage(stderr); return 2;
+                }
+        if (!b.socket || optind != argc) {
+                usage(stderr);
+                return 2;
+        }
+        if (sodium_init() < 0)
+                return 1;
+        signal(SIGPIPE, SIG_IGN);
+        if (b.daemon_pid <= 0)
+                b.daemon_pid = daemon_pid_of(b.socket);
+        if (b.daemon_pid <= 0) {
+                fprintf(stderr, "bench-tokend: cannot reach tokend at %s\n", b.socket);
+                return 3;
+        }
+        b.cores = daemon_cores(b.daemon_pid);
+        if (http_request("POST", "/api/auth/token", ISSUE_BODY, &b.issue_req, &b.issue_req_len) < 0 ||
+            http_request("GET", "/.well-known/jwks.json", NULL, &b.null_req, &b.null_req_len) < 0)
+                return 1;
+
+        printf("tokend pid %d at %s; daemon may use %u CPU(s), this machine has %ld; %.1f s per measurement\n",
+               (int) b.daemon_pid, b.socket, b.cores, sysconf(_SC_NPROCESSORS_ONLN), b.seconds);
+        if ((r = probe(&b)) < 0) {
+                fprintf(stderr, "bench-tokend: a peer token (POST /api/auth/token) failed: %s\n", strerror(-r));
+                return 1;
+        }
+        printf("peer tokens for %s, audience %s: %zu bytes, signing input %zu bytes\n", b.user, BENCH_AUDIENCE,
+               b.token_len, b.signing_input_len);
+        if (op_wanted(want, "verify") || op_wanted(want, "vconnect")) {
+                uint64_t t0 = now_ns();
+                if ((r = pool_fill(&b)) < 0) {
+                        fprintf(stderr, "bench-tokend: issuing the token pool failed: %s\n", strerror(-r));
+                        return 1;
+                }
+                printf("token pool ready: %zu unique tokens (each a new device) in %.1f s\n", b.pool_n,
+                       (double) (now_ns() - t0) / 1e9);
+        }
+        fflush(stdout);
+        if ((r = raw_verify_rate(b.signing_input_len, b.seconds < 2 ? b.seconds : 2, b.cores, &raw_one, &raw_all)) < 0)
+                return 1;
+        double raw_cores = raw_one * b.cores;
+        printf("raw Ed25519 verify (crypto_sign_verify_detached, %zu-byte message): %.0f/s single thread "
+               "(CPU time); x %u cores = %.0f/s; %u threads at once: %.0f/s wall\n\n",
+               b.signing_input_len, raw_one, b.cores, raw_cores, b.cores, raw_all);
+
+        printf("%-8s %7s %10s %9s %9s %7s %8s %8s %8s %9s %9s  %s\n", "op", "clients", "ops/s", "p50 ms",
+               "p99 ms", "errors", "tokend", "bench", "machine", "tokend", "bench", "verify/");
+        printf("%-8s %7s %10s %9s %9s %7s %8s %8s %8s %9s %9s  %s\n", "", "", "", "", "", "", "CPUs", "CPUs",
+               "busy", "CPU us/op", "CPU us/op", "(raw x cores)");
+        for (size_t i = 0; i < ELEMENTSOF(ops); i++) {
+                if (!op_wanted(want, ops[i].name))
+                        continue;
+                for (size_t k = 0; k < n_clients; k++) {
+                        result res;
+                        atomic_store(&b.pool_next, 0);
+                        r = measure(&b, &ops[i], clients[k], &res);
+                        if (r < 0) {
+                                fprintf(stderr, "bench-tokend: %s with %u clients failed: %s\n", ops[i].name,
+                                        clients[k], strerror(-r));
+                                return 1;
+                        }
+                        bool is_verify = i == OP_VERIFY || i == OP_VCONNECT;
+                        print_row(ops[i].name, clients[k], &res, is_verify ? raw_cores : 0);
+                        if (res.ops_per_s > best[i].ops_per_s)
+                                best[i] = res;
+                        if (is_verify && res.daemon_us_op > 0 &&
+                            (best_daemon_us_verify == 0 || res.daemon_us_op < best_daemon_us_verify))
+                                best_daemon_us_verify = res.daemon_us_op;
+                }
+        }
+
+        printf("\n");
+        for (size_t i = 0; i < ELEMENTSOF(ops); i++) {
+                if (!op_wanted(want, ops[i].name) || best[i].ops == 0)
+                        continue;
+                printf("best %-8s %8.0f/s  (tokend %.1f us CPU/op, bench %.1f us CPU/op)\n", ops[i].name,
+                       best[i].ops_per_s, best[i].daemon_us_op, best[i].client_us_op);
+        }
+        if (op_wanted(want, "verify") && best[OP_VERIFY].ops > 0) {
+                double ratio = best[OP_VERIFY].ops_per_s / raw_cores;
+                printf("verify through tokend / (raw x %u cores) = %.1f%% (target >= %.0f%%: %s)\n", b.cores,
+                       100.0 * ratio, 100.0 * VERIFY_TARGET, ratio >= VERIFY_TARGET ? "met" : "NOT met");
+                if (best_daemon_us_verify > 0)
+                        printf("tokend's own cost: %.1f us CPU per verify vs %.1f us raw: a daemon with the %u "
+                               "cores to itself would do ~%.0f/s = %.1f%% of raw x cores\n",
+                               best_daemon_us_verify, 1e6 / raw_one, b.cores, b.cores * 1e6 / best_daemon_us_verify,
+                               100.0 * (1e6 / best_daemon_us_verify) / raw_one);
+        }
+        if (op_wanted(want, "refresh") && best[OP_REFRESH].ops > 0)
+                printf("refresh with rotation: %.0f/s (target >= %.0f/s: %s)\n", best[OP_REFRESH].ops_per_s, REFRESH_TARGET,
+                       best[OP_REFRESH].ops_per_s >= REFRESH_TARGET ? "met" : "NOT met");
+        return 0;
+}
