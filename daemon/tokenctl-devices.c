@@ -1,0 +1,195 @@
+/* tokenctl devices [list] / devices revoke ID: the enrolled devices of the
+ * caller (admins: anyone's), through GET/DELETE /api/devices. The caller is
+ * identified by its uid (SO_PEERCRED), so no token is needed. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "json-util.h"
+#include "tokenctl-http.h"
+#include "tokenctl-state.h"
+
+static const char usage[] =
+        "Usage: tokenctl devices [list | revoke ID] [--user U]\n"
+        "List enrolled devices (yours; root and members of tokend's admin group: everyone's),\n"
+        "or revoke one: every token of that device stops working at once.\n"
+        "  --user U   only devices of user U (for revoke: refuse unless ID belongs to U)\n";
+
+typedef struct dev_opts {
+        const char *user;
+} dev_opts;
+
+static int on_opt(void *userdata, int val, const char *arg) {
+        dev_opts *o = userdata;
+        (void) val;
+        o->user = arg;
+        return 0;
+}
+
+/* This machine's device id, if a login is stored (errors are not fatal). */
+static char *own_device_id(const tc_ctx *ctx, char **ret_dir) {
+        _cleanup_(freep) char *dir = NULL, *path = NULL;
+        tc_creds c = { 0 };
+        char *id = NULL;
+
+        if (tc_state_dir(ctx, false, &dir) < 0 || !(path = tc_path_join(dir, TC_CREDENTIALS_FILE)) ||
+            access(path, F_OK) < 0 || tc_creds_load(ctx, dir, &c) < 0)
+                return NULL;
+        id = TAKE_PTR(c.device_id);
+        tc_creds_done(&c);
+        if (ret_dir)
+                *ret_dir = TAKE_PTR(dir);
+        return id;
+}
+
+static int fetch_list(const tc_ctx *ctx, const char *user, tc_answer *ret) {
+        _cleanup_(freep) char *esc = NULL, *path = NULL;
+        int r;
+
+        if (user) {
+                if (!(esc = tc_http_escape(user)) || asprintf(&path, "/api/devices?user=%s", esc) < 0) {
+                        path = NULL;
+                        return tc_error(ctx, EXIT_REFUSED, "out of memory");
+                }
+        }
+        r = tc_http(ctx, "GET", path ? path : "/api/devices", NULL, NULL, ret);
+        if (r < 0)
+                return tc_http_exit(r);
+        if (ret->status != 200) {
+                r = tc_answer_fail(ctx, ret);
+                tc_answer_done(ret);
+                return r;
+        }
+        if (!json_is_array(json_object_get(ret->body, "devices"))) {
+                tc_answer_done(ret);
+                return tc_error(ctx, EXIT_REFUSED, "tokend's answer has no device list; is this really tokend?");
+        }
+        return EXIT_OK;
+}
+
+static const char *short_time(const json_t *d, const char *key, char *buf, size_t size) {
+        int64_t t;
+        struct tm tm;
+        time_t tt;
+
+        if (json_object_get_int_range(d, key, 1, INT64_MAX / 2, &t) < 0)
+                return "-";
+        tt = (time_t) t;
+        if (!localtime_r(&tt, &tm) || strftime(buf, size, "%Y-%m-%d %H:%M", &tm) == 0)
+                return "?";
+        return buf;
+}
+
+static void print_table(const json_t *devs, const char *own) {
+        size_t i;
+        const json_t *d;
+        char c1[32], c2[32];
+
+        printf("  %-20s %-12s %-24s %-16s %-16s %-3s %s\n", "DEVICE", "USER", "NAME", "CREATED", "LAST USED", "KEY",
+               "STATE");
+        json_array_foreach(devs, i, d) {
+                const char *id = json_object_get_str(d, "id");
+                const json_t *rv = json_object_get(d, "revoked"), *hk = json_object_get(d, "has_key");
+                const char *reason = json_object_get_str(d, "revoke_reason");
+                printf("%s %-20s %-12s %-24.24s %-16s %-16s %-3s %s%s%s\n", own && streq_ptr(id, own) ? "*" : " ",
+                       id ? id : "?", json_object_get_str(d, "user") ?: "?", json_object_get_str(d, "name") ?: "",
+                       short_time(d, "created", c1, sizeof c1), short_time(d, "last_used", c2, sizeof c2),
+                       json_is_true(hk) ? "yes" : "no", json_is_true(rv) ? "revoked" : "active",
+                       reason ? " by " : "", reason ? reason : "");
+        }
+        if (json_array_size(devs) == 0)
+                printf("  (no devices)\n");
+        else if (own)
+                printf("(* = this machine's login)\n");
+}
+
+static int devices_list(const tc_ctx *ctx, const dev_opts *o) {
+        _cleanup_(freep) char *own = NULL;
+        tc_answer a = { 0 };
+        int ex = fetch_list(ctx, o->user, &a);
+
+        if (ex != EXIT_OK)
+                return ex;
+        if (ctx->json) {
+                tc_print_json(a.body);
+        } else {
+                own = own_device_id(ctx, NULL);
+                print_table(json_object_get(a.body, "devices"), own);
+        }
+        tc_answer_done(&a);
+        return EXIT_OK;
+}
+
+static int devices_revoke(const tc_ctx *ctx, const dev_opts *o, const char *id) {
+        _cleanup_(freep) char *esc = NULL, *path = NULL, *own = NULL, *dir = NULL;
+        tc_answer a = { 0 };
+        int r, ex;
+
+        if (o->user) {
+                bool found = false;
+                size_t i;
+                const json_t *d;
+                if ((ex = fetch_list(ctx, o->user, &a)) != EXIT_OK)
+                        return ex;
+                json_array_foreach(json_object_get(a.body, "devices"), i, d)
+                        found = found || streq_ptr(json_object_get_str(d, "id"), id);
+                tc_answer_done(&a);
+                if (!found)
+                        return tc_error(ctx, EXIT_REFUSED, "%s is not a device of %s: check tokenctl devices list "
+                                        "--user %s", id, o->user, o->user);
+        }
+        if (!(esc = tc_http_escape(id)) || asprintf(&path, "/api/devices/%s", esc) < 0) {
+                path = NULL;
+                return tc_error(ctx, EXIT_REFUSED, "out of memory");
+        }
+        r = tc_http(ctx, "DELETE", path, NULL, NULL, &a);
+        if (r < 0)
+                return tc_http_exit(r);
+        if (a.status != 204 && a.status != 200) {
+                ex = tc_answer_fail(ctx, &a);
+                tc_answer_done(&a);
+                return ex;
+        }
+        tc_answer_done(&a);
+        if (ctx->json) {
+                _cleanup_(json_decrefp) json_t *j = json_pack("{s:s}", "revoked", id);
+                tc_print_json(j);
+        } else
+                printf("Revoked device %s: its tokens and refresh token no longer work.\n", id);
+        own = own_device_id(ctx, &dir);
+        if (own && streq(own, id)) {
+                _cleanup_(closep) int lock = tc_state_lock(ctx, dir);
+                if (lock >= 0 && tc_state_remove(ctx, dir) >= 0)
+                        fprintf(stderr, "That was this machine's login: deleted the local credentials.\n");
+        }
+        return EXIT_OK;
+}
+
+int verb_devices(tc_ctx *ctx, int argc, char **argv) {
+        static const struct option opts[] = {
+                { "user", required_argument, NULL, OPT_FIRST_VERB_OPTION },
+                TC_COMMON_OPTIONS,
+        };
+        dev_opts o = { 0 };
+        int r, ex;
+
+        if ((r = tc_parse_options(ctx, argc, argv, opts, usage, on_opt, &o, &ex)) < 0)
+                return ex;
+        int n = argc - r;
+        char **ops = argv + r;
+        if (n == 0 || (n == 1 && streq(ops[0], "list"))) {
+                ctx->verb = "devices list";
+                return devices_list(ctx, &o);
+        }
+        if (streq(ops[0], "revoke")) {
+                ctx->verb = "devices revoke";
+                if (n != 2)
+                        return tc_usage_error(ctx, usage, "revoke needs exactly one device ID");
+                return devices_revoke(ctx, &o, ops[1]);
+        }
+        if (streq(ops[0], "list"))
+                return tc_usage_error(ctx, usage, "unexpected argument '%s'", ops[1]);
+        return tc_usage_error(ctx, usage, "unknown subcommand '%s'", ops[0]);
+}

@@ -1,0 +1,404 @@
+/* tokenctl login, logout, status: enrolling this device (password or peer
+ * identity, a fresh Ed25519 device key), revoking it, and showing state. */
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "b64.h"
+#include "jose-key.h"
+#include "json-util.h"
+#include "tokenctl-http.h"
+#include "tokenctl-token.h"
+
+#define PASSWORD_MAX 4096U
+#define DEVICE_NAME_MAX 128U
+
+/* The terminal state to restore if a signal interrupts the password prompt. */
+static struct termios saved_tio;
+static volatile sig_atomic_t tio_changed;
+
+static void restore_tty_and_die(int sig) {
+        if (tio_changed)
+                (void) tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tio);
+        signal(sig, SIG_DFL);
+        raise(sig);
+}
+
+/* One line from stdin into buf (size ≥ 2), without echo on a terminal.
+ * Reads byte by byte so no stdio buffer keeps a copy. */
+static int read_password(const tc_ctx *ctx, const char *user, char *buf, size_t size) {
+        static const int sigs[] = { SIGINT, SIGTERM, SIGQUIT, SIGHUP };
+        struct sigaction sa = { .sa_handler = restore_tty_and_die }, old[ELEMENTSOF(sigs)];
+        bool tty = isatty(STDIN_FILENO);
+        size_t n = 0;
+        bool too_long = false;
+        int r = 0;
+
+        if (tty) {
+                struct termios t;
+                if (tcgetattr(STDIN_FILENO, &saved_tio) < 0)
+                        return tc_error(ctx, -errno, "cannot read the terminal settings: %m");
+                for (size_t i = 0; i < ELEMENTSOF(sigs); i++)
+                        (void) sigaction(sigs[i], &sa, &old[i]);
+                t = saved_tio;
+                t.c_lflag &= ~(tcflag_t) ECHO;
+                t.c_lflag |= ECHONL;
+                fprintf(stderr, "Password for %s: ", user);
+                fflush(stderr);
+                if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &t) == 0)
+                        tio_changed = 1;
+        }
+        for (;;) {
+                char ch;
+                ssize_t k = read(STDIN_FILENO, &ch, 1);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0) {
+                        r = tc_error(ctx, -errno, "cannot read the password: %m");
+                        break;
+                }
+                if (k == 0 || ch == '\n')
+                        break;
+                if (n + 1 >= size)
+                        too_long = true;
+                else
+                        buf[n++] = ch;
+                ch = 0;
+        }
+        if (tty) {
+                if (tio_changed)
+                        (void) tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tio);
+                tio_changed = 0;
+                for (size_t i = 0; i < ELEMENTSOF(sigs); i++)
+                        (void) sigaction(sigs[i], &old[i], NULL);
+        }
+        while (n > 0 && buf[n - 1] == '\r')
+                n--;
+        buf[n] = 0;
+        if (r < 0)
+                return r;
+        if (too_long)
+                return tc_error(ctx, -E2BIG, "the password is longer than %zu bytes", size - 1);
+        if (n == 0)
+                return tc_error(ctx, -EINVAL, "no password given (type it, or pipe it on stdin)");
+        return 0;
+}
+
+typedef struct login_opts {
+        const tc_ctx *ctx;
+        const char *usage;
+        const char *user;
+        const char *device_name;
+        bool peer;
+} login_opts;
+
+enum { OPT_USER = OPT_FIRST_VERB_OPTION, OPT_DEVICE_NAME, OPT_PEER };
+
+static int on_login_opt(void *userdata, int val, const char *arg) {
+        login_opts *o = userdata;
+        switch (val) {
+        case OPT_USER:
+                o->user = arg;
+                return 0;
+        case OPT_DEVICE_NAME:
+                if (!*arg || strlen(arg) > DEVICE_NAME_MAX)
+                        return tc_usage_error(o->ctx, o->usage, "--device-name must be 1-%u bytes",
+                                              DEVICE_NAME_MAX);
+                o->device_name = arg;
+                return 0;
+        case OPT_PEER:
+                o->peer = true;
+                return 0;
+        }
+        return EXIT_USAGE;
+}
+
+/* A new Ed25519 device key: PEM for the state file, base64url public key for tokend. */
+static int new_device_key(char **ret_pem, char **ret_pub) {
+        _cleanup_(jose_key_freep) jose_key *k = NULL;
+        _cleanup_(erase_and_freep) char *pem = NULL;
+        uint8_t pk[32];
+        int r;
+
+        if ((r = jose_key_generate(JOSE_ALG_EDDSA, &k)) < 0 || (r = jose_key_ed25519_public(k, pk)) < 0 ||
+            (r = jose_key_to_pem(k, NULL, &pem)) < 0 || (r = b64url_encode(pk, sizeof pk, ret_pub)) < 0)
+                return r;
+        *ret_pem = TAKE_PTR(pem);
+        return 0;
+}
+
+static void print_login(const tc_ctx *ctx, const tc_creds *c, int64_t exp) {
+        char w1[128], w2[128];
+        if (ctx->json) {
+                _cleanup_(json_decrefp) json_t *j = json_pack(
+                        "{s:s,s:I,s:s,s:I,s:I}", "user", c->user, "uid", (json_int_t) c->uid, "device_id", c->device_id,
+                        "expires_at", (json_int_t) exp, "refresh_expires_at", (json_int_t) c->refresh_expires_at);
+                tc_print_json(j);
+                return;
+        }
+        printf("Logged in as %s on device %s.\nAccess token valid until %s; refresh token %s%s.\n", c->user,
+               c->device_id, tc_format_time(exp, w1, sizeof w1), c->refresh_expires_at ? "valid until " : "",
+               c->refresh_expires_at ? tc_format_time(c->refresh_expires_at, w2, sizeof w2) : "never expires");
+}
+
+int verb_login(tc_ctx *ctx, int argc, char **argv) {
+        static const char usage[] =
+                "Usage: tokenctl login [--user U] [--device-name N] [--peer]\n"
+                "Enrol this device: authenticate to tokend, register a new Ed25519 device key and\n"
+                "store the device id, refresh token and key (mode 0600) under\n"
+                "$XDG_STATE_HOME/tokend/ (default ~/.local/state/tokend/).\n"
+                "The password is read from the terminal without echo, or from stdin.\n"
+                "  --user U          user to log in as (default: you)\n"
+                "  --device-name N   name shown in tokenctl devices (default: tokenctl on HOST)\n"
+                "  --peer            no password: tokend trusts your local uid (root: any --user)\n";
+        static const struct option opts[] = {
+                { "user", required_argument, NULL, OPT_USER },
+                { "device-name", required_argument, NULL, OPT_DEVICE_NAME },
+                { "peer", no_argument, NULL, OPT_PEER },
+                TC_COMMON_OPTIONS,
+        };
+        login_opts o = { .ctx = ctx, .usage = usage };
+        _cleanup_(freep) char *dir = NULL, *pub = NULL, *old_device = NULL, *cred_path = NULL;
+        _cleanup_(closep) int lock = -EBADF;
+        _cleanup_(json_decrefp) json_t *body = NULL;
+        char password[PASSWORD_MAX + 1], host[256] = "localhost", name[DEVICE_NAME_MAX + 1];
+        tc_creds c = { 0 }, old = { 0 };
+        tc_answer a = { 0 };
+        int64_t exp = 0;
+        int r, ex;
+
+        if ((r = tc_parse_options(ctx, argc, argv, opts, usage, on_login_opt, &o, &ex)) < 0)
+                return ex;
+        if (r < argc)
+                return tc_usage_error(ctx, usage, "unexpected argument '%s'", argv[r]);
+        const char *user = o.user;
+        if (!user) {
+                struct passwd *pw = getpwuid(getuid());
+                if (!pw)
+                        return tc_error(ctx, EXIT_USAGE, "your uid %u has no user name: use --user",
+                                        (unsigned) getuid());
+                user = pw->pw_name;
+        }
+        _cleanup_(freep) char *user_copy = strdup(user);
+        if (!user_copy)
+                return tc_error(ctx, EXIT_REFUSED, "out of memory");
+        if (!o.device_name) {
+                (void) gethostname(host, sizeof host - 1);
+                snprintf(name, sizeof name, "tokenctl on %s", host);
+        }
+        if (tc_state_dir(ctx, true, &dir) < 0)
+                return EXIT_REFUSED;
+        c = (tc_creds){ .user = NULL, .created = time(NULL) };
+        if (new_device_key(&c.device_key_pem, &pub) < 0) {
+                tc_creds_done(&c);
+                return tc_error(ctx, EXIT_REFUSED, "cannot generate the device key");
+        }
+        body = json_pack("{s:s,s:s}", "device_name", o.device_name ? o.device_name : name, "device_key", pub);
+        if (o.peer) {
+                if (body && o.user)
+                        json_object_set_new(body, "user", json_string(o.user));
+        } else {
+                if (read_password(ctx, user_copy, password, sizeof password) < 0) {
+                        explicit_bzero(password, sizeof password);
+                        tc_creds_done(&c);
+                        return EXIT_USAGE;
+                }
+                if (body && (json_object_set_new(body, "username", json_string(user_copy)) < 0 ||
+                             json_object_set_new(body, "password", json_string(password)) < 0))
+                        json_decref(TAKE_PTR(body));
+                explicit_bzero(password, sizeof password);
+        }
+        if (!body) {
+                tc_creds_done(&c);
+                return tc_error(ctx, EXIT_REFUSED, "out of memory");
+        }
+        r = tc_http(ctx, "POST", o.peer ? "/api/auth/token" : "/api/auth/login", body, NULL, &a);
+        json_decref(TAKE_PTR(body)); /* wipes the password (jansson memory is wiped on free) */
+        if (r < 0) {
+                tc_creds_done(&c);
+                return tc_http_exit(r);
+        }
+        if (a.status != 200) {
+                ex = tc_answer_fail(ctx, &a);
+                goto out;
+        }
+        const json_t *u = json_object_get(a.body, "user");
+        const char *uname = u ? json_object_get_str(u, "name") : NULL;
+        if (!uname || json_object_get_int_range(u, "uid", 0, UINT32_MAX, &c.uid) < 0 || !(c.user = strdup(uname)) ||
+            !(c.device_name = strdup(o.device_name ? o.device_name : name))) {
+                ex = tc_error(ctx, EXIT_REFUSED, "tokend's answer lacks the user; is this really tokend?");
+                goto out;
+        }
+        if ((lock = tc_state_lock(ctx, dir)) < 0) {
+                ex = EXIT_REFUSED;
+                goto out;
+        }
+        /* The device of an earlier login stays enrolled on the server: say so. */
+        cred_path = tc_path_join(dir, TC_CREDENTIALS_FILE);
+        if (cred_path && access(cred_path, F_OK) == 0 && tc_creds_load(ctx, dir, &old) >= 0)
+                old_device = TAKE_PTR(old.device_id);
+        tc_creds_done(&old);
+        ex = tc_apply_answer(ctx, dir, &c, NULL, a.body, NULL, &exp);
+        if (ex != EXIT_OK)
+                goto out;
+        print_login(ctx, &c, exp);
+        if (old_device && !streq(old_device, c.device_id))
+                fprintf(stderr, "Note: this replaces the earlier login of device %s; revoke it with: "
+                        "tokenctl devices revoke %s\n", old_device, old_device);
+out:
+        tc_answer_done(&a);
+        tc_creds_done(&c);
+        return ex;
+}
+
+int verb_logout(tc_ctx *ctx, int argc, char **argv) {
+        static const char usage[] =
+                "Usage: tokenctl logout\n"
+                "Revoke this device at tokend (every token of it stops working) and delete the\n"
+                "local credentials.\n";
+        static const struct option opts[] = {
+                TC_COMMON_OPTIONS,
+        };
+        _cleanup_(freep) char *dir = NULL, *tok = NULL;
+        _cleanup_(closep) int lock = -EBADF;
+        tc_creds c = { 0 };
+        tc_answer a = { 0 };
+        int r, ex;
+
+        if ((r = tc_parse_options(ctx, argc, argv, opts, usage, NULL, NULL, &ex)) < 0)
+                return ex;
+        if (r < argc)
+                return tc_usage_error(ctx, usage, "unexpected argument '%s'", argv[r]);
+        if (tc_state_dir(ctx, false, &dir) < 0 || tc_creds_load(ctx, dir, &c) < 0)
+                return EXIT_REFUSED;
+        ex = tc_access_token(ctx, NULL, false, &tok, NULL);
+        if (ex == EXIT_UNREACHABLE)
+                goto out;
+        if (ex == EXIT_OK) {
+                r = tc_http(ctx, "POST", "/api/auth/logout", NULL, tok, &a);
+                if (r < 0) {
+                        ex = tc_http_exit(r);
+                        goto out;
+                }
+                if (a.status != 204 && a.status != 401) {
+                        ex = tc_answer_fail(ctx, &a);
+                        goto out;
+                }
+        }
+        /* Refused refresh or 401: tokend no longer accepts this device, so
+         * the local credentials are useless either way. */
+        lock = tc_state_lock(ctx, dir);
+        if (lock < 0 || tc_state_remove(ctx, dir) < 0) {
+                ex = EXIT_REFUSED;
+                goto out;
+        }
+        if (ex == EXIT_OK && a.status == 204)
+                printf("Logged out: device %s is revoked and the local credentials are deleted.\n", c.device_id);
+        else
+                printf("tokend no longer accepts device %s; deleted the local credentials.\n", c.device_id);
+        ex = EXIT_OK;
+out:
+        tc_answer_done(&a);
+        tc_creds_done(&c);
+        return ex;
+}
+
+static json_t *cached_tokens_json(const json_t *cache, const char *device_id) {
+        json_t *arr = json_array();
+        const char *k;
+        json_t *v;
+        int64_t exp;
+
+        json_object_foreach((json_t *) cache, k, v) {
+                if (!arr)
+                        break;
+                if (!json_is_object(v) || !streq_ptr(json_object_get_str(v, "device_id"), device_id) ||
+                    json_object_get_int_range(v, "expires_at", 0, INT64_MAX / 2, &exp) < 0)
+                        continue;
+                json_array_append_new(arr, json_pack("{s:s,s:I}", "audience", k, "expires_at", (json_int_t) exp));
+        }
+        return arr;
+}
+
+static void print_status_text(const tc_ctx *ctx, const tc_creds *c, const json_t *toks, bool reachable,
+                              const char *dir) {
+        char w[128];
+        size_t i;
+        const json_t *e;
+        int64_t exp;
+
+        if (c) {
+                printf("User:           %s (uid %lld)\n", c->user, (long long) c->uid);
+                printf("Device:         %s%s%s%s\n", c->device_id, c->device_name ? " \"" : "",
+                       c->device_name ? c->device_name : "", c->device_name ? "\"" : "");
+                printf("Device key:     %s\n", c->device_key_pem ? "Ed25519 (refresh needs its proof)" : "none");
+                if (!c->refresh_expires_at)
+                        printf("Refresh token:  never expires\n");
+                else
+                        printf("Refresh token:  %s %s\n", c->refresh_expires_at > time(NULL) ? "valid until" :
+                               "EXPIRED", tc_format_time(c->refresh_expires_at, w, sizeof w));
+                if (json_array_size(toks) == 0)
+                        printf("Access tokens:  none cached\n");
+                json_array_foreach(toks, i, e) {
+                        if (json_object_get_int_range(e, "expires_at", 0, INT64_MAX / 2, &exp) < 0)
+                                exp = 0;
+                        printf("%s%s: %s %s\n", i == 0 ? "Access tokens:  " : "                ",
+                               json_object_get_str(e, "audience"), exp > time(NULL) ? "valid until" : "expired",
+                               tc_format_time(exp, w, sizeof w));
+                }
+        } else
+                printf("Not logged in:  run tokenctl login\n");
+        printf("tokend:         %s on %s\n", reachable ? "reachable" : "NOT reachable", ctx->socket);
+        printf("State:          %s\n", dir ? dir : "(none)");
+}
+
+int verb_status(tc_ctx *ctx, int argc, char **argv) {
+        static const char usage[] =
+                "Usage: tokenctl status\n"
+                "Show the logged-in user and device, token expiry times and whether tokend answers.\n"
+                "Exit status: 0 logged in and tokend reachable, 1 not logged in, 3 tokend unreachable.\n";
+        static const struct option opts[] = {
+                TC_COMMON_OPTIONS,
+        };
+        _cleanup_(freep) char *dir = NULL;
+        _cleanup_(json_decrefp) json_t *cache = NULL, *toks = NULL, *out = NULL;
+        tc_creds c = { 0 };
+        tc_answer a = { 0 };
+        bool logged_in = false;
+        int r, ex;
+
+        if ((r = tc_parse_options(ctx, argc, argv, opts, usage, NULL, NULL, &ex)) < 0)
+                return ex;
+        if (r < argc)
+                return tc_usage_error(ctx, usage, "unexpected argument '%s'", argv[r]);
+        if (tc_state_dir(ctx, false, &dir) >= 0 && tc_creds_load(ctx, dir, &c) >= 0) {
+                logged_in = true;
+                if (tc_tokens_load(ctx, dir, &cache) < 0)
+                        cache = json_object();
+                toks = cached_tokens_json(cache, c.device_id);
+        }
+        bool reachable = tc_http(ctx, "GET", "/.well-known/jwks.json", NULL, NULL, &a) >= 0 && a.status == 200;
+        tc_answer_done(&a);
+        if (ctx->json) {
+                out = json_pack("{s:b,s:b,s:s,s:s?}", "logged_in", logged_in, "tokend_reachable", reachable, "socket",
+                                ctx->socket, "state_dir", dir);
+                if (out && logged_in) {
+                        json_object_set_new(out, "user", json_string(c.user));
+                        json_object_set_new(out, "uid", json_integer(c.uid));
+                        json_object_set_new(out, "device_id", json_string(c.device_id));
+                        json_object_set_new(out, "device_name", c.device_name ? json_string(c.device_name) : json_null());
+                        json_object_set_new(out, "device_key", json_boolean(c.device_key_pem != NULL));
+                        json_object_set_new(out, "refresh_expires_at", json_integer(c.refresh_expires_at));
+                        json_object_set_new(out, "access_tokens", toks ? json_incref(toks) : json_array());
+                }
+                tc_print_json(out);
+        } else
+                print_status_text(ctx, logged_in ? &c : NULL, toks, reachable, dir);
+        tc_creds_done(&c);
+        return !logged_in ? EXIT_REFUSED : !reachable ? EXIT_UNREACHABLE : EXIT_OK;
+}

@@ -1,0 +1,330 @@
+/* tokenctl token, refresh, askpass (and tokenctl-askpass): a valid access
+ * token, refreshed under the state lock with the device-key proof. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "b64.h"
+#include "jose-jws.h"
+#include "json-util.h"
+#include "timespan.h"
+#include "tokenctl-http.h"
+#include "tokenctl-token.h"
+#include "tokend-config.h"
+
+/* README "Refresh proof (device key)". */
+#define PROOF_HEADER "{\"alg\":\"EdDSA\",\"typ\":\"tokend-proof+jwt\"}"
+#define PROOF_HTU "/api/auth/refresh"
+#define PROOF_JTI_BYTES 24U /* 32 characters, ≥ 16 required */
+#define PROOF_JTI_CHARS 32U
+/* A token another process just fetched is used while this much remains. */
+#define FRESH_MIN_LEFT 5
+#define ASKPASS_DEFAULT_AUDIENCE "sshd"
+
+static const char *aud_key(const char *audience) {
+        return audience ? audience : TC_DEFAULT_AUDIENCE_KEY;
+}
+
+/* RFC 9449-style proof: compact JWS by the device key over a fresh jti/iat. */
+static int make_proof(const char *pem, const char *device_id, char **ret) {
+        _cleanup_(jose_key_freep) jose_key *k = NULL;
+        _cleanup_(freep) char *payload = NULL;
+        char jti[PROOF_JTI_CHARS + 1];
+        int r;
+
+        r = jose_key_load_pem(pem, strlen(pem), NULL, &k);
+        if (r < 0)
+                return r;
+        if (jose_key_alg(k) != JOSE_ALG_EDDSA)
+                return -EOPNOTSUPP;
+        r = b64url_random(PROOF_JTI_BYTES, jti, sizeof jti);
+        if (r < 0)
+                return r;
+        _cleanup_(json_decrefp) json_t *p = json_pack("{s:s,s:I,s:s,s:s,s:s}", "jti", jti, "iat",
+                                                      (json_int_t) time(NULL), "htm", "POST", "htu", PROOF_HTU,
+                                                      "device_id", device_id);
+        if (!p || json_dump_compact(p, &payload) < 0)
+                return -ENOMEM;
+        return jws_sign_bytes(k, PROOF_HEADER, strlen(PROOF_HEADER), payload, strlen(payload), ret);
+}
+
+/* The cached token of key for device_id: 0 and borrowed *ret_tok, or -ENOENT. */
+static int cache_lookup(const json_t *cache, const char *key, const char *device_id, const char **ret_tok,
+                        int64_t *ret_exp, int64_t *ret_fetched) {
+        const json_t *e = json_object_get(cache, key);
+        const char *tok = e ? json_object_get_str(e, "access_token") : NULL;
+        int64_t exp, fetched;
+
+        if (!tok || !streq_ptr(json_object_get_str(e, "device_id"), device_id) ||
+            json_object_get_int_range(e, "expires_at", 0, INT64_MAX / 2, &exp) < 0 ||
+            json_object_get_int_range(e, "fetched_at", 0, INT64_MAX / 2, &fetched) < 0)
+                return -ENOENT;
+        *ret_tok = tok;
+        *ret_exp = exp;
+        *ret_fetched = fetched;
+        return 0;
+}
+
+static int cache_store(const tc_ctx *ctx, const char *dir, const char *device_id, const char *key, const char *tok,
+                       int64_t exp, int64_t now) {
+        _cleanup_(json_decrefp) json_t *cache = NULL;
+        const char *k;
+        json_t *v;
+        void *tmp;
+
+        if (tc_tokens_load(ctx, dir, &cache) < 0 && !(cache = json_object()))
+                return -ENOMEM;
+        /* Entries of an earlier login are useless: drop them. */
+        json_object_foreach_safe(cache, tmp, k, v)
+                if (!json_is_object(v) || !streq_ptr(json_object_get_str(v, "device_id"), device_id))
+                        json_object_del(cache, k);
+        if (json_object_set_new(cache, key,
+                                json_pack("{s:s,s:I,s:I,s:s}", "access_token", tok, "expires_at", (json_int_t) exp,
+                                          "fetched_at", (json_int_t) now, "device_id", device_id)) < 0)
+                return -ENOMEM;
+        return tc_tokens_save(ctx, dir, cache);
+}
+
+int tc_apply_answer(const tc_ctx *ctx, const char *dir, tc_creds *c, const char *audience, const json_t *ans,
+                    char **ret_token, int64_t *ret_exp) {
+        const char *at = json_object_get_str(ans, "access_token"), *rt = json_object_get_str(ans, "refresh_token");
+        const char *dev = json_object_get_str(ans, "device_id");
+        int64_t exp_in, rexp_in, now = time(NULL);
+        char *copy;
+
+        if (!at || !rt || !dev || json_object_get_int_range(ans, "expires_in", 1, TIMESPAN_MAX, &exp_in) < 0 ||
+            json_object_get_int_range(ans, "refresh_expires_in", 0, TIMESPAN_MAX, &rexp_in) < 0 ||
+            !jws_looks_like_compact(at, strlen(at), JWS_MAX_TOKEN_BYTES))
+                return tc_error(ctx, EXIT_REFUSED, "tokend's answer lacks access_token, refresh_token, device_id "
+                                "or expiry times; is this really tokend?");
+        if (c->device_id && !streq(c->device_id, dev))
+                return tc_error(ctx, EXIT_REFUSED, "tokend answered for device %s, not %s; run tokenctl login",
+                                dev, c->device_id);
+        if (!(copy = strdup(rt)) || (!c->device_id && !(c->device_id = strdup(dev)))) {
+                erase_and_free(copy);
+                return tc_error(ctx, EXIT_REFUSED, "out of memory");
+        }
+        erase_and_free(c->refresh_token);
+        c->refresh_token = copy;
+        c->refresh_expires_at = rexp_in ? now + rexp_in : 0;
+        /* The old refresh token is dead now: save the new one before anything else. */
+        if (tc_creds_save(ctx, dir, c) < 0)
+                return tc_error(ctx, EXIT_REFUSED, "the refresh token was rotated but cannot be saved; this "
+                                "device must log in again (tokenctl login) once the problem is fixed");
+        if (cache_store(ctx, dir, c->device_id, aud_key(audience), at, now + exp_in, now) < 0)
+                tc_error(ctx, 0, "cannot cache the access token, ignoring");
+        if (ret_token && !(*ret_token = strdup(at)))
+                return tc_error(ctx, EXIT_REFUSED, "out of memory");
+        if (ret_exp)
+                *ret_exp = now + exp_in;
+        return EXIT_OK;
+}
+
+static int do_refresh(const tc_ctx *ctx, const char *dir, tc_creds *c, const char *audience, char **ret_token,
+                      int64_t *ret_exp) {
+        _cleanup_(erase_and_freep) char *proof = NULL;
+        _cleanup_(json_decrefp) json_t *body = NULL;
+        tc_answer a = { 0 };
+        int r;
+
+        if (c->device_key_pem && (r = make_proof(c->device_key_pem, c->device_id, &proof)) < 0)
+                return tc_error(ctx, EXIT_REFUSED, "cannot sign the refresh proof with the device key (%s): "
+                                "run tokenctl login", strerror(-r));
+        body = json_pack("{s:s,s:s}", "refresh_token", c->refresh_token, "device_id", c->device_id);
+        if (!body || (proof && json_object_set_new(body, "proof", json_string(proof)) < 0) ||
+            (audience && json_object_set_new(body, "audience", json_string(audience)) < 0))
+                return tc_error(ctx, EXIT_REFUSED, "out of memory");
+        r = tc_http(ctx, "POST", "/api/auth/refresh", body, NULL, &a);
+        if (r < 0)
+                return tc_http_exit(r);
+        if (a.status != 200)
+                r = tc_answer_fail(ctx, &a);
+        else
+                r = tc_apply_answer(ctx, dir, c, audience, a.body, ret_token, ret_exp);
+        tc_answer_done(&a);
+        return r;
+}
+
+int tc_access_token(const tc_ctx *ctx, const char *audience, bool force, char **ret_token, int64_t *ret_exp) {
+        _cleanup_(freep) char *dir = NULL;
+        _cleanup_(json_decrefp) json_t *cache = NULL;
+        _cleanup_(closep) int lock = -EBADF;
+        tc_creds c = { 0 };
+        const char *tok;
+        int64_t exp, fetched, start = time(NULL), now;
+        int r;
+
+        if (tc_state_dir(ctx, false, &dir) < 0 || tc_creds_load(ctx, dir, &c) < 0)
+                return EXIT_REFUSED;
+        if (!force) {
+                if (tc_tokens_load(ctx, dir, &cache) < 0) {
+                        r = EXIT_REFUSED;
+                        goto out;
+                }
+                if (cache_lookup(cache, aud_key(audience), c.device_id, &tok, &exp, &fetched) >= 0 &&
+                    exp - start >= TOKENCTL_REFRESH_MARGIN)
+                        goto found;
+        }
+        /* Refresh point: serialize with other tokenctl processes, then look
+         * again: one of them may have refreshed while we waited. */
+        lock = tc_state_lock(ctx, dir);
+        if (lock < 0) {
+                r = EXIT_REFUSED;
+                goto out;
+        }
+        tc_creds_done(&c);
+        json_decref(TAKE_PTR(cache));
+        if (tc_creds_load(ctx, dir, &c) < 0 || tc_tokens_load(ctx, dir, &cache) < 0) {
+                r = EXIT_REFUSED;
+                goto out;
+        }
+        now = time(NULL);
+        if (!force && cache_lookup(cache, aud_key(audience), c.device_id, &tok, &exp, &fetched) >= 0 &&
+            (exp - now >= TOKENCTL_REFRESH_MARGIN || (fetched >= start && exp - now > FRESH_MIN_LEFT)))
+                goto found;
+        if (c.refresh_expires_at && now >= c.refresh_expires_at) {
+                char when[128];
+                r = tc_error(ctx, EXIT_REFUSED, "the refresh token expired %s: run tokenctl login",
+                             tc_format_time(c.refresh_expires_at, when, sizeof when));
+                goto out;
+        }
+        r = do_refresh(ctx, dir, &c, audience, ret_token, ret_exp);
+        goto out;
+found:
+        if (!(*ret_token = strdup(tok))) {
+                r = tc_error(ctx, EXIT_REFUSED, "out of memory");
+                goto out;
+        }
+        if (ret_exp)
+                *ret_exp = exp;
+        r = EXIT_OK;
+out:
+        tc_creds_done(&c);
+        return r;
+}
+
+/* ---- verbs ------------------------------------------------------------ */
+
+typedef struct aud_opts {
+        const tc_ctx *ctx;
+        const char *usage;
+        const char *audience;
+} aud_opts;
+
+static int on_audience(void *userdata, int val, const char *arg) {
+        aud_opts *o = userdata;
+        (void) val;
+        if (!tokend_audience_name_valid(arg))
+                return tc_usage_error(o->ctx, o->usage, "--audience: '%s' is not an audience name "
+                                      "([A-Za-z0-9_.@-], 1-64 characters)", arg);
+        o->audience = arg;
+        return 0;
+}
+
+#define AUDIENCE_OPTIONS { "audience", required_argument, NULL, OPT_FIRST_VERB_OPTION }, TC_COMMON_OPTIONS
+
+static int print_token(const tc_ctx *ctx, const char *audience, const char *tok, int64_t exp) {
+        if (!ctx->json) {
+                printf("%s\n", tok);
+                return EXIT_OK;
+        }
+        _cleanup_(json_decrefp) json_t *j = json_pack("{s:s,s:s?,s:I}", "access_token", tok, "audience", audience,
+                                                      "expires_at", (json_int_t) exp);
+        if (!j)
+                return tc_error(ctx, EXIT_REFUSED, "out of memory");
+        tc_print_json(j);
+        return EXIT_OK;
+}
+
+/* token and refresh: the same options, refresh always rotates. */
+static int token_or_refresh(tc_ctx *ctx, int argc, char **argv, const char *usage, bool force) {
+        static const struct option opts[] = { AUDIENCE_OPTIONS };
+        aud_opts o = { .ctx = ctx, .usage = usage };
+        _cleanup_(freep) char *tok = NULL;
+        char when[128];
+        int64_t exp = 0;
+        int r, ex;
+
+        if ((r = tc_parse_options(ctx, argc, argv, opts, usage, on_audience, &o, &ex)) < 0)
+                return ex;
+        if (r < argc)
+                return tc_usage_error(ctx, usage, "unexpected argument '%s'", argv[r]);
+        if ((ex = tc_access_token(ctx, o.audience, force, &tok, &exp)) != EXIT_OK)
+                return ex;
+        if (!force || ctx->json)
+                return print_token(ctx, o.audience, tok, exp);
+        printf("Refreshed: new access token for %s, valid until %s.\n", o.audience ? o.audience : "the default audience",
+               tc_format_time(exp, when, sizeof when));
+        return EXIT_OK;
+}
+
+int verb_token(tc_ctx *ctx, int argc, char **argv) {
+        static const char usage[] =
+                "Usage: tokenctl token [--audience A]\n"
+                "Print a valid access token on stdout, refreshing first (with the device key\n"
+                "proof) when fewer than 60 s remain or none is cached for that audience.\n"
+                "  --audience A   PAM service the token is for (default: tokend's DefaultAudience)\n";
+        return token_or_refresh(ctx, argc, argv, usage, false);
+}
+
+int verb_refresh(tc_ctx *ctx, int argc, char **argv) {
+        static const char usage[] =
+                "Usage: tokenctl refresh [--audience A]\n"
+                "Refresh now: rotate the refresh token and cache a new access token.\n"
+                "  --audience A   PAM service the new access token is for\n";
+        return token_or_refresh(ctx, argc, argv, usage, true);
+}
+
+/* pam_jwt's default prompt is "Token: "; ssh may prefix it ("(alice@host) Token: "). */
+static bool prompt_wants_token(const char *prompt) {
+        return prompt && strcasestr(prompt, "token");
+}
+
+static int askpass_answer(const tc_ctx *ctx, const char *audience, const char *prompt) {
+        _cleanup_(freep) char *tok = NULL;
+        int ex;
+
+        if (!prompt_wants_token(prompt))
+                return EXIT_REFUSED; /* not ours: no output at all */
+        if (!audience) {
+                const char *e = getenv("TOKENCTL_AUDIENCE");
+                audience = e && *e ? e : ASKPASS_DEFAULT_AUDIENCE;
+        }
+        if (!tokend_audience_name_valid(audience))
+                return tc_error(ctx, EXIT_USAGE, "TOKENCTL_AUDIENCE='%s' is not an audience name", audience);
+        if ((ex = tc_access_token(ctx, audience, false, &tok, NULL)) != EXIT_OK)
+                return ex;
+        printf("%s\n", tok);
+        return EXIT_OK;
+}
+
+int verb_askpass(tc_ctx *ctx, int argc, char **argv) {
+        static const char usage[] =
+                "Usage: tokenctl askpass [--audience A] PROMPT\n"
+                "For SSH_ASKPASS (also installed as tokenctl-askpass) and sudo -A: when PROMPT asks\n"
+                "for a token (it contains \"token\", like pam_jwt's \"Token: \"), print a valid access\n"
+                "token; any other prompt exits 1 without output.\n"
+                "  --audience A   audience of the token (default: $TOKENCTL_AUDIENCE, else sshd)\n";
+        static const struct option opts[] = { AUDIENCE_OPTIONS };
+        aud_opts o = { .ctx = ctx, .usage = usage };
+        int r, ex;
+
+        if ((r = tc_parse_options(ctx, argc, argv, opts, usage, on_audience, &o, &ex)) < 0)
+                return ex;
+        if (argc - r > 1)
+                return tc_usage_error(ctx, usage, "only one PROMPT argument is expected");
+        return askpass_answer(ctx, o.audience, r < argc ? argv[r] : NULL);
+}
+
+int askpass_main(tc_ctx *ctx, int argc, char **argv) {
+        /* ssh and sudo pass the prompt as the only argument: no options, so
+         * no prompt text can be mistaken for one. */
+        if (argc == 2 && (streq(argv[1], "--help") || streq(argv[1], "-h"))) {
+                fputs("Usage: tokenctl-askpass PROMPT\n"
+                      "SSH_ASKPASS / sudo -A helper: answers a token prompt with a valid access token for\n"
+                      "$TOKENCTL_AUDIENCE (default sshd); other prompts exit 1 without output.\n", stdout);
+                return EXIT_OK;
+        }
+        return askpass_answer(ctx, NULL, argc >= 2 ? argv[1] : NULL);
+}

@@ -1,0 +1,25 @@
+/* Getting a valid access token: from the per-audience cache, else by a
+ * refresh with the device-key proof, serialized across processes by the
+ * state lock so that concurrent runs never rotate the refresh token twice.
+ * Functions here return an exit status (EXIT_*) and print their errors. */
+#pragma once
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "tokenctl-state.h"
+#include "tokenctl.h"
+
+/* Take a token answer of tokend (login or refresh) into c and the state
+ * dir: c's refresh token and expiry are replaced and saved, the access
+ * token is cached under audience (NULL: the default audience). When
+ * c->device_id is set, the answer must name the same device. On success
+ * *ret_token (malloc'ed, optional) and *ret_exp (optional) are set. */
+int tc_apply_answer(const tc_ctx *ctx, const char *dir, tc_creds *c, const char *audience, const json_t *ans,
+                    char **ret_token, int64_t *ret_exp);
+
+/* A valid access token for audience (NULL: tokend's default audience):
+ * the cached one when at least TOKENCTL_REFRESH_MARGIN seconds remain (or
+ * another process refreshed it while we waited for the lock), else a fresh
+ * one from a refresh. force: always refresh. *ret_token is malloc'ed. */
+int tc_access_token(const tc_ctx *ctx, const char *audience, bool force, char **ret_token, int64_t *ret_exp);

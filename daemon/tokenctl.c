@@ -1,0 +1,277 @@
+/* tokenctl: global options, the command table, and helpers shared by the
+ * verbs (option parsing with one-line usage errors, messages, times). */
+#include <curl/curl.h>
+#include <ctype.h>
+#include <jansson.h>
+#include <malloc.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "jose-jws.h"
+#include "timespan.h"
+#include "tokenctl.h"
+
+static const char usage_main[] =
+        "Usage: tokenctl [--socket PATH] [--json] COMMAND [OPTIONS]\n"
+        "Client of tokend: log in, print fresh tokens, manage devices and signing keys.\n"
+        "\n"
+        "Commands:\n"
+        "  login [--user U] [--device-name N] [--peer]\n"
+        "                           enrol this device (password; --peer: your local identity)\n"
+        "  token [--audience A]     print a valid access token (refreshed when < 60 s remain)\n"
+        "  askpass [--audience A] [PROMPT]\n"
+        "                           answer an SSH_ASKPASS or sudo -A token prompt\n"
+        "  refresh [--audience A]   refresh now (rotates the refresh token)\n"
+        "  logout                   revoke this device and delete the local credentials\n"
+        "  status                   who is logged in, expiry times, whether tokend answers\n"
+        "  devices [list] [--user U]\n"
+        "  devices revoke ID [--user U]\n"
+        "                           list devices, revoke one (all its tokens die at once)\n"
+        "  verify [--jwks FILE [--issuer I] [--signature-only]] [--user U] [--audience A] TOKEN\n"
+        "                           check a token with tokend, or offline against a JWKS\n"
+        "  inspect TOKEN            decode a token WITHOUT verifying it\n"
+        "  keys generate|rotate|list|jwks [--dir D] [--alg A] [--passphrase-file F]\n"
+        "                           manage tokend's signing keys\n"
+        "\n"
+        "Options:\n"
+        "  --socket PATH   tokend's socket (default: $TOKEND_SOCKET, else " TOKENCTL_DEFAULT_SOCKET ")\n"
+        "  --json          machine-readable output\n"
+        "  --bus           talk D-Bus (not supported yet)\n"
+        "  -h, --help      this help; tokenctl COMMAND --help shows a command's options\n"
+        "  --version       print the version\n"
+        "\n"
+        "Exit status: 0 success, 1 refused credential or failed verification,\n"
+        "2 usage error, 3 tokend cannot be reached. See tokenctl(1).\n";
+
+static const struct {
+        const char *name;
+        tc_verb_fn fn;
+} verbs[] = {
+        { "login", verb_login },     { "token", verb_token },     { "askpass", verb_askpass },
+        { "refresh", verb_refresh }, { "logout", verb_logout },   { "status", verb_status },
+        { "devices", verb_devices }, { "verify", verb_verify },   { "inspect", verb_inspect },
+        { "keys", verb_keys },
+};
+
+static void vmessage(const tc_ctx *ctx, const char *fmt, va_list ap) {
+        int saved = errno; /* for %m */
+        fprintf(stderr, "tokenctl%s%s: ", ctx && ctx->verb ? " " : "", ctx && ctx->verb ? ctx->verb : "");
+        errno = saved;
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+}
+
+int tc_error(const tc_ctx *ctx, int code, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vmessage(ctx, fmt, ap);
+        va_end(ap);
+        return code;
+}
+
+int tc_usage_error(const tc_ctx *ctx, const char *usage, const char *fmt, ...) {
+        va_list ap;
+        const char *u = usage, *nl;
+
+        if (strncmp(u, "Usage: ", 7) == 0)
+                u += 7;
+        nl = strchr(u, '\n');
+        fprintf(stderr, "tokenctl%s%s: ", ctx->verb ? " " : "", ctx->verb ? ctx->verb : "");
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fprintf(stderr, "; usage: %.*s\n", nl ? (int) (nl - u) : (int) strlen(u), u);
+        return EXIT_USAGE;
+}
+
+/* --socket and --json: accepted before the command and among its options. */
+static void common_option(tc_ctx *ctx, int c) {
+        if (c == OPT_SOCKET)
+                ctx->socket = optarg;
+        else
+                ctx->json = true;
+}
+
+/* The one-line answer to getopt's ':' (missing value) and '?' (unknown). */
+static int option_error(const tc_ctx *ctx, const char *usage, int c, char **argv) {
+        if (c == ':')
+                return tc_usage_error(ctx, usage, "option %s needs a value", argv[optind - 1]);
+        if (optopt > 0 && optopt < 0x80 && isprint(optopt))
+                return tc_usage_error(ctx, usage, "unknown option -%c", optopt);
+        return tc_usage_error(ctx, usage, "unknown option %s", argv[optind - 1]);
+}
+
+int tc_parse_options(tc_ctx *ctx, int argc, char **argv, const struct option *opts, const char *usage,
+                     int (*on_opt)(void *userdata, int val, const char *arg), void *userdata, int *ret_exit) {
+        int c;
+
+        optind = 0; /* GNU: full re-initialisation for this argv */
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
+                switch (c) {
+                case OPT_SOCKET:
+                case OPT_JSON:
+                        common_option(ctx, c);
+                        break;
+                case 'h':
+                case OPT_HELP:
+                        fputs(usage, stdout);
+                        *ret_exit = EXIT_OK;
+                        return -1;
+                case ':':
+                case '?':
+                        *ret_exit = option_error(ctx, usage, c, argv);
+                        return -1;
+                default:
+                        if (!on_opt || on_opt(userdata, c, optarg) != 0) {
+                                *ret_exit = EXIT_USAGE;
+                                return -1;
+                        }
+                }
+        return optind;
+}
+
+void tc_print_json(const json_t *j) {
+        if (j && json_dumpf(j, stdout, JSON_INDENT(2)) == 0)
+                putchar('\n');
+}
+
+char *tc_path_join(const char *a, const char *b) {
+        size_t la = strlen(a), lb = strlen(b);
+        char *s = malloc(la + 1 + lb + 1);
+        if (!s)
+                return NULL;
+        memcpy(s, a, la);
+        s[la] = '/';
+        memcpy(s + la + 1, b, lb + 1);
+        return s;
+}
+
+char *tc_format_time(long long t, char *buf, size_t size) {
+        char when[64] = "?", span[TIMESPAN_FORMAT_MAX];
+        time_t tt = (time_t) t;
+        struct tm tm;
+        long long d = t - (long long) time(NULL);
+
+        if (localtime_r(&tt, &tm))
+                (void) strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S %Z", &tm);
+        timespan_format(d < 0 ? -d : d, span, sizeof span);
+        if (d == 0)
+                snprintf(buf, size, "%s (now)", when);
+        else
+                snprintf(buf, size, "%s (%s%s%s)", when, d > 0 ? "in " : "", span, d > 0 ? "" : " ago");
+        return buf;
+}
+
+int tc_read_token_arg(const char *arg, char **ret) {
+        char *s;
+
+        if (!streq(arg, "-"))
+                s = strdup(arg);
+        else {
+                size_t n = 0;
+                s = malloc(JWS_MAX_TOKEN_BYTES + 2);
+                if (!s)
+                        return -ENOMEM;
+                for (int ch; (ch = getchar()) != EOF && ch != '\n';) {
+                        if (n > JWS_MAX_TOKEN_BYTES) {
+                                free(s);
+                                return -E2BIG;
+                        }
+                        s[n++] = (char) ch;
+                }
+                while (n > 0 && isspace((unsigned char) s[n - 1]))
+                        n--;
+                s[n] = 0;
+        }
+        if (!s)
+                return -ENOMEM;
+        if (!*s) {
+                free(s);
+                return -EINVAL;
+        }
+        *ret = s;
+        return 0;
+}
+
+/* jansson memory may hold tokens and refresh tokens: wipe it on free. */
+static void wiping_free(void *p) {
+        if (!p)
+                return;
+        explicit_bzero(p, malloc_usable_size(p));
+        free(p);
+}
+
+static int run(tc_ctx *ctx, int argc, char **argv) {
+        static const struct option opts[] = {
+                { "socket", required_argument, NULL, OPT_SOCKET },
+                { "json", no_argument, NULL, OPT_JSON },
+                { "bus", optional_argument, NULL, 'b' },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, 'V' },
+                {},
+        };
+        int c;
+
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1)
+                switch (c) {
+                case OPT_SOCKET:
+                case OPT_JSON:
+                        common_option(ctx, c);
+                        break;
+                case 'b':
+                        return tc_error(ctx, EXIT_USAGE, "--bus: the D-Bus front end is not supported yet; "
+                                        "use the socket (--socket PATH)");
+                case 'h':
+                        fputs(usage_main, stdout);
+                        return EXIT_OK;
+                case 'V':
+                        puts("tokenctl " PACKAGE_VERSION);
+                        return EXIT_OK;
+                default:
+                        return option_error(ctx, usage_main, c, argv);
+                }
+        if (optind >= argc)
+                return tc_usage_error(ctx, usage_main, "a command is needed (tokenctl --help lists them)");
+        const char *verb = argv[optind];
+        if (streq(verb, "help")) {
+                fputs(usage_main, stdout);
+                return EXIT_OK;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (streq(verb, verbs[i].name)) {
+                        ctx->verb = verbs[i].name;
+                        return verbs[i].fn(ctx, argc - optind, argv + optind);
+                }
+        return tc_usage_error(ctx, usage_main, "unknown command '%s'", verb);
+}
+
+int main(int argc, char **argv) {
+        const char *env = getenv("TOKEND_SOCKET");
+        tc_ctx ctx = { .socket = env && *env ? env : TOKENCTL_DEFAULT_SOCKET };
+        const char *base = argv[0] ? strrchr(argv[0], '/') : NULL;
+        int r;
+
+        base = base ? base + 1 : argv[0] ? argv[0] : "tokenctl";
+        json_set_alloc_funcs(malloc, wiping_free);
+        if (curl_global_init(CURL_GLOBAL_NOTHING) != CURLE_OK) {
+                fputs("tokenctl: cannot initialise libcurl\n", stderr);
+                return EXIT_REFUSED;
+        }
+        if (streq(base, "tokenctl-askpass")) {
+                ctx.verb = "askpass";
+                r = askpass_main(&ctx, argc, argv);
+        } else
+                r = run(&ctx, argc, argv);
+        curl_global_cleanup();
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+                fprintf(stderr, "tokenctl: cannot write the output: %m\n");
+                if (r == EXIT_OK)
+                        r = EXIT_REFUSED;
+        }
+        return r;
+}

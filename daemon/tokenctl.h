@@ -1,0 +1,95 @@
+/* tokenctl: the command-line client of tokend. Shared context, exit codes
+ * and the verbs each tokenctl-*.c file implements. Verbs print human
+ * messages to stderr and results to stdout, and return an exit status. */
+#pragma once
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "macro.h"
+
+#define TOKENCTL_DEFAULT_SOCKET "/run/tokend/tokend.sock"
+#define TOKENCTL_DEFAULT_KEYDIR "/var/lib/tokend/keys"
+/* Refresh when fewer than this many seconds of the cached token remain. */
+#define TOKENCTL_REFRESH_MARGIN 60
+
+/* Exit statuses (DESIGN.md "tokenctl"). */
+enum {
+        EXIT_OK = 0,
+        EXIT_REFUSED = 1,     /* refused credential, failed verification, other failures */
+        EXIT_USAGE = 2,       /* usage errors */
+        EXIT_UNREACHABLE = 3, /* tokend cannot be reached */
+};
+
+typedef struct tc_ctx {
+        const char *socket;   /* --socket, $TOKEND_SOCKET, or the default */
+        bool json;            /* --json: machine-readable output */
+        const char *verb;     /* "token", "devices revoke", … for messages */
+} tc_ctx;
+
+/* One verb: argc/argv start at the verb name (argv[0]). */
+typedef int (*tc_verb_fn)(tc_ctx *ctx, int argc, char **argv);
+
+/* Options every verb accepts besides its own (--socket, --json, --help). */
+enum {
+        OPT_SOCKET = 0x100,
+        OPT_JSON,
+        OPT_HELP,
+        OPT_FIRST_VERB_OPTION, /* verbs number their own long options from here */
+};
+
+/* The common entries and the terminator of a verb's option table. */
+#define TC_COMMON_OPTIONS                                       \
+        { "socket", required_argument, NULL, OPT_SOCKET },      \
+        { "json", no_argument, NULL, OPT_JSON },                \
+        { "help", no_argument, NULL, OPT_HELP },                \
+        {}
+
+/* Parse the options of a verb with getopt_long (opts must end with {}).
+ * Common options are handled here. For each verb-specific option, calls
+ * on_opt(userdata, val, optarg) which returns 0, or EXIT_USAGE for a bad
+ * value (after printing why with tc_usage_error()). Returns the index of the first operand, or -1 with
+ * *ret_exit set: EXIT_OK after --help (usage printed to stdout), EXIT_USAGE
+ * after an unknown option (one line of usage on stderr). */
+int tc_parse_options(tc_ctx *ctx, int argc, char **argv, const struct option *opts, const char *usage,
+                     int (*on_opt)(void *userdata, int val, const char *arg), void *userdata, int *ret_exit);
+
+/* "tokenctl VERB: usage: …" (first line of usage) on stderr; returns EXIT_USAGE. */
+int tc_usage_error(const tc_ctx *ctx, const char *usage, const char *fmt, ...) _printf_(3, 4);
+
+/* Error message "tokenctl VERB: …" on stderr. Returns code. */
+int tc_error(const tc_ctx *ctx, int code, const char *fmt, ...) _printf_(3, 4);
+
+/* Format a unix time as "YYYY-MM-DD HH:MM:SS TZ (in 14min 59s)" /
+ * "(… ago)" into buf. Returns buf. */
+char *tc_format_time(long long t, char *buf, size_t size);
+
+/* Print j indented, with a newline, on stdout (NULL: nothing). */
+void tc_print_json(const json_t *j);
+
+/* "a/b", malloc'ed; NULL on allocation failure. */
+char *tc_path_join(const char *a, const char *b);
+
+/* Read a token operand: "-" reads one line from stdin (≤ 16 KiB, newline
+ * stripped). *ret is malloc'ed. Returns 0, -EINVAL (empty), -E2BIG, -ENOMEM. */
+int tc_read_token_arg(const char *arg, char **ret);
+
+/* Verbs (tokenctl-session.c) */
+int verb_login(tc_ctx *ctx, int argc, char **argv);
+int verb_logout(tc_ctx *ctx, int argc, char **argv);
+int verb_status(tc_ctx *ctx, int argc, char **argv);
+/* (tokenctl-token.c) */
+int verb_token(tc_ctx *ctx, int argc, char **argv);
+int verb_refresh(tc_ctx *ctx, int argc, char **argv);
+int verb_askpass(tc_ctx *ctx, int argc, char **argv);
+/* Act as tokenctl-askpass: argv[1] is the prompt, no options. */
+int askpass_main(tc_ctx *ctx, int argc, char **argv);
+/* (tokenctl-devices.c) */
+int verb_devices(tc_ctx *ctx, int argc, char **argv);
+/* (tokenctl-verify.c) */
+int verb_verify(tc_ctx *ctx, int argc, char **argv);
+int verb_inspect(tc_ctx *ctx, int argc, char **argv);
+/* (tokenctl-keys.c) */
+int verb_keys(tc_ctx *ctx, int argc, char **argv);

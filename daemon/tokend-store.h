@@ -1,0 +1,177 @@
+/* tokend's persistent state: devices (enrolments), refresh-token hashes with
+ * their rotation chain, revoked access-token ids, the device-proof replay
+ * cache and the audit log. One opaque handle, safe to share between threads;
+ * SQLite (WAL) today, and no SQL in this interface so PostgreSQL can back it
+ * later. Every operation is atomic and serialised with the others (its own
+ * savepoint inside a group-commit transaction that it may share with
+ * concurrent callers: one fsync for all of them). Errors: -ENOENT not found,
+ * -EEXIST duplicate, -EBUSY database still locked after STORE_BUSY_TIMEOUT_MS,
+ * -ENOSPC disk full, -EINVAL bad argument (over-long string…), -ENOMEM,
+ * -EIO anything else. Link: daemon/libtdstore.la $(SQLITE_LIBS). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "macro.h"
+
+#define STORE_HASH_LEN 32U              /* SHA-256 of a refresh token */
+#define STORE_DEVICE_KEY_LEN 32U        /* Ed25519 public key */
+#define STORE_DEVICE_ID_MAX 64U         /* "dev_" + random */
+#define STORE_USER_MAX 256U             /* LOGIN_NAME_MAX */
+#define STORE_DEVICE_NAME_MAX 128U
+#define STORE_REASON_MAX 64U
+#define STORE_JTI_MAX 128U
+#define STORE_EVENT_MAX 32U
+#define STORE_AUDIT_DETAIL_MAX 1024U
+#define STORE_BUSY_TIMEOUT_MS 2000
+#define STORE_RETENTION ((int64_t) 90 * 24 * 3600) /* audit rows, dead devices, old rotated tokens */
+
+typedef struct tokend_store tokend_store;
+
+/* One device (enrolment). Fixed-size strings so the struct owns nothing:
+ * copy it, free() arrays of it. */
+typedef struct store_device {
+        char id[STORE_DEVICE_ID_MAX + 1];
+        char user[STORE_USER_MAX + 1];
+        uid_t uid;
+        char name[STORE_DEVICE_NAME_MAX + 1];      /* may be "" */
+        int64_t created;
+        int64_t last_used;
+        bool has_public_key;
+        uint8_t public_key[STORE_DEVICE_KEY_LEN]; /* Ed25519, valid if has_public_key */
+        bool revoked;
+        int64_t revoked_at;                        /* valid if revoked */
+        char revoke_reason[STORE_REASON_MAX + 1];  /* "" unless revoked */
+} store_device;
+
+/* An audit event to write. Strings are borrowed; NULL = none. Never put a
+ * secret (token, password, hash) into any field. */
+typedef struct store_audit {
+        int64_t time;
+        const char *event;      /* required: "login", "token", "refresh", "logout", "revoke", … */
+        const char *user;
+        const char *device_id;
+        int64_t caller_uid;     /* -1 = unknown */
+        int64_t caller_pid;     /* -1 = unknown */
+        const char *detail;     /* free text, ≤ STORE_AUDIT_DETAIL_MAX */
+} store_audit;
+
+/* An audit row read back. Absent strings are "". */
+typedef struct store_audit_entry {
+        int64_t id;
+        int64_t time;
+        char event[STORE_EVENT_MAX + 1];
+        char user[STORE_USER_MAX + 1];
+        char device_id[STORE_DEVICE_ID_MAX + 1];
+        int64_t caller_uid;
+        int64_t caller_pid;
+        char detail[STORE_AUDIT_DETAIL_MAX + 1];
+} store_audit_entry;
+
+typedef struct store_rotate_result {
+        bool reuse_detected;   /* this call found a rotated token and revoked the device */
+        uint64_t generation;   /* of the new token (first token of a device = 1) */
+        store_device device;   /* the device as stored after this call */
+} store_rotate_result;
+
+/* Open (creating it with mode 0600 if missing; the parent directory must
+ * exist) and migrate the database at path to the current schema
+ * (PRAGMA user_version, one transaction per migration). WAL mode,
+ * foreign_keys=ON, synchronous=FULL (an acknowledged rotation survives power
+ * loss), busy_timeout STORE_BUSY_TIMEOUT_MS. Returns 0 and *ret, -ENOENT
+ * (parent missing), -EACCES, -EPROTONOSUPPORT (written by a newer tokend),
+ * -EBUSY, -EIO, -ENOMEM. */
+_warn_unused_result_ int store_open(const char *path, tokend_store **ret);
+
+/* Close every connection. Accepts NULL. Callers must have stopped using it. */
+void store_close(tokend_store *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(tokend_store *, store_close);
+
+/* Schema version of the open database (== the newest migration). */
+int store_schema_version(tokend_store *s);
+
+/* PRAGMA integrity_check + foreign_key_check. 0 if "ok", -EUCLEAN if not. */
+int store_integrity_check(tokend_store *s);
+
+/* Enrol: insert d (d->revoked must be false), its first refresh token
+ * (generation 1, created = d->created, expires = refresh_expires, 0 = never)
+ * and the audit row a (may be NULL) in one transaction. Returns 0, -EEXIST
+ * (device id or token hash already present), -EINVAL. */
+_warn_unused_result_ int store_device_create(tokend_store *s, const store_device *d,
+                                             const uint8_t refresh_hash[STORE_HASH_LEN],
+                                             int64_t refresh_expires, const store_audit *a);
+
+/* Rotate a refresh token (RFC 9700 §4.14.2), atomically, holding the write
+ * lock from the lookup to the commit (no other rotation can interleave):
+ *  - presented_hash unknown, or it belongs to another device → -ENOENT;
+ *  - device revoked → -EKEYREVOKED;
+ *  - presented token already rotated:
+ *      · rotated at most reuse_grace seconds ago (reuse_grace > 0): a
+ *        concurrent double refresh by the same client → -EALREADY, nothing
+ *        changes and NO token is issued (the racing request got it);
+ *      · otherwise theft: the device is revoked (reason "refresh_reuse"), an
+ *        audit event "refresh_reuse" is written (caller uid/pid from a),
+ *        committed → -EKEYREVOKED with ret->reuse_detected = true.
+ *    This check comes before the expiry check: replaying an old rotated
+ *    token is theft evidence even after that token's own expiry;
+ *  - expired (expires != 0 && now >= expires) → -EKEYEXPIRED;
+ *  - else: mark it rotated (now, replaced_by = new_hash), insert new_hash
+ *    with generation + 1 and new_expires (0 = never), set last_used = now,
+ *    write audit row a (may be NULL) → 0.
+ * *ret is written on 0, -EALREADY, -EKEYREVOKED and -EKEYEXPIRED (the device
+ * is known then), untouched otherwise. Also -EEXIST (new_hash collides),
+ * -EINVAL, -EBUSY, -ENOSPC, -EIO. */
+_warn_unused_result_ int store_refresh_rotate(tokend_store *s, const char *device_id,
+                                              const uint8_t presented_hash[STORE_HASH_LEN],
+                                              const uint8_t new_hash[STORE_HASH_LEN],
+                                              int64_t now, int64_t new_expires, int64_t reuse_grace,
+                                              const store_audit *a, store_rotate_result *ret);
+
+/* Read one device into *ret. -ENOENT if there is no such id. */
+_warn_unused_result_ int store_device_get(tokend_store *s, const char *id, store_device *ret);
+
+/* Devices of user (NULL: all), oldest first, revoked ones included. *ret is a
+ * malloc'ed array of *ret_n entries (NULL when 0) owned by the caller. */
+int store_devices_list(tokend_store *s, const char *user, store_device **ret, size_t *ret_n);
+
+/* Revoke a device (revoked_at = a->time or now when a is NULL, reason ≤
+ * STORE_REASON_MAX) and write audit row a (may be NULL). Idempotent: returns 1
+ * if this call revoked it, 0 if it was already revoked (nothing written, the
+ * first reason is kept), -ENOENT. Its refresh tokens are kept so that later
+ * presentations answer -EKEYREVOKED instead of -ENOENT. */
+int store_device_revoke(tokend_store *s, const char *id, const char *reason, const store_audit *a);
+
+/* Set last_used = now. 0 or -ENOENT. */
+int store_device_touch(tokend_store *s, const char *id, int64_t now);
+
+/* Remember that access token jti is revoked until expires (its exp). Idempotent
+ * (keeps the later expiry). 0, -EINVAL (empty or > STORE_JTI_MAX). */
+int store_jti_revoke(tokend_store *s, const char *jti, int64_t expires);
+
+/* 1 if jti is revoked, 0 if not, -errno. */
+_warn_unused_result_ int store_jti_is_revoked(tokend_store *s, const char *jti);
+
+/* Record the first use of a device-proof jti, kept until expires. Returns 0 on
+ * first use, -EEXIST if it was seen before (replay), -EINVAL. */
+_warn_unused_result_ int store_proof_jti_use(tokend_store *s, const char *jti, int64_t expires);
+
+/* Append an audit row. 0, -EINVAL (no event, over-long fields). */
+int store_audit_add(tokend_store *s, const store_audit *a);
+
+/* The newest limit (≥ 1) audit rows, optionally only those of user, newest
+ * first. *ret: malloc'ed array of *ret_n entries (NULL when 0). */
+int store_audit_list(tokend_store *s, const char *user, size_t limit,
+                     store_audit_entry **ret, size_t *ret_n);
+
+/* Delete what can no longer matter at time now: every refresh token of a
+ * device whose newest token has expired (rotated ones are kept until then,
+ * so reuse detection works for the whole life of the chain), rotated tokens
+ * rotated more than STORE_RETENTION ago (a replay of those answers -ENOENT,
+ * still refused), revoked jtis and proof jtis expired more than an hour ago
+ * (the largest ClockSkew), devices revoked or
+ * without tokens for longer than STORE_RETENTION, audit rows older than
+ * STORE_RETENTION. Returns the number of rows deleted (≥ 0) or -errno. */
+int store_prune(tokend_store *s, int64_t now);

@@ -1,0 +1,717 @@
+/* The SQLite store on a real file in a temporary directory: schema and
+ * migrations, refresh rotation with reuse detection (the security-critical
+ * path), concurrent callers, revocations, replay cache, pruning, and a
+ * bounded -EBUSY when another connection holds the write lock. */
+#include "config.h"
+
+#include <ftw.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "tokend-store.h"
+
+#define T0 ((int64_t) 1700000000)
+#define DAY ((int64_t) 86400)
+
+typedef struct fixture {
+        char dir[64];
+        char db[128];
+        tokend_store *s;
+} fixture;
+
+static int rm_entry(const char *path, const struct stat *st _unused_, int flag _unused_, struct FTW *ftw _unused_) {
+        return remove(path);
+}
+
+static int setup(void **state) {
+        fixture *f = calloc(1, sizeof(*f));
+        assert_non_null(f);
+        snprintf(f->dir, sizeof f->dir, "/tmp/test-store-XXXXXX");
+        assert_non_null(mkdtemp(f->dir));
+        snprintf(f->db, sizeof f->db, "%s/tokend.db", f->dir);
+        assert_int_equal(store_open(f->db, &f->s), 0);
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state) {
+        fixture *f = *state;
+        if (f->s)
+                assert_int_equal(store_integrity_check(f->s), 0);
+        store_close(f->s);
+        (void) nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        free(f);
+        return 0;
+}
+
+/* A distinct fake token hash per (device number, generation). */
+static void hash_of(uint8_t h[STORE_HASH_LEN], unsigned dev, unsigned gen) {
+        memset(h, 0, STORE_HASH_LEN);
+        h[0] = (uint8_t) dev;
+        h[1] = (uint8_t) (dev >> 8);
+        h[2] = (uint8_t) gen;
+        h[3] = (uint8_t) (gen >> 8);
+        h[31] = 0xa5;
+}
+
+static void device_init(store_device *d, unsigned dev, const char *user, int64_t now) {
+        *d = (store_device){ .uid = 1000 + dev, .created = now, .last_used = now };
+        snprintf(d->id, sizeof d->id, "dev_%04u", dev);
+        snprintf(d->user, sizeof d->user, "%s", user);
+        snprintf(d->name, sizeof d->name, "laptop %u", dev);
+}
+
+/* Enrol device number dev for user at now, first token (dev, 1). */
+static void enrol(tokend_store *s, unsigned dev, const char *user, int64_t now, int64_t expires) {
+        store_device d;
+        uint8_t h[STORE_HASH_LEN];
+        device_init(&d, dev, user, now);
+        hash_of(h, dev, 1);
+        store_audit a = { .time = now, .event = "login", .user = user, .device_id = d.id,
+                          .caller_uid = 0, .caller_pid = 1, .detail = "test" };
+        assert_int_equal(store_device_create(s, &d, h, expires, &a), 0);
+}
+
+/* Rotate (dev, from) → (dev, to), the new token expiring at new_expires. */
+static int rotate_until(tokend_store *s, unsigned dev, unsigned from, unsigned to, int64_t now, int64_t grace,
+                        int64_t new_expires, store_rotate_result *ret) {
+        uint8_t old[STORE_HASH_LEN], new[STORE_HASH_LEN];
+        char id[STORE_DEVICE_ID_MAX + 1];
+        snprintf(id, sizeof id, "dev_%04u", dev);
+        hash_of(old, dev, from);
+        hash_of(new, dev, to);
+        store_audit a = { .time = now, .event = "refresh", .device_id = id, .caller_uid = 4242, .caller_pid = 99 };
+        return store_refresh_rotate(s, id, old, new, now, new_expires, grace, &a, ret);
+}
+
+/* The same with a 7-day sliding lifetime. */
+static int rotate(tokend_store *s, unsigned dev, unsigned from, unsigned to, int64_t now, int64_t grace,
+                  store_rotate_result *ret) {
+        return rotate_until(s, dev, from, to, now, grace, now + 7 * DAY, ret);
+}
+
+static size_t count_events(tokend_store *s, const char *event) {
+        _cleanup_(freep) store_audit_entry *v = NULL;
+        size_t n = 0, k = 0;
+        assert_int_equal(store_audit_list(s, NULL, 10000, &v, &n), 0);
+        for (size_t i = 0; i < n; i++)
+                k += streq(v[i].event, event);
+        return k;
+}
+
+/* ------------------------------------------------------------ schema */
+
+static void test_open_and_migrate(void **state) {
+        fixture *f = *state;
+        struct stat st;
+        store_device d;
+
+        assert_int_equal(store_schema_version(f->s), 1);
+        assert_int_equal(stat(f->db, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0600);
+        assert_int_equal(store_integrity_check(f->s), 0);
+
+        /* The file says the same, and is in WAL mode. */
+        sqlite3 *db = NULL;
+        sqlite3_stmt *q = NULL;
+        assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int(q, 0), 1);
+        sqlite3_finalize(q);
+        assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+        assert_string_equal((const char *) sqlite3_column_text(q, 0), "wal");
+        sqlite3_finalize(q);
+        sqlite3_close(db);
+
+        /* Re-open keeps data. */
+        enrol(f->s, 1, "alice", T0, T0 + 7 * DAY);
+        store_close(f->s);
+        f->s = NULL;
+        assert_int_equal(store_open(f->db, &f->s), 0);
+        assert_int_equal(store_schema_version(f->s), 1);
+        assert_int_equal(store_device_get(f->s, "dev_0001", &d), 0);
+        assert_string_equal(d.user, "alice");
+        assert_int_equal(d.uid, 1001);
+        assert_string_equal(d.name, "laptop 1");
+        assert_false(d.revoked);
+}
+
+static void test_open_errors(void **state) {
+        fixture *f = *state;
+        char path[256];
+        tokend_store *s = (tokend_store *) 0x1;
+
+        /* The parent directory is not created. */
+        snprintf(path, sizeof path, "%s/missing/tokend.db", f->dir);
+        assert_int_equal(store_open(path, &s), -ENOENT);
+        assert_ptr_equal(s, (tokend_store *) 0x1);
+
+        /* Written by a newer tokend: refuse rather than guess. */
+        snprintf(path, sizeof path, "%s/newer.db", f->dir);
+        sqlite3 *db = NULL;
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+        assert_int_equal(store_open(path, &s), -EPROTONOSUPPORT);
+
+        /* Not a database. */
+        snprintf(path, sizeof path, "%s/garbage.db", f->dir);
+        FILE *o = fopen(path, "we");
+        assert_non_null(o);
+        for (int i = 0; i < 512; i++)
+                fputs("garbage!", o);
+        fclose(o);
+        assert_int_equal(store_open(path, &s), -EIO);
+        assert_ptr_equal(s, (tokend_store *) 0x1);
+
+        /* Control: an existing empty file is migrated. */
+        snprintf(path, sizeof path, "%s/empty.db", f->dir);
+        o = fopen(path, "we");
+        assert_non_null(o);
+        fclose(o);
+        assert_int_equal(store_open(path, &s), 0);
+        assert_int_equal(store_schema_version(s), 1);
+        store_close(s);
+}
+
+/* ------------------------------------------------------------ devices */
+
+static void test_devices(void **state) {
+        fixture *f = *state;
+        store_device d, got;
+        uint8_t h[STORE_HASH_LEN];
+
+        device_init(&d, 1, "alice", T0);
+        d.has_public_key = true;
+        memset(d.public_key, 0x42, sizeof d.public_key);
+        hash_of(h, 1, 1);
+        assert_int_equal(store_device_create(f->s, &d, h, 0, NULL), 0);
+        enrol(f->s, 2, "bob", T0 + 1, 0);
+        enrol(f->s, 3, "alice", T0 + 2, 0);
+
+        assert_int_equal(store_device_get(f->s, "dev_0001", &got), 0);
+        assert_true(got.has_public_key);
+        assert_memory_equal(got.public_key, d.public_key, STORE_DEVICE_KEY_LEN);
+        assert_int_equal(store_device_get(f->s, "dev_0002", &got), 0);
+        assert_false(got.has_public_key);
+
+        /* Duplicates. */
+        assert_int_equal(store_device_create(f->s, &d, h, 0, NULL), -EEXIST); /* same id */
+        device_init(&d, 9, "carol", T0);
+        assert_int_equal(store_device_create(f->s, &d, h, 0, NULL), -EEXIST); /* same token hash */
+        assert_int_equal(store_device_get(f->s, "dev_0009", &got), -ENOENT); /* nothing half-written */
+
+        /* Bad arguments. */
+        memset(d.name, 'x', sizeof d.name);
+        assert_int_equal(store_device_create(f->s, &d, h, 0, NULL), -EINVAL);
+        device_init(&d, 9, "", T0);
+        assert_int_equal(store_device_create(f->s, &d, h, 0, NULL), -EINVAL);
+        device_init(&d, 9, "carol", T0);
+        d.revoked = true;
+        assert_int_equal(store_device_create(f->s, &d, h, 0, NULL), -EINVAL);
+        assert_int_equal(store_device_get(f->s, "", &got), -EINVAL);
+
+        _cleanup_(freep) store_device *v = NULL;
+        size_t n = 0;
+        assert_int_equal(store_devices_list(f->s, "alice", &v, &n), 0);
+        assert_int_equal(n, 2);
+        assert_string_equal(v[0].id, "dev_0001");
+        assert_string_equal(v[1].id, "dev_0003");
+        free(v);
+        v = NULL;
+        assert_int_equal(store_devices_list(f->s, NULL, &v, &n), 0);
+        assert_int_equal(n, 3);
+        free(v);
+        v = (store_device *) 0x1;
+        assert_int_equal(store_devices_list(f->s, "nobody", &v, &n), 0);
+        assert_int_equal(n, 0);
+        assert_null(v);
+
+        /* Touch. */
+        assert_int_equal(store_device_touch(f->s, "dev_0002", T0 + 100), 0);
+        assert_int_equal(store_device_get(f->s, "dev_0002", &got), 0);
+        assert_int_equal(got.last_used, T0 + 100);
+        assert_int_equal(store_device_touch(f->s, "dev_0002", T0 + 50), 0); /* never goes back */
+        assert_int_equal(store_device_get(f->s, "dev_0002", &got), 0);
+        assert_int_equal(got.last_used, T0 + 100);
+        assert_int_equal(store_device_touch(f->s, "dev_0404", T0), -ENOENT);
+
+        /* Revoke: 1 the first time, 0 after, with one audit row. */
+        store_audit a = { .time = T0 + 200, .event = "revoke", .user = "bob", .device_id = "dev_0002",
+                          .caller_uid = 0, .caller_pid = 7 };
+        assert_int_equal(store_device_revoke(f->s, "dev_0002", "admin", &a), 1);
+        assert_int_equal(store_device_revoke(f->s, "dev_0002", "again", &a), 0);
+        assert_int_equal(store_device_revoke(f->s, "dev_0404", "admin", &a), -ENOENT);
+        assert_int_equal(store_device_get(f->s, "dev_0002", &got), 0);
+        assert_true(got.revoked);
+        assert_int_equal(got.revoked_at, T0 + 200);
+        assert_string_equal(got.revoke_reason, "admin");
+        assert_int_equal(count_events(f->s, "revoke"), 1);
+
+        /* The revoked device's tokens answer "revoked", not "unknown". */
+        store_rotate_result rr;
+        assert_int_equal(rotate(f->s, 2, 1, 2, T0 + 300, 0, &rr), -EKEYREVOKED);
+        assert_false(rr.reuse_detected);
+}
+
+/* ------------------------------------------------------------ rotation */
+
+static void test_rotate_happy(void **state) {
+        fixture *f = *state;
+        store_rotate_result rr;
+        store_device d;
+
+        enrol(f->s, 1, "alice", T0, T0 + 7 * DAY);
+        assert_int_equal(rotate(f->s, 1, 1, 2, T0 + 60, 0, &rr), 0);
+        assert_false(rr.reuse_detected);
+        assert_int_equal(rr.generation, 2);
+        assert_string_equal(rr.device.user, "alice");
+        assert_int_equal(rr.device.uid, 1001);
+        assert_int_equal(rr.device.last_used, T0 + 60);
+        assert_int_equal(rotate(f->s, 1, 2, 3, T0 + 120, 0, &rr), 0);
+        assert_int_equal(rr.generation, 3);
+
+        assert_int_equal(store_device_get(f->s, "dev_0001", &d), 0);
+        assert_int_equal(d.last_used, T0 + 120);
+        assert_false(d.revoked);
+        assert_int_equal(count_events(f->s, "refresh"), 2);
+        assert_int_equal(count_events(f->s, "login"), 1);
+
+        _cleanup_(freep) store_audit_entry *v = NULL;
+        size_t n = 0;
+        assert_int_equal(store_audit_list(f->s, "alice", 1, &v, &n), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(v[0].event, "login"); /* "refresh" rows name no user in this test */
+}
+
+static void test_rotate_refused(void **state) {
+        fixture *f = *state;
+        store_rotate_result rr, untouched;
+        uint8_t a[STORE_HASH_LEN], b[STORE_HASH_LEN];
+
+        enrol(f->s, 1, "alice", T0, T0 + 7 * DAY);
+        enrol(f->s, 2, "bob", T0, T0 + 7 * DAY);
+        memset(&untouched, 0x77, sizeof untouched);
+
+        /* Unknown token. */
+        rr = untouched;
+        assert_int_equal(rotate(f->s, 1, 50, 51, T0, 0, &rr), -ENOENT);
+        assert_memory_equal(&rr, &untouched, sizeof rr);
+
+        /* Bob's token presented with Alice's device id: unknown as well, and
+         * nothing happens to either device. */
+        hash_of(a, 2, 1);
+        hash_of(b, 1, 99);
+        assert_int_equal(store_refresh_rotate(f->s, "dev_0001", a, b, T0, 0, 0, NULL, &rr), -ENOENT);
+        assert_memory_equal(&rr, &untouched, sizeof rr);
+        assert_int_equal(rotate(f->s, 2, 1, 2, T0 + 1, 0, &rr), 0); /* control: still valid for bob */
+        assert_int_equal(store_refresh_rotate(f->s, "dev_0404", a, b, T0, 0, 0, NULL, &rr), -ENOENT);
+
+        /* New hash colliding with an existing one: nothing rotated. */
+        hash_of(a, 1, 1);
+        hash_of(b, 2, 2);
+        assert_int_equal(store_refresh_rotate(f->s, "dev_0001", a, b, T0 + 2, 0, 0, NULL, &rr), -EEXIST);
+        assert_int_equal(rotate(f->s, 1, 1, 2, T0 + 3, 0, &rr), 0);
+
+        /* Expired: exactly at expires is too late; one second before is fine. */
+        enrol(f->s, 3, "carol", T0, T0 + 100);
+        enrol(f->s, 4, "dave", T0, T0 + 100);
+        assert_int_equal(rotate(f->s, 3, 1, 2, T0 + 100, 0, &rr), -EKEYEXPIRED);
+        assert_string_equal(rr.device.id, "dev_0003");
+        assert_int_equal(rotate(f->s, 4, 1, 2, T0 + 99, 0, &rr), 0);
+        /* expires = 0 never expires. */
+        enrol(f->s, 5, "erin", T0, 0);
+        assert_int_equal(rotate(f->s, 5, 1, 2, T0 + 100 * 365 * DAY, 0, &rr), 0);
+
+        /* Bad arguments. */
+        assert_int_equal(store_refresh_rotate(f->s, "", a, b, T0, 0, 0, NULL, &rr), -EINVAL);
+        assert_int_equal(store_refresh_rotate(f->s, "dev_0001", a, b, T0, -1, 0, NULL, &rr), -EINVAL);
+        assert_int_equal(store_refresh_rotate(f->s, "dev_0001", a, b, T0, 0, -1, NULL, &rr), -EINVAL);
+}
+
+static void test_rotate_reuse_revokes(void **state) {
+        fixture *f = *state;
+        store_rotate_result rr;
+        store_device d;
+
+        enrol(f->s, 1, "alice", T0, T0 + 7 * DAY);
+        enrol(f->s, 2, "alice", T0, T0 + 7 * DAY);
+        assert_int_equal(rotate(f->s, 1, 1, 2, T0 + 10, 0, &rr), 0);
+        assert_int_equal(rotate(f->s, 1, 2, 3, T0 + 20, 0, &rr), 0);
+
+        /* The thief (or the victim) replays generation 1. */
+        assert_int_equal(rotate(f->s, 1, 1, 9, T0 + 30, 0, &rr), -EKEYREVOKED);
+        assert_true(rr.reuse_detected);
+        assert_true(rr.device.revoked);
+        assert_string_equal(rr.device.revoke_reason, "refresh_reuse");
+        assert_string_equal(rr.device.user, "alice");
+
+        assert_int_equal(store_device_get(f->s, "dev_0001", &d), 0);
+        assert_true(d.revoked);
+        assert_int_equal(d.revoked_at, T0 + 30);
+        assert_string_equal(d.revoke_reason, "refresh_reuse");
+
+        _cleanup_(freep) store_audit_entry *v = NULL;
+        size_t n = 0;
+        assert_int_equal(store_audit_list(f->s, NULL, 1, &v, &n), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(v[0].event, "refresh_reuse");
+        assert_string_equal(v[0].user, "alice");
+        assert_string_equal(v[0].device_id, "dev_0001");
+        assert_int_equal(v[0].caller_uid, 4242);
+        assert_int_equal(v[0].caller_pid, 99);
+
+        /* The newest token of the family is dead too; the replay did not
+         * insert the thief's new hash. */
+        assert_int_equal(rotate(f->s, 1, 3, 4, T0 + 40, 0, &rr), -EKEYREVOKED);
+        assert_false(rr.reuse_detected);
+        assert_int_equal(rotate(f->s, 1, 9, 10, T0 + 40, 0, &rr), -ENOENT);
+        assert_int_equal(count_events(f->s, "refresh_reuse"), 1);
+
+        /* The other device of the same user is untouched (control). */
+        assert_int_equal(rotate(f->s, 2, 1, 2, T0 + 50, 0, &rr), 0);
+
+        /* A rotated token replayed after its own expiry is still theft. */
+        enrol(f->s, 3, "bob", T0, T0 + 100);
+        assert_int_equal(rotate(f->s, 3, 1, 2, T0 + 50, 0, &rr), 0);
+        assert_int_equal(rotate(f->s, 3, 1, 5, T0 + 500, 0, &rr), -EKEYREVOKED);
+        assert_true(rr.reuse_detected);
+}
+
+static void test_rotate_grace(void **state) {
+        fixture *f = *state;
+        store_rotate_result rr;
+        store_device d;
+
+        enrol(f->s, 1, "alice", T0, T0 + 7 * DAY);
+        assert_int_equal(rotate(f->s, 1, 1, 2, T0 + 100, 10, &rr), 0);
+
+        /* Within the grace: a concurrent double refresh, refused without a
+         * new token and without revoking. */
+        assert_int_equal(rotate(f->s, 1, 1, 3, T0 + 100, 10, &rr), -EALREADY);
+        assert_false(rr.reuse_detected);
+        assert_int_equal(rotate(f->s, 1, 1, 3, T0 + 110, 10, &rr), -EALREADY);
+        assert_int_equal(store_device_get(f->s, "dev_0001", &d), 0);
+        assert_false(d.revoked);
+        assert_int_equal(rotate(f->s, 1, 3, 4, T0 + 110, 10, &rr), -ENOENT); /* no token was issued */
+        assert_int_equal(rotate(f->s, 1, 2, 3, T0 + 110, 10, &rr), 0);       /* the winner's token works */
+
+        /* Past the grace: theft. */
+        assert_int_equal(rotate(f->s, 1, 2, 4, T0 + 121, 10, &rr), -EKEYREVOKED);
+        assert_true(rr.reuse_detected);
+
+        /* Grace 0 = off: an immediate replay already revokes. */
+        enrol(f->s, 2, "bob", T0, T0 + 7 * DAY);
+        assert_int_equal(rotate(f->s, 2, 1, 2, T0 + 100, 0, &rr), 0);
+        assert_int_equal(rotate(f->s, 2, 1, 3, T0 + 100, 0, &rr), -EKEYREVOKED);
+        assert_true(rr.reuse_detected);
+}
+
+typedef struct racer {
+        tokend_store *s;
+        pthread_barrier_t *barrier;
+        unsigned dev, to;
+        int64_t grace;
+        int r;
+} racer;
+
+static void *race(void *p) {
+        racer *x = p;
+        store_rotate_result rr;
+        pthread_barrier_wait(x->barrier);
+        x->r = rotate(x->s, x->dev, 1, x->to, T0 + 10, x->grace, &rr);
+        return NULL;
+}
+
+static void test_rotate_concurrent(void **state) {
+        fixture *f = *state;
+
+        for (unsigned round = 0; round < 20; round++) {
+                pthread_barrier_t barrier;
+                pthread_t t[2];
+                racer x[2];
+                int64_t grace = round % 2 ? 60 : 0;
+
+                enrol(f->s, 100 + round, "alice", T0, T0 + 7 * DAY);
+                pthread_barrier_init(&barrier, NULL, 2);
+                for (unsigned i = 0; i < 2; i++) {
+                        x[i] = (racer){ .s = f->s, .barrier = &barrier, .dev = 100 + round, .to = 2 + i, .grace = grace };
+                        assert_int_equal(pthread_create(&t[i], NULL, race, &x[i]), 0);
+                }
+                for (unsigned i = 0; i < 2; i++)
+                        pthread_join(t[i], NULL);
+                pthread_barrier_destroy(&barrier);
+
+                /* Exactly one wins; the loser is refused, as reuse without a
+                 * grace and as a concurrent retry within one. */
+                int loser = x[0].r == 0 ? x[1].r : x[0].r;
+                assert_true((x[0].r == 0) != (x[1].r == 0));
+                assert_int_equal(loser, grace ? -EALREADY : -EKEYREVOKED);
+        }
+}
+
+/* Readers and writers from several threads at once: nothing lost, no error. */
+typedef struct worker {
+        tokend_store *s;
+        unsigned id;
+        int failures;
+} worker;
+
+static void *work(void *p) {
+        worker *w = p;
+        store_rotate_result rr;
+        store_device d;
+        char jti[32];
+
+        enrol(w->s, 500 + w->id, "worker", T0, 0);
+        for (unsigned g = 1; g <= 50; g++) {
+                if (rotate(w->s, 500 + w->id, g, g + 1, T0 + g, 0, &rr) != 0 || rr.generation != g + 1)
+                        w->failures++;
+                snprintf(jti, sizeof jti, "w%u-%u", w->id, g);
+                if (store_proof_jti_use(w->s, jti, T0 + 100) != 0)
+                        w->failures++;
+                if (store_device_get(w->s, "dev_0500", &d) != 0 || store_jti_is_revoked(w->s, jti) != 0)
+                        w->failures++;
+        }
+        return NULL;
+}
+
+static void test_threads(void **state) {
+        fixture *f = *state;
+        pthread_t t[6];
+        worker w[6];
+
+        for (unsigned i = 0; i < 6; i++) {
+                w[i] = (worker){ .s = f->s, .id = i };
+                assert_int_equal(pthread_create(&t[i], NULL, work, &w[i]), 0);
+        }
+        for (unsigned i = 0; i < 6; i++) {
+                pthread_join(t[i], NULL);
+                assert_int_equal(w[i].failures, 0);
+        }
+        assert_int_equal(count_events(f->s, "refresh"), 6 * 50);
+}
+
+/* Group commit: a failing operation (a replayed proof) batched with others
+ * leaves theirs intact. */
+typedef struct prover {
+        tokend_store *s;
+        pthread_barrier_t *barrier;
+        unsigned id;
+        int dup, unique;
+} prover;
+
+static void *prove(void *p) {
+        prover *x = p;
+        char jti[32];
+        pthread_barrier_wait(x->barrier);
+        x->dup = store_proof_jti_use(x->s, "same-jti", T0 + 60);
+        snprintf(jti, sizeof jti, "unique-%u", x->id);
+        x->unique = store_proof_jti_use(x->s, jti, T0 + 60);
+        return NULL;
+}
+
+static void test_batch_isolation(void **state) {
+        fixture *f = *state;
+        pthread_barrier_t barrier;
+        pthread_t t[8];
+        prover x[8];
+        unsigned won = 0;
+
+        pthread_barrier_init(&barrier, NULL, 8);
+        for (unsigned i = 0; i < 8; i++) {
+                x[i] = (prover){ .s = f->s, .barrier = &barrier, .id = i };
+                assert_int_equal(pthread_create(&t[i], NULL, prove, &x[i]), 0);
+        }
+        for (unsigned i = 0; i < 8; i++) {
+                pthread_join(t[i], NULL);
+                assert_true(x[i].dup == 0 || x[i].dup == -EEXIST);
+                won += x[i].dup == 0;
+                assert_int_equal(x[i].unique, 0);
+        }
+        pthread_barrier_destroy(&barrier);
+        assert_int_equal(won, 1);
+        for (unsigned i = 0; i < 8; i++) {
+                char jti[32];
+                snprintf(jti, sizeof jti, "unique-%u", i);
+                assert_int_equal(store_proof_jti_use(f->s, jti, T0 + 60), -EEXIST); /* all were stored */
+        }
+}
+
+/* ------------------------------------------------------------ jtis */
+
+static void test_jtis(void **state) {
+        fixture *f = *state;
+        char big[STORE_JTI_MAX + 2];
+
+        assert_int_equal(store_jti_is_revoked(f->s, "jti-1"), 0);
+        assert_int_equal(store_jti_revoke(f->s, "jti-1", T0 + 900), 0);
+        assert_int_equal(store_jti_is_revoked(f->s, "jti-1"), 1);
+        assert_int_equal(store_jti_is_revoked(f->s, "jti-2"), 0);
+        assert_int_equal(store_jti_revoke(f->s, "jti-1", T0 + 100), 0); /* idempotent, keeps the later expiry */
+
+        assert_int_equal(store_proof_jti_use(f->s, "proof-1", T0 + 60), 0);
+        assert_int_equal(store_proof_jti_use(f->s, "proof-1", T0 + 60), -EEXIST);
+        assert_int_equal(store_proof_jti_use(f->s, "proof-2", T0 + 60), 0);
+
+        memset(big, 'j', sizeof big - 1);
+        big[sizeof big - 1] = 0;
+        assert_int_equal(store_jti_revoke(f->s, big, T0), -EINVAL);
+        assert_int_equal(store_jti_is_revoked(f->s, big), -EINVAL);
+        assert_int_equal(store_proof_jti_use(f->s, big, T0), -EINVAL);
+        assert_int_equal(store_proof_jti_use(f->s, "", T0), -EINVAL);
+        big[STORE_JTI_MAX] = 0; /* control: exactly the maximum */
+        assert_int_equal(store_proof_jti_use(f->s, big, T0), 0);
+
+        /* Pruned only once expired (plus the clock-skew margin). */
+        assert_int_equal(store_prune(f->s, T0 + 900 + 3600), 3); /* proof-1, proof-2, the long proof */
+        assert_int_equal(store_jti_is_revoked(f->s, "jti-1"), 1);
+        assert_int_equal(store_prune(f->s, T0 + 901 + 3600), 1);
+        assert_int_equal(store_jti_is_revoked(f->s, "jti-1"), 0);
+        assert_int_equal(store_proof_jti_use(f->s, "proof-1", T0 + 9999), 0);
+}
+
+/* ------------------------------------------------------------ audit */
+
+static void test_audit(void **state) {
+        fixture *f = *state;
+        char detail[STORE_AUDIT_DETAIL_MAX + 2];
+
+        for (int i = 0; i < 5; i++) {
+                store_audit a = { .time = T0 + i, .event = i % 2 ? "verify" : "login", .user = i % 2 ? "bob" : "alice",
+                                  .caller_uid = i, .caller_pid = -1 };
+                assert_int_equal(store_audit_add(f->s, &a), 0);
+        }
+        _cleanup_(freep) store_audit_entry *v = NULL;
+        size_t n = 0;
+        assert_int_equal(store_audit_list(f->s, NULL, 3, &v, &n), 0);
+        assert_int_equal(n, 3);
+        assert_int_equal(v[0].time, T0 + 4); /* newest first */
+        assert_int_equal(v[2].time, T0 + 2);
+        assert_string_equal(v[0].device_id, "");
+        assert_int_equal(v[0].caller_pid, -1);
+        free(v);
+        v = NULL;
+        assert_int_equal(store_audit_list(f->s, "bob", 100, &v, &n), 0);
+        assert_int_equal(n, 2);
+        assert_string_equal(v[0].event, "verify");
+
+        store_audit bad = { .time = T0, .event = NULL };
+        assert_int_equal(store_audit_add(f->s, &bad), -EINVAL);
+        memset(detail, 'd', sizeof detail - 1);
+        detail[sizeof detail - 1] = 0;
+        bad = (store_audit){ .time = T0, .event = "x", .detail = detail };
+        assert_int_equal(store_audit_add(f->s, &bad), -EINVAL);
+        detail[STORE_AUDIT_DETAIL_MAX] = 0;
+        assert_int_equal(store_audit_add(f->s, &bad), 0); /* control */
+        assert_int_equal(store_audit_list(f->s, NULL, 0, &v, &n), -EINVAL);
+}
+
+/* ------------------------------------------------------------ prune */
+
+static void test_prune(void **state) {
+        fixture *f = *state;
+        store_rotate_result rr;
+        store_device d;
+
+        /* 1: chain alive (newest expires later): its rotated tokens stay, so
+         *    replaying one is still detected after the first one's expiry. */
+        enrol(f->s, 1, "alice", T0, T0 + 100);
+        assert_int_equal(rotate(f->s, 1, 1, 2, T0 + 50, 0, &rr), 0); /* gen 2 expires T0+50+7d */
+        /* 2: chain dead: newest token expired. */
+        enrol(f->s, 2, "bob", T0, T0 + 100);
+        /* 3: never expires. */
+        enrol(f->s, 3, "carol", T0, 0);
+        /* 4: revoked long ago. */
+        enrol(f->s, 4, "dave", T0, 0);
+        store_audit a = { .time = T0 + 1, .event = "revoke", .user = "dave", .caller_uid = 0, .caller_pid = 1 };
+        assert_int_equal(store_device_revoke(f->s, "dev_0004", "admin", &a), 1);
+
+        int64_t now = T0 + 200;
+        int r = store_prune(f->s, now);
+        assert_true(r >= 1);
+        assert_int_equal(rotate(f->s, 2, 1, 2, now, 0, &rr), -ENOENT); /* pruned */
+        assert_int_equal(rotate(f->s, 1, 1, 3, now, 0, &rr), -EKEYREVOKED); /* kept: reuse detected */
+        assert_true(rr.reuse_detected);
+        assert_int_equal(rotate_until(f->s, 3, 1, 2, now, 0, 0, &rr), 0);
+        assert_int_equal(store_device_get(f->s, "dev_0004", &d), 0); /* revoked recently: kept */
+
+        /* After the retention: revoked devices, devices without tokens,
+         * old rotated tokens and old audit rows go. */
+        now = T0 + STORE_RETENTION + DAY;
+        assert_int_equal(rotate_until(f->s, 3, 2, 3, now - 10, 0, 0, &rr), 0); /* carol stays active */
+        r = store_prune(f->s, now);
+        assert_true(r > 0);
+        assert_int_equal(store_device_get(f->s, "dev_0004", &d), -ENOENT);
+        assert_int_equal(store_device_get(f->s, "dev_0002", &d), -ENOENT);
+        assert_int_equal(store_device_get(f->s, "dev_0003", &d), 0);
+        assert_int_equal(rotate(f->s, 3, 1, 9, now, 0, &rr), -ENOENT); /* rotated long ago: forgotten */
+        assert_int_equal(rotate(f->s, 3, 3, 4, now, 0, &rr), 0);       /* the live one works */
+
+        _cleanup_(freep) store_audit_entry *v = NULL;
+        size_t n = 0;
+        assert_int_equal(store_audit_list(f->s, NULL, 1000, &v, &n), 0);
+        for (size_t i = 0; i < n; i++)
+                assert_true(v[i].time >= now - STORE_RETENTION);
+        assert_int_equal(store_prune(f->s, now), 0); /* nothing left to do */
+}
+
+/* ------------------------------------------------------------ locking */
+
+static void test_busy(void **state) {
+        fixture *f = *state;
+        store_device d;
+        sqlite3 *db = NULL;
+
+        enrol(f->s, 1, "alice", T0, 0);
+        assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        assert_int_equal(store_device_touch(f->s, "dev_0001", T0 + 1), -EBUSY);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        /* Bounded: gave up after about the busy timeout, not forever. */
+        double waited = (double) (b.tv_sec - a.tv_sec) + (double) (b.tv_nsec - a.tv_nsec) / 1e9;
+        assert_true(waited < STORE_BUSY_TIMEOUT_MS / 1000.0 + 5);
+
+        /* WAL: readers are not blocked by the writer. */
+        assert_int_equal(store_device_get(f->s, "dev_0001", &d), 0);
+
+        assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+        assert_int_equal(store_device_touch(f->s, "dev_0001", T0 + 1), 0); /* control */
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_open_and_migrate, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_devices, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_rotate_happy, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_rotate_refused, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_rotate_reuse_revokes, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_rotate_grace, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_rotate_concurrent, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_batch_isolation, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_jtis, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

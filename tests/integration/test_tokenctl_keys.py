@@ -1,0 +1,148 @@
+"""tokenctl keys generate/rotate/list/jwks, and verify --jwks offline (with
+tokend stopped), and a key rotation on a running tokend: tokens of the old
+key keep verifying while new tokens carry the new kid."""
+
+import base64
+import json
+import os
+import stat
+
+import pytest
+
+from test_tokenctl_util import Client, base, claims, have_binaries, header, start_tokend  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.skipif(not have_binaries(), reason="tokend/tokenctl not built")
+
+
+@pytest.fixture
+def ctl(base):
+    return Client(base, "/nonexistent.sock")
+
+
+def b64url(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def test_generate_list_jwks(base, ctl):
+    d = os.path.join(base, "keys")
+    k1 = ctl.json("keys", "generate", "--dir", d)
+    assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(k1["file"]).st_mode) == 0o600
+    assert k1["alg"] == "EdDSA"
+    rows = ctl.ok("keys", "list", "--dir", d).stdout.splitlines()
+    assert rows[1].startswith("* ") and k1["kid"] in rows[1]
+    k2 = ctl.json("keys", "generate", "--alg", "ES256", "--dir", d)
+    lst = ctl.json("keys", "list", "--dir", d)
+    assert {(k["kid"], k["alg"], k["active"]) for k in lst} == {(k1["kid"], "EdDSA", False),
+                                                                 (k2["kid"], "ES256", True)}
+    jwks = json.loads(ctl.ok("keys", "jwks", "--dir", d).stdout)
+    assert sorted(k["kid"] for k in jwks["keys"]) == sorted([k1["kid"], k2["kid"]])
+    assert all("d" not in k for k in jwks["keys"])                 # public members only
+
+
+def test_passphrase(base, ctl):
+    d = os.path.join(base, "keys")
+    pf = os.path.join(base, "pass")
+    with open(pf, "w") as f:
+        f.write("correct horse\n")
+    k = ctl.json("keys", "generate", "--dir", d, "--passphrase-file", pf)
+    assert "ENCRYPTED PRIVATE KEY" in open(k["file"]).read()
+    p = ctl.run("keys", "list", "--dir", d)
+    assert "cannot load: wrong or missing passphrase" in p.stdout
+    assert ctl.run("keys", "jwks", "--dir", d).returncode == 1
+    jwks = json.loads(ctl.ok("keys", "jwks", "--dir", d, "--passphrase-file", pf).stdout)
+    assert [x["kid"] for x in jwks["keys"]] == [k["kid"]]
+    p = ctl.ok("keys", "jwks", "--dir", d, env={"TOKEND_PASSPHRASE": "correct horse"})
+    assert k["kid"] in p.stdout
+
+
+def test_missing_or_empty_dir(base, ctl):
+    p = ctl.run("keys", "list", "--dir", os.path.join(base, "nope"))
+    assert p.returncode == 1 and "cannot read" in p.stderr
+    os.mkdir(os.path.join(base, "empty"))
+    p = ctl.run("keys", "jwks", "--dir", os.path.join(base, "empty"))
+    assert p.returncode == 1 and "keys generate" in p.stderr
+    assert ctl.run("keys", "frob", "--dir", base).returncode == 2
+    assert ctl.run("keys", "list", "--alg", "EdDSA", "--dir", base).returncode == 2
+
+
+def test_verify_offline_with_tokend_stopped(base):
+    d = start_tokend()
+    c = Client(base, d.socket)
+    try:
+        c.ok("login", "--peer")
+        tok = c.ok("token").stdout.strip()
+        sudo = c.ok("token", "--audience", "sudo").stdout.strip()
+        jwks = os.path.join(base, "jwks.json")
+        with open(jwks, "w") as f:
+            f.write(c.ok("keys", "jwks", "--dir", d.keys_dir).stdout)
+        assert json.load(open(jwks)) == d.api.jwks().json
+        d.stop()
+        assert c.run("status").returncode == 3                     # really stopped
+    finally:
+        d.close()
+    p = c.ok("verify", "--jwks", jwks, tok)
+    assert p.stdout.startswith("VALID: sub=root aud=sshd,login,su")
+    j = c.json("verify", "--jwks", jwks, "--user", "root", "--audience", "sshd", tok)
+    assert j["active"] and j["offline"] and j["kid"] == header(tok)["kid"]
+    c.ok("verify", "--jwks", jwks, "--audience", "sudo", sudo)
+    assert c.run("verify", "--jwks", jwks, "--audience", "sudo", tok).returncode == 1
+    assert c.run("verify", "--jwks", jwks, "--user", "daemon", tok).returncode == 1
+    assert c.run("verify", "--jwks", jwks, "--issuer", "someone-else", tok).returncode == 1
+    h, pl, s = tok.split(".")
+    forged = dict(claims(tok), sub="daemon")
+    bad = ".".join([h, b64url(json.dumps(forged).encode()), s])
+    p = c.run("verify", "--jwks", jwks, bad)
+    assert p.returncode == 1 and "signature is invalid" in p.stdout
+    # a JWKS without the signing key
+    other = os.path.join(base, "other")
+    c.ok("keys", "generate", "--dir", other)
+    with open(os.path.join(base, "other.json"), "w") as f:
+        f.write(c.ok("keys", "jwks", "--dir", other).stdout)
+    p = c.run("verify", "--jwks", os.path.join(base, "other.json"), tok)
+    assert p.returncode == 1 and "not in the JWKS" in p.stdout
+    j = c.json("verify", "--jwks", jwks, "--signature-only", tok)
+    assert j["signature_valid"] and j["payload"]["sub"] == "root"
+    assert c.run("verify", "--jwks", jwks, "--signature-only", bad).returncode == 1
+
+
+def test_signature_only_plain_jws(base):
+    """A plain JWS from elsewhere: no kid, not an access token."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    c = Client(base, "/nonexistent.sock")
+    k = Ed25519PrivateKey.generate()
+    x = b64url(k.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+    jwks = os.path.join(base, "plain.json")
+    with open(jwks, "w") as f:
+        json.dump({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x}]}, f)
+    signing_input = b64url(b'{"alg":"EdDSA"}') + "." + b64url(b'{"hello":"world"}')
+    jws = signing_input + "." + b64url(k.sign(signing_input.encode()))
+    j = c.json("verify", "--jwks", jwks, "--signature-only", jws)
+    assert j["signature_valid"] and j["payload"] == {"hello": "world"}
+    assert c.run("verify", "--jwks", jwks, jws).returncode == 1     # not an access token
+    tampered = signing_input + "." + b64url(k.sign(b"something else"))
+    assert c.run("verify", "--jwks", jwks, "--signature-only", tampered).returncode == 1
+
+
+def test_rotate_on_running_tokend(base):
+    d = start_tokend()
+    try:
+        c = Client(base, d.socket)
+        c.ok("login", "--peer")
+        old = c.ok("token").stdout.strip()
+        old_kid = header(old)["kid"]
+        p = c.ok("keys", "rotate", "--dir", d.keys_dir)
+        assert "AccessTokenLifetime" in p.stdout and "keep verifying" in p.stdout
+        new_kid = [k["kid"] for k in c.json("keys", "list", "--dir", d.keys_dir) if k["active"]][0]
+        assert new_kid != old_kid
+        assert "reloaded" in d.reload()
+        assert len(d.api.jwks().json["keys"]) == 2
+        c.ok("refresh")
+        new = c.ok("token").stdout.strip()
+        assert header(new)["kid"] == new_kid
+        assert c.ok("verify", old).stdout.startswith("VALID")      # old key still verifies
+        assert c.ok("verify", new).stdout.startswith("VALID")
+        assert len(os.listdir(d.keys_dir)) == 2                          # old key kept
+    finally:
+        d.close()
