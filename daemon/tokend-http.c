@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,6 +17,8 @@
 
 #define JSON_BODY_MAX_DEPTH 8U
 #define MAX_AUDIENCES 16U
+/* Bodies over MaxRequestBytes but under this are read and dropped before the 413. */
+#define TOO_BIG_DRAIN_BYTES (1024U * 1024U)
 
 struct http_server {
         tokend *t;
@@ -97,7 +100,7 @@ static enum MHD_Result queue_json(struct MHD_Connection *conn, unsigned status, 
 }
 
 /* {"error","message"} answer, logged with the caller. extra_hdr (may be
- * NULL) adds one header, e.g. Allow on 405; 429 always gets Retry-After. */
+ * NULL) adds one header, e.g. Allow on 405; 429 and 503 always get Retry-After. */
 static enum MHD_Result queue_error_hdr(request *rq, unsigned status, const char *code, const char *message,
                                        int64_t retry_after, const char *extra_hdr, const char *extra_val) {
         json_t *j = json_pack("{s:s,s:s}", "error", code, "message", message);
@@ -110,7 +113,7 @@ static enum MHD_Result queue_error_hdr(request *rq, unsigned status, const char 
                 return MHD_NO;
         }
         json_decref(j);
-        if (status == 429) {
+        if (status == 429 || status == 503) {
                 snprintf(ra, sizeof ra, "%lld", (long long) (retry_after > 0 ? retry_after : 1));
                 extra_hdr = MHD_HTTP_HEADER_RETRY_AFTER;
                 extra_val = ra;
@@ -461,9 +464,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                         return MHD_NO; /* fail closed: every request is attributed */
                 }
                 const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-                if (cl && strtoull(cl, NULL, 10) > srv->lim.max_request_bytes) {
+                unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
+                if (declared > srv->lim.max_request_bytes) {
                         rq->too_big = true;
-                        return queue_error(rq, 413, "payload_too_large", "request body exceeds MaxRequestBytes", 0);
+                        /* A client that waits for "100 Continue" sends nothing more, and
+                         * a huge body is not worth reading: answer now and close. Else
+                         * read and drop the body first, so the client (still writing)
+                         * gets the 413 instead of a reset connection. */
+                        const char *ex = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+                        if ((ex && strcasecmp(ex, "100-continue") == 0) || declared > TOO_BIG_DRAIN_BYTES)
+                                return queue_error(rq, 413, "payload_too_large",
+                                                   "request body exceeds MaxRequestBytes", 0);
                 }
                 return MHD_YES;
         }

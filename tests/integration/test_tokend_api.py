@@ -235,6 +235,24 @@ def test_small_max_request_bytes(tokend_factory, transport):  # noqa: F811
     assert_tokens(c.request("POST", "/api/auth/token", ok))
 
 
+def test_oversized_body_without_expect_is_answered_not_reset(tokend_factory):  # noqa: F811
+    """A client that sends a too-large body straight away (no Expect:
+    100-continue) must read a 413, not die on a reset connection: tokend
+    drains bodies up to 1 MiB before answering."""
+    import subprocess
+    d = tokend_factory("[Limits]\nMaxRequestBytes=1024\n")
+    argv = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",
+            "--unix-socket", d.socket, "-H", "Content-Type: application/json", "-H", "Expect:",
+            "--data-binary", "@-", "http://localhost/api/auth/token"]
+    ok = subprocess.run(argv, input=b'{"pad":"' + b"a" * 900 + b'"}', capture_output=True, check=False)
+    assert (ok.returncode, ok.stdout) == (0, b"200"), ok  # control
+    big = b'{"pad":"' + b"a" * (512 * 1024) + b'"}'
+    for _ in range(20):
+        p = subprocess.run(argv, input=big, capture_output=True, check=False)
+        assert (p.returncode, p.stdout) == (0, b"413"), p
+    assert d.api.issue_token().status == 200
+
+
 def test_token_over_max_length_is_500_with_reason(tokend_factory, transport):  # noqa: F811
     d = tokend_factory("[Token]\nMaxLength=200\n")
     c = d.client(transport)
@@ -253,6 +271,7 @@ def test_database_locked_is_503(tokend_factory, transport):  # noqa: F811
         r = c.issue_token()
         assert_error(r, 503, "unavailable")
         assert "busy" in r.message
+        assert r.headers.get("retry-after") == "1", r
         assert c.jwks().status == 200  # what needs no database still works
         lock.execute("COMMIT")
     finally:
