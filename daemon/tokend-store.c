@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "tokend-store-sql.h"
 #include "tokend-store.h"
 
 #ifndef STORE_SYNCHRONOUS
@@ -36,126 +37,6 @@
 #define BATCH_MAX 64 /* operations per group commit */
 #endif
 #define PRUNE_MARGIN ((int64_t) 3600) /* keep expired jtis for the largest ClockSkew */
-
-/* ------------------------------------------------------------ schema */
-
-/* Migration i takes user_version i to i + 1. Append only; never edit one
- * that has shipped. */
-static const char *const migrations[] = {
-        "CREATE TABLE devices ("
-        "  id TEXT PRIMARY KEY NOT NULL,"
-        "  user TEXT NOT NULL,"
-        "  uid INTEGER NOT NULL,"
-        "  name TEXT NOT NULL DEFAULT '',"
-        "  created INTEGER NOT NULL,"
-        "  last_used INTEGER NOT NULL,"
-        "  public_key BLOB CHECK (public_key IS NULL OR length(public_key) = 32),"
-        "  revoked INTEGER,"
-        "  revoke_reason TEXT);"
-        "CREATE INDEX devices_user ON devices(user);"
-        "CREATE TABLE refresh_tokens ("
-        "  hash BLOB PRIMARY KEY NOT NULL CHECK (length(hash) = 32),"
-        "  device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,"
-        "  generation INTEGER NOT NULL,"
-        "  created INTEGER NOT NULL,"
-        "  expires INTEGER NOT NULL," /* 0 = never */
-        "  rotated INTEGER,"
-        "  replaced_by BLOB) WITHOUT ROWID;"
-        "CREATE INDEX refresh_tokens_device ON refresh_tokens(device_id);"
-        "CREATE INDEX refresh_tokens_current ON refresh_tokens(expires) WHERE rotated IS NULL;"
-        "CREATE INDEX refresh_tokens_rotated ON refresh_tokens(rotated) WHERE rotated IS NOT NULL;"
-        "CREATE TABLE revoked_tokens (jti TEXT PRIMARY KEY NOT NULL, expires INTEGER NOT NULL) WITHOUT ROWID;"
-        "CREATE INDEX revoked_tokens_expires ON revoked_tokens(expires);"
-        "CREATE TABLE proof_jtis (jti TEXT PRIMARY KEY NOT NULL, expires INTEGER NOT NULL) WITHOUT ROWID;"
-        "CREATE INDEX proof_jtis_expires ON proof_jtis(expires);"
-        "CREATE TABLE audit ("
-        "  id INTEGER PRIMARY KEY,"
-        "  time INTEGER NOT NULL,"
-        "  event TEXT NOT NULL,"
-        "  user TEXT,"
-        "  device_id TEXT," /* no foreign key: the trail outlives the device */
-        "  caller_uid INTEGER,"
-        "  caller_pid INTEGER,"
-        "  detail TEXT);"
-        "CREATE INDEX audit_time ON audit(time);"
-        "CREATE INDEX audit_user ON audit(user, id);",
-};
-
-/* ------------------------------------------------------------ statements */
-
-typedef enum stmt_id {
-        S_BEGIN,
-        S_COMMIT,
-        S_ROLLBACK,
-        S_SAVEPOINT,
-        S_RELEASE,
-        S_ROLLBACK_TO,
-        S_DEVICE_INSERT,
-        S_DEVICE_GET,
-        S_DEVICES_ALL,
-        S_DEVICES_USER,
-        S_DEVICE_REVOKE,
-        S_DEVICE_TOUCH,
-        S_TOKEN_INSERT,
-        S_TOKEN_GET,
-        S_TOKEN_ROTATE,
-        S_AUDIT_INSERT,
-        S_AUDIT_ALL,
-        S_AUDIT_USER,
-        S_JTI_REVOKE,
-        S_JTI_GET,
-        S_PROOF_INSERT,
-        S_PRUNE_CHAINS,
-        S_PRUNE_ROTATED,
-        S_PRUNE_JTIS,
-        S_PRUNE_PROOFS,
-        S_PRUNE_REVOKED_DEVICES,
-        S_PRUNE_DEAD_DEVICES,
-        S_PRUNE_AUDIT,
-        _S_MAX,
-} stmt_id;
-
-#define DEVICE_COLUMNS "id, user, uid, name, created, last_used, public_key, revoked, revoke_reason"
-#define AUDIT_COLUMNS "id, time, event, user, device_id, caller_uid, caller_pid, detail"
-
-static const char *const stmt_sql[_S_MAX] = {
-        [S_BEGIN] = "BEGIN IMMEDIATE",
-        [S_COMMIT] = "COMMIT",
-        [S_ROLLBACK] = "ROLLBACK",
-        [S_SAVEPOINT] = "SAVEPOINT op",
-        [S_RELEASE] = "RELEASE op",
-        [S_ROLLBACK_TO] = "ROLLBACK TO op",
-        [S_DEVICE_INSERT] = "INSERT INTO devices (id, user, uid, name, created, last_used, public_key) "
-                            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [S_DEVICE_GET] = "SELECT " DEVICE_COLUMNS " FROM devices WHERE id = ?",
-        [S_DEVICES_ALL] = "SELECT " DEVICE_COLUMNS " FROM devices ORDER BY created, id",
-        [S_DEVICES_USER] = "SELECT " DEVICE_COLUMNS " FROM devices WHERE user = ? ORDER BY created, id",
-        [S_DEVICE_REVOKE] = "UPDATE devices SET revoked = ?, revoke_reason = ? WHERE id = ? AND revoked IS NULL",
-        [S_DEVICE_TOUCH] = "UPDATE devices SET last_used = max(last_used, ?) WHERE id = ?",
-        [S_TOKEN_INSERT] = "INSERT INTO refresh_tokens (hash, device_id, generation, created, expires) "
-                           "VALUES (?, ?, ?, ?, ?)",
-        [S_TOKEN_GET] = "SELECT device_id, generation, expires, rotated FROM refresh_tokens WHERE hash = ?",
-        [S_TOKEN_ROTATE] = "UPDATE refresh_tokens SET rotated = ?, replaced_by = ? WHERE hash = ? AND rotated IS NULL",
-        [S_AUDIT_INSERT] = "INSERT INTO audit (time, event, user, device_id, caller_uid, caller_pid, detail) "
-                           "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [S_AUDIT_ALL] = "SELECT " AUDIT_COLUMNS " FROM audit ORDER BY id DESC LIMIT ?",
-        [S_AUDIT_USER] = "SELECT " AUDIT_COLUMNS " FROM audit WHERE user = ? ORDER BY id DESC LIMIT ?",
-        [S_JTI_REVOKE] = "INSERT INTO revoked_tokens (jti, expires) VALUES (?, ?) "
-                         "ON CONFLICT (jti) DO UPDATE SET expires = max(expires, excluded.expires)",
-        [S_JTI_GET] = "SELECT 1 FROM revoked_tokens WHERE jti = ?",
-        [S_PROOF_INSERT] = "INSERT INTO proof_jtis (jti, expires) VALUES (?, ?)",
-        /* A chain dies with its newest token; until then its rotated tokens
-         * stay, so replaying any of them is recognised as reuse. */
-        [S_PRUNE_CHAINS] = "DELETE FROM refresh_tokens WHERE device_id IN (SELECT device_id FROM refresh_tokens "
-                           "WHERE rotated IS NULL AND expires != 0 AND expires <= ?)",
-        [S_PRUNE_ROTATED] = "DELETE FROM refresh_tokens WHERE rotated IS NOT NULL AND rotated < ?",
-        [S_PRUNE_JTIS] = "DELETE FROM revoked_tokens WHERE expires < ?",
-        [S_PRUNE_PROOFS] = "DELETE FROM proof_jtis WHERE expires < ?",
-        [S_PRUNE_REVOKED_DEVICES] = "DELETE FROM devices WHERE revoked IS NOT NULL AND revoked < ?",
-        [S_PRUNE_DEAD_DEVICES] = "DELETE FROM devices WHERE last_used < ? AND NOT EXISTS "
-                                 "(SELECT 1 FROM refresh_tokens WHERE device_id = devices.id)",
-        [S_PRUNE_AUDIT] = "DELETE FROM audit WHERE time < ?",
-};
 
 /* ------------------------------------------------------------ connections */
 
