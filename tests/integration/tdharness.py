@@ -50,6 +50,8 @@ ME = pwd.getpwuid(os.getuid())  # the user the tests run as: peer tokens are for
 REFRESH_PATH = "/api/auth/refresh"
 PROOF_TYP = "tokend-proof+jwt"
 CURL = shutil.which("curl") or "/usr/bin/curl"
+# A directory for memcheck logs: when set, every Tokend runs under valgrind.
+VALGRIND_DIR = os.environ.get("TD_TEST_VALGRIND_DIR")
 
 
 def find_binary(name):
@@ -387,6 +389,13 @@ class Tokend:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         argv = [self.binary, "--config", self.config_path, "--state-dir", self.state_dir,
                 "--socket", self.socket, "--bus", "none"] + (["-v"] if self.verbose else [])
+        if VALGRIND_DIR:
+            # memcheck on the daemon (scripts/valgrind-tokend): one log per
+            # process, read by that script; errors also turn the exit code.
+            argv = ["valgrind", "--error-exitcode=99", "--leak-check=full",
+                    "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite",
+                    "--log-file=%s/tokend.%%p.vg" % VALGRIND_DIR] + argv
+            timeout = max(timeout, 120)
         if self.user:
             argv = ["setpriv", "--reuid=%d" % self.user.pw_uid, "--regid=%d" % self.user.pw_gid,
                     "--clear-groups"] + argv
@@ -448,7 +457,14 @@ class Tokend:
         return self.start()
 
     def close(self):
-        """Kill (if still running) and remove the directory."""
+        """Kill (if still running) and remove the directory. Under valgrind,
+        SIGTERM first so that the leak check runs at exit."""
+        if self.proc is not None and self.proc.poll() is None and VALGRIND_DIR:
+            self.proc.terminate()
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                pass
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
