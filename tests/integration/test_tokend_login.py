@@ -70,7 +70,8 @@ class Backend:
                                                                                          passdb))
             with open(os.path.join(d, "other"), "w") as f:
                 f.write("auth required pam_deny.so\naccount required pam_deny.so\n")
-            self.env = {"LD_PRELOAD": lib, "PAM_WRAPPER": "1", "PAM_WRAPPER_SERVICE_DIR": d}
+            preload = " ".join(filter(None, [os.environ.get("TD_SANITIZER_PRELOAD"), lib]))
+            self.env = {"LD_PRELOAD": preload, "PAM_WRAPPER": "1", "PAM_WRAPPER_SERVICE_DIR": d}
         self.uid = pwd.getpwnam(self.user).pw_uid
 
     def start(self, extra=""):

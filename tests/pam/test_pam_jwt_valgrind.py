@@ -20,6 +20,8 @@ ENV = {"PAM_WRAPPER_DISABLE_DEEPBIND": "1"}
 def need_valgrind():
     if not shutil.which("valgrind"):
         pytest.skip("valgrind not installed")
+    if pamtest.SANITIZER_PRELOAD:
+        pytest.skip("ASan build: valgrind and AddressSanitizer do not run together")
 
 
 def vg_app(services, svc, ops, answers):
