@@ -1,8 +1,10 @@
 /* tokenctl token, refresh, askpass (and tokenctl-askpass): a valid access
  * token, refreshed under the state lock with the device-key proof. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "b64.h"
@@ -276,9 +278,32 @@ int verb_refresh(tc_ctx *ctx, int argc, char **argv) {
         return token_or_refresh(ctx, argc, argv, usage, true);
 }
 
-/* pam_jwt's default prompt is "Token: "; ssh may prefix it ("(alice@host) Token: "). */
+static bool is_name_char(char c) {
+        return isalnum((unsigned char) c) || c == '_' || c == '-' || c == '.' || c == '@' || c == '/';
+}
+
+/* pam_jwt's default prompt is "Token: "; ssh >= 8.4 shows keyboard-interactive
+ * prompts as "(alice@host) Token: ". "token" must be a word of the prompt
+ * itself: not inside that prefix, not part of a name (tokenhost, id_token)
+ * and not quoted (a key file), so no password or passphrase prompt gets a token. */
 static bool prompt_wants_token(const char *prompt) {
-        return prompt && strcasestr(prompt, "token");
+        bool quoted = false;
+
+        if (!prompt)
+                return false;
+        if (prompt[0] == '(') {
+                const char *end = strstr(prompt, ") ");
+                if (end)
+                        prompt = end + 2;
+        }
+        for (const char *p = prompt; *p; p++) {
+                if (*p == '\'' || *p == '"')
+                        quoted = !quoted;
+                else if (!quoted && strncasecmp(p, "token", 5) == 0 && (p == prompt || !is_name_char(p[-1])) &&
+                         !is_name_char(p[5]))
+                        return true;
+        }
+        return false;
 }
 
 static int askpass_answer(const tc_ctx *ctx, const char *audience, const char *prompt) {

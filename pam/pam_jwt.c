@@ -384,8 +384,28 @@ _public_ int pam_sm_authenticate(pam_handle_t *pamh, int flags _unused_, int arg
         return r;
 }
 
-_public_ int pam_sm_setcred(pam_handle_t *pamh, int flags _unused_, int argc _unused_, const char **argv _unused_) {
-        return state_get(pamh) ? PAM_SUCCESS : PAM_IGNORE;
+/* No credentials to establish. Always PAM_SUCCESS (like pam_unix), not
+ * PAM_IGNORE without our state: sshd calls pam_setcred in its monitor, a
+ * process in which pam_authenticate never ran, and a setcred stack made only
+ * of ignores fails with PAM_PERM_DENIED, which would fail a token-only login. */
+_public_ int pam_sm_setcred(pam_handle_t *pamh _unused_, int flags _unused_, int argc _unused_,
+                            const char **argv _unused_) {
+        return PAM_SUCCESS;
+}
+
+/* TOKEND_DEVICE_ID and TOKEND_TOKEN_EXP into the PAM environment. */
+static int export_env(pam_handle_t *pamh, const State *s) {
+        char buf[64 + JWT_ID_MAX];
+        int r;
+
+        if (s->device_id[0]) {
+                (void) snprintf(buf, sizeof(buf), "TOKEND_DEVICE_ID=%s", s->device_id);
+                r = pam_putenv(pamh, buf);
+                if (r != PAM_SUCCESS)
+                        return r;
+        }
+        (void) snprintf(buf, sizeof(buf), "TOKEND_TOKEN_EXP=%" PRId64, s->exp);
+        return pam_putenv(pamh, buf);
 }
 
 static int account(pam_handle_t *pamh, const Options *o, State *s) {
@@ -426,6 +446,11 @@ static int account(pam_handle_t *pamh, const Options *o, State *s) {
         r = verdict_to_pam(res.verdict, PHASE_ACCOUNT);
         if (r == PAM_SUCCESS && res.exp < s->exp)
                 s->exp = res.exp;
+        /* Also here, not only in open_session: sshd authenticates (and runs
+         * this phase) in a child process and carries only that child's PAM
+         * environment over to the session it opens elsewhere. */
+        if (r == PAM_SUCCESS)
+                r = export_env(pamh, s);
         s->account_result = r;
         return r;
 }
@@ -449,22 +474,12 @@ _public_ int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags _unused_, int argc, 
 _public_ int pam_sm_open_session(pam_handle_t *pamh, int flags _unused_, int argc _unused_,
                                  const char **argv _unused_) {
         State *s = state_get(pamh);
-        char buf[64 + JWT_ID_MAX];
-        int r;
 
         if (!s)
                 return PAM_IGNORE;
         if (s->account_result > 0)
                 return PAM_SESSION_ERR; /* the account phase said no */
-
-        if (s->device_id[0]) {
-                (void) snprintf(buf, sizeof(buf), "TOKEND_DEVICE_ID=%s", s->device_id);
-                r = pam_putenv(pamh, buf);
-                if (r != PAM_SUCCESS)
-                        return r;
-        }
-        (void) snprintf(buf, sizeof(buf), "TOKEND_TOKEN_EXP=%" PRId64, s->exp);
-        return pam_putenv(pamh, buf);
+        return export_env(pamh, s);
 }
 
 _public_ int pam_sm_close_session(pam_handle_t *pamh, int flags _unused_, int argc _unused_,

@@ -1,0 +1,65 @@
+"""pam_jwt inside the real sudo (issue 4): a throwaway user runs
+`sudo -S id -u` with a token on stdin; a sudo-audience token runs the command
+as root, an sshd-audience token (an everyday login token) is refused.
+/etc/pam.d/sudo is replaced for the test under a lock and put back (fixture
+finalizer, SIGTERM/SIGHUP trap, or the next run after a kill); the sudoers
+drop-in is checked with visudo before it goes live and removed. Root only."""
+
+import os
+
+from e2e import (ReplacedEtcFile, EtcFile, daemon, e2e_user, etc_files, issue, jwt_stack, need,  # noqa: F401
+                 run, system_user, tokend_factory, wait_audit)
+
+SUDO = "/usr/bin/sudo"
+PROMPT = "tde2e-sudo-token:"
+
+
+def visudo_check(path):
+    p = run(["visudo", "-c", "-q", "-f", path])
+    assert p.returncode == 0, "visudo -c -f %s: %s%s" % (path, p.stdout, p.stderr)
+
+
+def sudo(user, token):
+    """runuser -u USER -- sudo -S: the token is the only line on stdin."""
+    return run(["/usr/sbin/runuser", "-u", user, "--", SUDO, "-S", "-p", PROMPT, "sh", "-c",
+                "id -u; echo device=$TOKEND_DEVICE_ID"], input=token + "\n", timeout=60,
+               env={"PATH": "/usr/bin:/bin", "LANG": "C"})
+
+
+def test_sudo_audience(e2e_user, daemon, etc_files):
+    need(SUDO, "/usr/sbin/visudo", "/usr/sbin/runuser")
+    user = e2e_user()
+    pam = ReplacedEtcFile("/etc/pam.d/sudo", jwt_stack(daemon.socket))  # audience: the service name, sudo
+    etc_files.append(pam)
+    # under pam's lock: only this test writes tde2e_* rules, so any found now
+    # were left by a killed run
+    for name in os.listdir("/etc/sudoers.d"):
+        if name.startswith("tde2e_"):
+            os.unlink(os.path.join("/etc/sudoers.d", name))
+    rules = ("Defaults:%s !lecture, passwd_tries=1, timestamp_timeout=0, !mail_badpass\n"
+             "%s ALL=(ALL:ALL) ALL\n" % (user.name, user.name))
+    etc_files.append(EtcFile("/etc/sudoers.d", rules, prefix="tde2e_", mode=0o440, check=visudo_check))
+    p = run(["visudo", "-c", "-q"])
+    assert p.returncode == 0, p.stdout + p.stderr
+
+    tok, dev = issue(daemon, user.name, ["sudo"])
+    p = sudo(user.name, tok)
+    assert p.returncode == 0, p
+    out = p.stdout.splitlines()
+    assert out[0] == "0", p  # ran as root
+    assert "device=%s" % dev in out, p  # pam_jwt's open_session reached the command's environment
+
+    everyday, _ = issue(daemon, user.name, ["sshd", "login", "su"])
+    p = sudo(user.name, everyday)
+    assert p.returncode == 1, p
+    assert "0" not in p.stdout.splitlines(), p
+    assert "incorrect password attempt" in p.stderr, p
+    wait_audit(daemon, "verify_failed", "not for service sudo")
+
+    # put back exactly (the finalizer would too; checked here, where it can fail the test)
+    for f in reversed(etc_files):
+        f.close()
+    with open("/etc/pam.d/sudo", "rb") as f:
+        assert f.read() == pam.original
+    assert not [n for n in os.listdir("/etc/sudoers.d") if n.startswith("tde2e_")]
+    assert run(["visudo", "-c", "-q"]).returncode == 0
