@@ -48,10 +48,12 @@ static int read_password(const tc_ctx *ctx, const char *user, char *buf, size_t 
                 t = saved_tio;
                 t.c_lflag &= ~(tcflag_t) ECHO;
                 t.c_lflag |= ECHONL;
-                fprintf(stderr, "Password for %s: ", user);
-                fflush(stderr);
+                /* Echo off before the prompt: TCSAFLUSH drops what was typed
+                 * ahead, so nothing typed after the prompt may be lost. */
                 if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &t) == 0)
                         tio_changed = 1;
+                fprintf(stderr, "Password for %s: ", user);
+                fflush(stderr);
         }
         for (;;) {
                 char ch;
