@@ -1,0 +1,148 @@
+"""Privilege matrix over the socket API: {root, admin-group member, owner,
+other user} × every endpoint, against a device D that belongs to the owner.
+Every cross-user action is refused (403, and D is untouched), every allowed
+one succeeds. Password login (anyone) is in test_tokend_login.py; the D-Bus
+methods have their own matrix in tests/bus/."""
+
+import os
+import secrets
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from tdharness import SystemUser, Tokend, _run_locked, need_root  # noqa: E402
+
+ROLES = ("root", "admin", "owner", "other")
+OK, DENIED = "ok", "denied"
+
+
+@pytest.fixture(scope="module")
+def world():
+    """(daemon, a client per role, the owner), made once for the module."""
+    need_root("create throwaway users and a group")
+    group = "tdadm_" + secrets.token_hex(3)
+    p = _run_locked(["groupadd", group])
+    assert p.returncode == 0, p.stderr
+    users, d = [], None
+    try:
+        users = [SystemUser("tdpriv_") for _ in range(3)]
+        admin, owner, other = users
+        p = _run_locked(["usermod", "-aG", group, admin.name])
+        assert p.returncode == 0, p.stderr
+        d = Tokend("[Login]\nAdminGroup=%s\n[API]\nEnableDocs=yes\n" % group).start()
+        clients = {"root": d.client(), "admin": d.client(user=admin.name), "owner": d.client(user=owner.name),
+                   "other": d.client(user=other.name)}
+        yield d, clients, owner, {"root": 0, "admin": admin.uid, "owner": owner.uid, "other": other.uid}
+    finally:
+        if d:
+            d.close()
+        for u in users:
+            u.close()
+        _run_locked(["groupdel", group])
+
+
+def owner_device(clients, owner):
+    r = clients["root"].issue_token(user=owner.name, device_name="D")
+    assert r.status == 200, r
+    return r.json
+
+
+def alive(clients, dev):
+    r = clients["root"].verify(dev["access_token"])
+    return r.status == 200 and r.json["active"] is True
+
+
+def act_issue_self(c, dev, owner):
+    r = c.issue_token()
+    return OK if r.status == 200 else (DENIED if r.status == 403 else r)
+
+
+def act_issue_for_owner(c, dev, owner):
+    r = c.issue_token(user=owner.name)
+    if r.status == 200:
+        assert r.json["user"]["name"] == owner.name
+        return OK
+    return DENIED if r.status == 403 and r.error == "forbidden" else r
+
+
+def act_list_owner(c, dev, owner):
+    r = c.devices(user=owner.name)
+    if r.status == 200:
+        assert dev["device_id"] in [x["id"] for x in r.json["devices"]]
+        return OK
+    return DENIED if r.status == 403 and r.error == "forbidden" else r
+
+
+def act_list_default(c, dev, owner):
+    """Without ?user: admins see everyone's devices, others only their own."""
+    r = c.devices()
+    assert r.status == 200, r
+    return OK if dev["device_id"] in [x["id"] for x in r.json["devices"]] else DENIED
+
+
+def act_revoke(c, dev, owner):
+    r = c.delete_device(dev["device_id"])
+    if r.status == 204:
+        return OK
+    return DENIED if r.status == 403 and r.error == "forbidden" else r
+
+
+def act_refresh_holding_token(c, dev, owner):
+    r = c.refresh(dev["refresh_token"], dev["device_id"])
+    return OK if r.status == 200 else r
+
+
+def act_logout_holding_token(c, dev, owner):
+    r = c.logout(dev["access_token"])
+    return OK if r.status == 204 else r
+
+
+def act_verify(c, dev, owner):
+    r = c.verify(dev["access_token"], user=owner.name)
+    return OK if r.status == 200 and r.json["sub"] == owner.name else r
+
+
+def act_jwks(c, dev, owner):
+    r = c.jwks()
+    return OK if r.status == 200 and r.json["keys"] else r
+
+
+def act_api_doc(c, dev, owner):
+    r = c.api_doc()
+    return OK if r.status == 200 else r
+
+
+# action, expected per role (root, admin, owner, other), whether an OK kills
+# D, and the audit event a refusal leaves
+MATRIX = [
+    (act_issue_self, (OK, OK, OK, OK), False, None),
+    (act_issue_for_owner, (OK, DENIED, OK, DENIED), False, "token_denied"),
+    (act_list_owner, (OK, OK, OK, DENIED), False, None),
+    (act_list_default, (OK, OK, OK, DENIED), False, None),
+    (act_revoke, (OK, OK, OK, DENIED), True, "revoke_denied"),
+    (act_refresh_holding_token, (OK, OK, OK, OK), False, None),   # the refresh token is the credential
+    (act_logout_holding_token, (OK, OK, OK, OK), True, None),     # so is the access token
+    (act_verify, (OK, OK, OK, OK), False, None),
+    (act_jwks, (OK, OK, OK, OK), False, None),
+    (act_api_doc, (OK, OK, OK, OK), False, None),
+]
+
+
+@pytest.mark.parametrize("action,expected,kills,event", MATRIX, ids=[m[0].__name__[4:] for m in MATRIX])
+def test_privilege_matrix(world, action, expected, kills, event):
+    d, clients, owner, uids = world
+    got = {}
+    for role, want in zip(ROLES, expected):
+        dev = owner_device(clients, owner)  # a fresh D for every caller
+        before = len(d.audit(event)) if event else 0
+        outcome = action(clients[role], dev, owner)
+        got[role] = outcome
+        if outcome == DENIED:
+            assert alive(clients, dev), "%s: a refused action by %s still changed D" % (action.__name__, role)
+            if event:
+                rows = d.audit(event)[before:]
+                assert [a for a in rows if a["caller_uid"] == uids[role]], "no %s audit row for %s" % (event, role)
+        elif outcome == OK and kills:
+            assert not alive(clients, dev), "%s by %s answered OK but D still works" % (action.__name__, role)
+    assert got == dict(zip(ROLES, expected)), got
