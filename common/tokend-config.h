@@ -63,6 +63,7 @@ typedef struct tokend_config {
         char *admin_group;               /* "tokend-admin" */
         unsigned max_failures;           /* 5; 1..1000000 */
         int64_t failure_window;          /* 15min; > 0 */
+        int64_t failure_delay;           /* 1s; 0..10s: a failed password login is answered no sooner */
 
         /* [Limits] */
         size_t max_request_bytes;        /* 65536; 1024..16MiB */

@@ -25,6 +25,16 @@ struct http_server {
         workers *workers;
         struct MHD_Daemon *mhd;
         http_limits lim;
+        /* Answers held back until td_status.not_before_usec (failed
+         * logins): a list sorted by that time, resumed by delay_thread.
+         * One entry per suspended connection at most: bounded by
+         * MaxConnections, no allocation. */
+        pthread_mutex_t delay_lock;
+        pthread_cond_t delay_cond; /* on CLOCK_MONOTONIC */
+        struct request *delayed;
+        bool delay_stop;
+        bool delay_running;
+        pthread_t delay_thread;
 };
 
 typedef enum req_state {
@@ -48,6 +58,7 @@ typedef struct request {
         td_code code;
         td_status st;
         td_tokens tokens;
+        struct request *next_delayed;
 } request;
 
 unsigned http_status_of(td_code c) {
@@ -223,6 +234,56 @@ static enum MHD_Result answer_tokens(request *rq, td_code c, const td_status *st
         return queue_json(rq->conn, 200, j, true);
 }
 
+/* The worker's answer is ready: let MHD call on_request again to send it. */
+static void finish_async(request *rq) {
+        atomic_thread_fence(memory_order_release);
+        rq->state = REQ_ASYNC_DONE;
+        MHD_resume_connection(rq->conn);
+}
+
+static void delay_answer(http_server *s, request *rq) {
+        pthread_mutex_lock(&s->delay_lock);
+        if (s->delay_stop) { /* shutting down: answer now */
+                pthread_mutex_unlock(&s->delay_lock);
+                finish_async(rq);
+                return;
+        }
+        request **p = &s->delayed;
+        while (*p && (*p)->st.not_before_usec <= rq->st.not_before_usec)
+                p = &(*p)->next_delayed;
+        rq->next_delayed = *p;
+        *p = rq;
+        pthread_cond_signal(&s->delay_cond);
+        pthread_mutex_unlock(&s->delay_lock);
+}
+
+static void *delay_thread(void *data) {
+        http_server *s = data;
+
+        pthread_mutex_lock(&s->delay_lock);
+        for (;;) {
+                request *rq = s->delayed;
+                if (rq && (s->delay_stop || rq->st.not_before_usec <= td_monotonic_usec())) {
+                        s->delayed = rq->next_delayed;
+                        pthread_mutex_unlock(&s->delay_lock);
+                        finish_async(rq);
+                        pthread_mutex_lock(&s->delay_lock);
+                        continue;
+                }
+                if (s->delay_stop)
+                        break;
+                if (!rq)
+                        pthread_cond_wait(&s->delay_cond, &s->delay_lock);
+                else {
+                        struct timespec ts = { .tv_sec = rq->st.not_before_usec / 1000000,
+                                               .tv_nsec = (rq->st.not_before_usec % 1000000) * 1000 };
+                        (void) pthread_cond_timedwait(&s->delay_cond, &s->delay_lock, &ts);
+                }
+        }
+        pthread_mutex_unlock(&s->delay_lock);
+        return NULL;
+}
+
 static void login_job(void *data) {
         request *rq = data;
         const json_t *j = rq->login_json;
@@ -233,9 +294,10 @@ static void login_job(void *data) {
                 .device_key = json_string_value(json_object_get(j, "device_key")),
         };
         rq->code = td_login(rq->srv->t, &rq->caller, &lr, &rq->tokens, &rq->st);
-        atomic_thread_fence(memory_order_release);
-        rq->state = REQ_ASYNC_DONE;
-        MHD_resume_connection(rq->conn);
+        if (rq->st.not_before_usec > td_monotonic_usec())
+                delay_answer(rq->srv, rq);
+        else
+                finish_async(rq);
 }
 
 static enum MHD_Result handle_login(request *rq) {
@@ -259,8 +321,7 @@ static enum MHD_Result handle_login(request *rq) {
                 rq->code = TD_UNAVAILABLE;
                 rq->st = (td_status){ .code = TD_UNAVAILABLE };
                 snprintf(rq->st.message, sizeof rq->st.message, "too many logins in progress, try again");
-                rq->state = REQ_ASYNC_DONE;
-                MHD_resume_connection(rq->conn);
+                finish_async(rq);
         }
         return MHD_YES;
 }
@@ -547,6 +608,22 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap) {
         log_debug("libmicrohttpd: %s", buf);
 }
 
+/* Stop the delay thread, answering everything it holds now. */
+static void http_server_free(http_server *s) {
+        if (s->delay_running) {
+                pthread_mutex_lock(&s->delay_lock);
+                s->delay_stop = true;
+                pthread_cond_signal(&s->delay_cond);
+                pthread_mutex_unlock(&s->delay_lock);
+                pthread_join(s->delay_thread, NULL);
+        }
+        if (s->mhd)
+                MHD_stop_daemon(s->mhd);
+        pthread_cond_destroy(&s->delay_cond);
+        pthread_mutex_destroy(&s->delay_lock);
+        free(s);
+}
+
 int http_server_start(tokend *t, workers *login_workers, int fd, const http_limits *lim, http_server **ret) {
         http_server *s = calloc(1, sizeof *s);
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -557,6 +634,17 @@ int http_server_start(tokend *t, workers *login_workers, int fd, const http_limi
         s->t = t;
         s->workers = login_workers;
         s->lim = *lim;
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&s->delay_cond, &ca);
+        pthread_condattr_destroy(&ca);
+        pthread_mutex_init(&s->delay_lock, NULL);
+        if (pthread_create(&s->delay_thread, NULL, delay_thread, s) != 0) {
+                http_server_free(s);
+                return -EAGAIN;
+        }
+        s->delay_running = true;
         s->mhd = MHD_start_daemon(
                 MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
                         MHD_USE_ERROR_LOG, 0,
@@ -570,7 +658,7 @@ int http_server_start(tokend *t, workers *login_workers, int fd, const http_limi
                 MHD_OPTION_NOTIFY_COMPLETED, request_completed, s,
                 MHD_OPTION_END);
         if (!s->mhd) {
-                free(s);
+                http_server_free(s);
                 return -EIO;
         }
         *ret = s;
@@ -580,6 +668,11 @@ int http_server_start(tokend *t, workers *login_workers, int fd, const http_limi
 void http_server_stop(http_server *s, unsigned grace) {
         if (!s)
                 return;
+        /* Held-back answers go out first: MHD must not stop with suspended connections. */
+        pthread_mutex_lock(&s->delay_lock);
+        s->delay_stop = true;
+        pthread_cond_signal(&s->delay_cond);
+        pthread_mutex_unlock(&s->delay_lock);
         (void) MHD_quiesce_daemon(s->mhd);
         /* Let requests in flight finish and their answers go out. */
         for (unsigned i = 0; i < grace * 20; i++) {
@@ -588,6 +681,5 @@ void http_server_stop(http_server *s, unsigned grace) {
                         break;
                 usleep(50 * 1000);
         }
-        MHD_stop_daemon(s->mhd);
-        free(s);
+        http_server_free(s);
 }

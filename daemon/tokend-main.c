@@ -11,9 +11,11 @@
 #include <sys/un.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "macro.h"
+#include "tokend-bus.h"
 #include "tokend-http.h"
 #include "tokend-log.h"
 #include "tokend-workers.h"
@@ -210,6 +212,19 @@ static void reload(tokend *t, const options *o) {
                  jose_key_kid(kd.active));
 }
 
+/* MaxConnections sockets plus the database, keys and bus need more file
+ * descriptors than the usual soft limit of 1024: raise it up to the hard one. */
+static void raise_fd_limit(unsigned max_connections) {
+        rlim_t want = (rlim_t) max_connections + 64;
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+                return;
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < want)
+                log_warning("file descriptor limit %llu is below MaxConnections=%u + 64: connections beyond it "
+                            "will be refused", (unsigned long long) rl.rlim_cur, max_connections);
+}
+
 static int ensure_dir(const char *path) {
         if (mkdir(path, 0700) < 0 && errno != EEXIST)
                 return -errno;
@@ -222,6 +237,7 @@ static int run(const options *o) {
         pthread_rwlockattr_t la;
         workers *w = NULL;
         http_server *http = NULL;
+        bus_server *bus = NULL;
         bool owned = false;
         int fd = -1, r;
         sigset_t ss;
@@ -241,6 +257,7 @@ static int run(const options *o) {
         r = load_config(o, &t.config);
         if (r < 0)
                 return r;
+        raise_fd_limit(t.config->max_connections);
         if (o->state_dir && (r = ensure_dir(o->state_dir)) < 0) {
                 log_error("cannot create state directory %s: %s", o->state_dir, strerror(-r));
                 goto out;
@@ -263,6 +280,11 @@ static int run(const options *o) {
         r = workers_new((unsigned) (cores > 0 ? cores : 1), LOGIN_QUEUE, &w);
         if (r < 0)
                 goto out;
+        /* Before the socket: it installs the DeviceRevoked hook. A bus that
+         * cannot be reached does not stop tokend: the socket (pam_jwt's way
+         * in) keeps serving; see io.tokend.Tokend1(5). */
+        if (bus_server_start(&t, w, &bus) < 0)
+                log_error("continuing without the D-Bus API; only the socket serves");
         fd = open_socket(t.config->socket_path, t.config->socket_mode, &owned);
         if (fd < 0) {
                 r = fd;
@@ -305,6 +327,7 @@ static int run(const options *o) {
         r = 0;
 out:
         http_server_stop(http, t.config ? (unsigned) t.config->request_timeout : 0);
+        bus_server_stop(bus); /* needs the workers: its logins may still run */
         workers_free(w);
         if (owned) {
                 (void) unlink(t.config->socket_path);

@@ -41,6 +41,12 @@ const char *td_code_to_string(td_code c) {
         return (unsigned) c < _TD_CODE_MAX ? code_names[c] : "internal_error";
 }
 
+int64_t td_monotonic_usec(void) {
+        struct timespec ts;
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 td_code td_fail(td_status *st, td_code c, const char *fmt, ...) {
         va_list ap;
         st->code = c;
@@ -287,7 +293,7 @@ td_code td_login(tokend *t, const td_caller *c, const td_login_req *req, td_toke
         char kuser[STORE_USER_MAX + 8], kuid[32];
         _cleanup_(freep) char *service = NULL;
         td_user u;
-        int64_t wait, now = td_now();
+        int64_t wait, now = td_now(), started = td_monotonic_usec(), delay;
         td_code tc;
         int r;
 
@@ -313,6 +319,7 @@ td_code td_login(tokend *t, const td_caller *c, const td_login_req *req, td_toke
 
         tokend_rdlock(t);
         service = strdup(t->config->pam_service);
+        delay = t->config->failure_delay;
         tokend_unlock(t);
         if (!service)
                 return td_fail(st, TD_INTERNAL, "out of memory");
@@ -332,6 +339,9 @@ td_code td_login(tokend *t, const td_caller *c, const td_login_req *req, td_toke
                 td_audit(t, c, "login_failed", req->username, NULL, NULL);
                 log_notice("login failed for %s (caller uid=%u pid=%d)", req->username, (unsigned) c->uid,
                            (int) c->pid);
+                /* An unknown user fails in microseconds, a wrong password only
+                 * after the hash: the answer waits until both look alike. */
+                st->not_before_usec = delay > 0 ? started + delay * 1000000 : 0;
                 return td_fail(st, TD_INVALID_CREDENTIALS, "wrong user name or password");
         }
         ratelimit_reset(t->login_fail_user, kuser);

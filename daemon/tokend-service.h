@@ -29,12 +29,19 @@ typedef enum td_code {
         _TD_CODE_MAX,
 } td_code;
 
+/* CLOCK_MONOTONIC in µs: the clock of td_status.not_before_usec. */
+int64_t td_monotonic_usec(void);
+
 /* Stable machine-readable name ("invalid_token", …). */
 const char *td_code_to_string(td_code c);
 
 typedef struct td_status {
         td_code code;
         int64_t retry_after;    /* seconds, for TD_TOO_MANY_REQUESTS */
+        /* CLOCK_MONOTONIC µs before which the front end must not answer (0:
+         * at once). Set on failed password logins, so that a wrong password
+         * and an unknown user take equally long ([Login] FailureDelay). */
+        int64_t not_before_usec;
         char message[256];
 } td_status;
 

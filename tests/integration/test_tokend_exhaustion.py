@@ -47,8 +47,15 @@ def test_idle_connections_and_slowloris_do_not_starve_an_honest_client(tokend_fa
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard < IDLE + 100:
         pytest.skip("RLIMIT_NOFILE hard limit %d is below %d" % (hard, IDLE + 100))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, IDLE + 100), hard))
-    d = tokend_factory("[Limits]\nRequestTimeout=%ds\nMaxConnections=%d\n" % (TIMEOUT, IDLE + 24))
+    # tokend starts with the usual soft limit (1024) and must raise it itself
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))
+    try:
+        d = tokend_factory("[Limits]\nRequestTimeout=%ds\nMaxConnections=%d\n" % (TIMEOUT, IDLE + 24))
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, IDLE + 100), hard))
+    with open("/proc/%d/limits" % d.proc.pid) as f:
+        line = [ln for ln in f if ln.startswith("Max open files")][0]
+    assert int(line.split()[3]) >= IDLE + 24 + 64, line
     # control: served when nobody else is connected
     t0 = d.api.issue_token()
     assert t0.status == 200, t0
