@@ -1,22 +1,46 @@
-/* tokend benchmark (not a test): throughput and p50/p99 latency through a
- * running tokend's Unix socket (HTTP/1.1 keep-alive, one connection per
- * client thread) for a null request (GET /.well-known/jwks.json: the HTTP
- * floor), verify of unique pre-issued tokens (over kept-alive connections
- * and, as pam_jwt does, over a new connection each), peer issue and refresh with
- * rotation, at 1, 2, 8, 64 concurrent clients; next to the raw Ed25519
- * verify rate of this machine, with the CPU used by the daemon
- * (/proc/PID/stat) and by this client (getrusage) during each measurement.
- * Usage: bench-tokend --socket PATH [--seconds S] [--pool N]
- *        [--clients 1,2,8,64] [--ops null,verify,vconnect,issue,refresh] [--pid PID] */
+/* tokend benchmark (not a test, not run by `make check`): throughput and
+ * p50/p99 latency through a running tokend's Unix socket, next to the raw
+ * Ed25519 verify rate of this machine measured in the same run.
+ *
+ * Build: make -C BUILDDIR tests/bench/bench-tokend (also built by `make`).
+ * Run:   BUILDDIR/tests/bench/run-bench-tokend.sh [--profile] [OPTIONS]
+ *        (starts a throwaway tokend on a temporary state dir under /var/tmp,
+ *        runs this program, optionally profiles the daemon with perf, stops it)
+ *    or  bench-tokend --socket PATH [--pid PID] [OPTIONS] against a running one.
+ * Options: --seconds S per measurement (3), --rounds N repeats of every
+ *        figure (3; rounds are interleaved so a burst of load from other
+ *        processes hits one round, not one figure), --clients 1,2,8,64,
+ *        --ops null,verify,vconnect,issue,refresh, --pool N tokens (2000).
+ *
+ * Operations (each client is one thread with one blocking keep-alive
+ * connection; requests are pre-built, answers are read by Content-Length and
+ * only the status line is looked at, except refresh which copies the new
+ * refresh token out of the answer without a JSON parser):
+ *   null      GET /.well-known/jwks.json: the HTTP floor of the daemon.
+ *   verify    POST /api/auth/verify of distinct pre-issued tokens (the pool,
+ *             each token of its own device, cycled; tokend caches nothing).
+ *   vconnect  the same over a new connection per request, as pam_jwt does.
+ *   issue     peer POST /api/auth/token (a new device: one durable commit).
+ *   refresh   POST /api/auth/refresh: every client rotates its own chain
+ *             (synchronous=FULL commit per rotation, group-committed).
+ *
+ * Columns: ops/s best and median of the rounds; p50/p99 of the median round;
+ * CPU seconds per second of tokend (/proc/PID/stat), of this client
+ * (getrusage) and of every other process (/proc/stat busy minus both), and
+ * CPU µs per operation. For verify, ratio = ops/s ÷ (raw × cores), and the
+ * same with the cores the client left free, raw × (cores − client CPUs),
+ * where raw is the best single-thread crypto_sign_verify_detached rate
+ * (per CPU-second) on a message of the token's signing-input size. The
+ * machine is shared: the load average is printed at start and end. */
 #include "config.h"
 
 #include <errno.h>
 #include <getopt.h>
-#include <jansson.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sodium.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,16 +52,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "json-util.h"
 #include "macro.h"
 
 #define RESP_MAX (64U * 1024U)   /* largest answer we read */
+#define VALUE_MAX 4096U          /* largest string we copy out of an answer */
 #define DEFAULT_SECONDS 3.0
+#define DEFAULT_ROUNDS 3U
+#define MAX_ROUNDS 50U
 #define DEFAULT_POOL 2000U
 #define POOL_MAX 1000000U
 #define POOL_ISSUERS 8U          /* threads filling the token pool */
 #define MAX_CLIENT_COUNTS 16U
 #define MAX_CLIENTS 1000U
+#define RAW_SECONDS 1.0          /* per raw verify measurement */
 #define VERIFY_TARGET 0.80       /* of raw Ed25519 verify × cores */
 #define REFRESH_TARGET 3000.0    /* refreshes per second */
 #define BENCH_AUDIENCE "sshd"
@@ -204,8 +231,8 @@ static int hconn_exchange(hconn *c, const char *req, size_t req_len, hresp *ret)
         return r;
 }
 
-/* A whole request; body (JSON) may be NULL. */
-static int http_request(const char *method, const char *path, const char *body, char **ret, size_t *ret_len) {
+/* *ret: a complete request; body (JSON) may be NULL. */
+static int http_build(const char *method, const char *path, const char *body, char **ret, size_t *ret_len) {
         char *s = NULL;
         int n = body ? asprintf(&s,
                                 "%s %s HTTP/1.1\r\nHost: tokend\r\nContent-Type: application/json\r\n"
@@ -219,12 +246,38 @@ static int http_request(const char *method, const char *path, const char *body, 
         return 0;
 }
 
-/* A POST request whose body is the JSON object j (consumed). */
-static int http_post_json(const char *path, json_t *j, char **ret, size_t *ret_len) {
-        _cleanup_(freep) char *body = NULL;
-        int r = j ? json_dump_compact(j, &body) : -ENOMEM;
-        json_decref(j);
-        return r < 0 ? r : http_request("POST", path, body, ret, ret_len);
+/* As http_build() for a POST whose JSON body comes from fmt. */
+_printf_(4, 5) static int http_post(const char *path, char **ret, size_t *ret_len, const char *fmt, ...) {
+        char *body = NULL;
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vasprintf(&body, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                return -ENOMEM;
+        int r = http_build("POST", path, body, ret, ret_len);
+        erase_and_free(body); /* may hold a refresh token */
+        return r;
+}
+
+/* The string member key of a token answer, found without a JSON parser
+ * (the answer is compact JSON from tokend, and every value we take — tokens,
+ * device ids, user names — is base64url or a user name, never escaped: a
+ * value holding a quote or a backslash is refused). */
+static int answer_str(const hresp *h, const char *key, char *buf, size_t size) {
+        char pat[64];
+        if (h->status != 200 || (size_t) snprintf(pat, sizeof pat, "\"%s\":\"", key) >= sizeof pat)
+                return -EBADMSG;
+        const char *p = strstr(h->body, pat);
+        if (!p)
+                return -EBADMSG;
+        p += strlen(pat);
+        size_t n = strcspn(p, "\"\\");
+        if (p[n] != '"' || n == 0 || n >= size)
+                return -EBADMSG;
+        memcpy(buf, p, n);
+        buf[n] = 0;
+        return 0;
 }
 
 /* ---- benchmark state ---------------------------------------------------- */
@@ -280,50 +333,44 @@ static double thread_cpu_s(void) {
         return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 }
 
-/* Parse a token answer: access_token, and the refresh request that
- * continues its chain if ret_refresh is non-NULL. */
-static int parse_tokens(const hresp *h, bench *b, char **ret_access, char **ret_refresh, size_t *ret_refresh_len) {
-        _cleanup_(json_decrefp) json_t *j = NULL;
-        if (h->status != 200 || json_parse_object(h->body, h->body_len, RESP_MAX, 8, &j, NULL) < 0)
-                return -EBADMSG;
-        const char *at = json_object_get_str(j, "access_token");
-        const char *rt = json_object_get_str(j, "refresh_token");
-        const char *dev = json_object_get_str(j, "device_id");
-        const char *user = json_object_get_str(json_object_get(j, "user"), "name");
-        if (!at || !rt || !dev || !user)
-                return -EBADMSG;
-        if (b && !b->user[0])
-                snprintf(b->user, sizeof b->user, "%s", user);
-        if (ret_refresh) {
-                char *req = NULL;
-                size_t len = 0;
-                int r = http_post_json("/api/auth/refresh",
-                                       json_pack("{s:s,s:s}", "refresh_token", rt, "device_id", dev), &req, &len);
-                if (r < 0)
-                        return r;
-                free(*ret_refresh);
-                *ret_refresh = req;
-                *ret_refresh_len = len;
-        }
-        if (ret_access && !(*ret_access = strdup(at)))
-                return -ENOMEM;
+/* The refresh request that continues the chain of a token answer. */
+static int next_refresh(const hresp *h, char **ret, size_t *ret_len) {
+        char rt[VALUE_MAX], dev[VALUE_MAX];
+        char *req = NULL;
+        size_t len = 0;
+        int r = answer_str(h, "refresh_token", rt, sizeof rt);
+        if (r >= 0)
+                r = answer_str(h, "device_id", dev, sizeof dev);
+        if (r >= 0)
+                r = http_post("/api/auth/refresh", &req, &len, "{\"refresh_token\":\"%s\",\"device_id\":\"%s\"}",
+                              rt, dev);
+        sodium_memzero(rt, sizeof rt);
+        if (r < 0)
+                return r;
+        erase_and_free(*ret);
+        *ret = req;
+        *ret_len = len;
         return 0;
 }
 
 /* ---- operations --------------------------------------------------------- */
 
+/* Send a pre-built request; 0 if the answer has status 200. */
+static int exchange_ok(worker *w, const char *req, size_t len, hresp *ret) {
+        int r = hconn_exchange(w->conn, req, len, ret);
+        return r < 0 ? r : ret->status == 200 ? 0 : -EPROTO;
+}
+
 static int op_null_run(worker *w) {
         hresp h;
-        int r = hconn_exchange(w->conn, w->b->null_req, w->b->null_req_len, &h);
-        return r < 0 ? r : h.status == 200 ? 0 : -EPROTO;
+        return exchange_ok(w, w->b->null_req, w->b->null_req_len, &h);
 }
 
 static int op_verify_run(worker *w) {
         bench *b = w->b;
         const pooled *p = &b->pool[atomic_fetch_add(&b->pool_next, 1) % b->pool_n];
         hresp h;
-        int r = hconn_exchange(w->conn, p->req, p->len, &h);
-        return r < 0 ? r : h.status == 200 ? 0 : -EPROTO;
+        return exchange_ok(w, p->req, p->len, &h);
 }
 
 /* As pam_jwt does it: a new connection for every verify. */
@@ -334,30 +381,29 @@ static int op_verify_newconn_run(worker *w) {
 
 static int op_issue_run(worker *w) {
         hresp h;
-        int r = hconn_exchange(w->conn, w->b->issue_req, w->b->issue_req_len, &h);
-        return r < 0 ? r : h.status == 200 ? 0 : -EPROTO;
+        return exchange_ok(w, w->b->issue_req, w->b->issue_req_len, &h);
 }
 
 /* Refresh: every client enrols its own device, then rotates its chain. */
 static int op_refresh_setup(worker *w) {
         hresp h;
-        int r = hconn_exchange(w->conn, w->b->issue_req, w->b->issue_req_len, &h);
-        return r < 0 ? r : parse_tokens(&h, NULL, NULL, &w->refresh_req, &w->refresh_req_len);
+        int r = exchange_ok(w, w->b->issue_req, w->b->issue_req_len, &h);
+        return r < 0 ? r : next_refresh(&h, &w->refresh_req, &w->refresh_req_len);
 }
 
 static int op_refresh_run(worker *w) {
         hresp h;
-        int r = hconn_exchange(w->conn, w->refresh_req, w->refresh_req_len, &h);
+        int r = exchange_ok(w, w->refresh_req, w->refresh_req_len, &h);
         if (r >= 0)
-                r = parse_tokens(&h, NULL, NULL, &w->refresh_req, &w->refresh_req_len);
+                r = next_refresh(&h, &w->refresh_req, &w->refresh_req_len);
         if (r < 0)
                 (void) op_refresh_setup(w); /* the chain is broken: start a new one */
         return r;
 }
 
-enum { OP_NULL, OP_VERIFY, OP_VCONNECT, OP_ISSUE, OP_REFRESH };
+enum { OP_NULL, OP_VERIFY, OP_VCONNECT, OP_ISSUE, OP_REFRESH, _OP_MAX };
 
-static const op ops[] = {
+static const op ops[_OP_MAX] = {
         [OP_NULL] = { "null", NULL, op_null_run },
         [OP_VERIFY] = { "verify", NULL, op_verify_run },
         [OP_VCONNECT] = { "vconnect", NULL, op_verify_newconn_run },
@@ -377,18 +423,17 @@ static void *pool_fill_thread(void *p) {
         pool_filler *f = p;
         bench *b = f->b;
         hconn *c = hconn_new(b->socket);
+        char at[VALUE_MAX];
         f->r = c ? 0 : -ECONNREFUSED;
         for (size_t i; f->r >= 0 && (i = atomic_fetch_add(f->next, 1)) < b->pool_n;) {
-                _cleanup_(freep) char *at = NULL;
                 hresp h;
                 f->r = hconn_exchange(c, b->issue_req, b->issue_req_len, &h);
                 if (f->r >= 0)
-                        f->r = parse_tokens(&h, NULL, &at, NULL, NULL);
+                        f->r = answer_str(&h, "access_token", at, sizeof at);
                 if (f->r >= 0)
-                        f->r = http_post_json("/api/auth/verify",
-                                              json_pack("{s:s,s:s,s:s}", "token", at, "user", b->user, "service",
-                                                        BENCH_AUDIENCE),
-                                              &b->pool[i].req, &b->pool[i].len);
+                        f->r = http_post("/api/auth/verify", &b->pool[i].req, &b->pool[i].len,
+                                         "{\"token\":\"%s\",\"user\":\"%s\",\"service\":\"" BENCH_AUDIENCE "\"}",
+                                         at, b->user);
         }
         hconn_free(c);
         return NULL;
@@ -396,12 +441,14 @@ static void *pool_fill_thread(void *p) {
 
 /* One token first: who we are, and the size of a default token. */
 static int probe(bench *b) {
-        _cleanup_(freep) char *at = NULL;
+        char at[VALUE_MAX];
         hconn *c = hconn_new(b->socket);
         hresp h;
         int r = c ? hconn_exchange(c, b->issue_req, b->issue_req_len, &h) : -ECONNREFUSED;
         if (r >= 0)
-                r = parse_tokens(&h, b, &at, NULL, NULL);
+                r = answer_str(&h, "access_token", at, sizeof at);
+        if (r >= 0)
+                r = answer_str(&h, "name", b->user, sizeof b->user); /* user.name */
         hconn_free(c);
         if (r < 0)
                 return r;
@@ -410,7 +457,6 @@ static int probe(bench *b) {
         b->signing_input_len = dot ? (size_t) (dot - at) : 0;
         return 0;
 }
-
 static int pool_fill(bench *b) {
         pthread_t th[POOL_ISSUERS];
         pool_filler f[POOL_ISSUERS];
@@ -440,7 +486,7 @@ typedef struct result {
         double ops_per_s, p50_ms, p99_ms;
         uint64_t ops, errors;
         double daemon_cores, client_cores; /* CPU-seconds per second */
-        double busy_cores;                 /* the whole machine, from /proc/stat */
+        double others_cores;               /* every other process, from /proc/stat */
         double daemon_us_op, client_us_op; /* CPU µs per operation */
 } result;
 
@@ -572,7 +618,7 @@ static int measure(bench *b, const op *o, unsigned clients, result *ret) {
                         memcpy(all + k, w[i].lat, w[i].n_lat * sizeof *all);
                 k += (unsigned) w[i].n_lat;
                 free(w[i].lat);
-                free(w[i].refresh_req);
+                erase_and_free(w[i].refresh_req);
         }
         if (!all)
                 return -ENOMEM;
@@ -587,7 +633,10 @@ static int measure(bench *b, const op *o, unsigned clients, result *ret) {
         res.daemon_cores = d0 >= 0 && d1 >= 0 ? (d1 - d0) / wall : -1;
         res.client_cores = (c1 - c0) / wall;
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-        res.busy_cores = mt1 > mt0 ? (double) (mb1 - mb0) / (double) (mt1 - mt0) * (double) (ncpu > 0 ? ncpu : 1) : -1;
+        double busy = mt1 > mt0 ? (double) (mb1 - mb0) / (double) (mt1 - mt0) * (double) (ncpu > 0 ? ncpu : 1) : -1;
+        res.others_cores = busy < 0 ? -1 : busy - res.client_cores - (res.daemon_cores > 0 ? res.daemon_cores : 0);
+        if (busy >= 0 && res.others_cores < 0)
+                res.others_cores = 0; /* jiffy rounding */
         if (n_all > 0) {
                 res.daemon_us_op = res.daemon_cores >= 0 ? (d1 - d0) * 1e6 / (double) n_all : -1;
                 res.client_us_op = (c1 - c0) * 1e6 / (double) n_all;
@@ -660,9 +709,9 @@ static int raw_verify_rate(size_t msg_len, double seconds, unsigned threads, dou
 /* ---- main --------------------------------------------------------------- */
 
 static void usage(FILE *f) {
-        fprintf(f, "usage: bench-tokend --socket PATH [--seconds S] [--pool N] [--clients 1,2,8,64]\n"
-                   "                    [--ops null,verify,vconnect,issue,refresh] [--pid DAEMON_PID]\n"
-                   "null: GET /.well-known/jwks.json (the HTTP floor); verify: unique pooled tokens over a\n"
+        fprintf(f, "usage: bench-tokend --socket PATH [--pid DAEMON_PID] [--seconds S] [--rounds N] [--pool N]\n"
+                   "                    [--clients 1,2,8,64] [--ops null,verify,vconnect,issue,refresh]\n"
+                   "null: GET /.well-known/jwks.json (the HTTP floor); verify: distinct pooled tokens over a\n"
                    "kept-alive connection; vconnect: the same over a new connection each time (as pam_jwt);\n"
                    "issue: peer POST /api/auth/token; refresh: rotation of each client's own chain.\n");
 }
@@ -711,14 +760,72 @@ static unsigned daemon_cores(pid_t pid) {
         return n > 0 ? (unsigned) n : 1;
 }
 
-static void print_row(const char *name, unsigned clients, const result *r, double raw_cores) {
-        char ratio[16] = "";
-        if (raw_cores > 0)
-                snprintf(ratio, sizeof ratio, "%5.1f%%", 100.0 * r->ops_per_s / raw_cores);
-        printf("%-8s %7u %10.0f %9.3f %9.3f %7llu %8.2f %8.2f %8.2f %9.1f %9.1f  %s\n", name, clients,
-               r->ops_per_s, r->p50_ms, r->p99_ms, (unsigned long long) r->errors, r->daemon_cores, r->client_cores,
-               r->busy_cores, r->daemon_us_op, r->client_us_op, ratio);
+static void print_load(const char *when) {
+        char buf[128] = "?";
+        FILE *f = fopen("/proc/loadavg", "re");
+        if (f) {
+                if (!fgets(buf, sizeof buf, f))
+                        snprintf(buf, sizeof buf, "?");
+                fclose(f);
+        }
+        buf[strcspn(buf, "\n")] = 0;
+        printf("load average at %s: %s\n", when, buf);
         fflush(stdout);
+}
+
+static int cmp_double(const void *a, const void *b) {
+        double x = *(const double *) a, y = *(const double *) b;
+        return x < y ? -1 : x > y;
+}
+
+/* Index of the best and of the median (lower middle) of n results. */
+static void best_median(const result *v, size_t n, size_t *ret_best, size_t *ret_median) {
+        size_t idx[MAX_ROUNDS];
+        for (size_t i = 0; i < n; i++)
+                idx[i] = i;
+        for (size_t i = 1; i < n; i++) /* insertion sort by ops/s, n is tiny */
+                for (size_t k = i; k > 0 && v[idx[k]].ops_per_s < v[idx[k - 1]].ops_per_s; k--) {
+                        size_t t = idx[k];
+                        idx[k] = idx[k - 1];
+                        idx[k - 1] = t;
+                }
+        *ret_best = idx[n - 1];
+        *ret_median = idx[(n - 1) / 2];
+}
+
+/* verify ÷ (raw × cores), and ÷ (raw × (cores − what the client used)). */
+static void verify_ratios(const result *r, double raw_one, unsigned cores, double *ret_all, double *ret_free) {
+        double left = (double) cores - r->client_cores;
+        *ret_all = r->ops_per_s / (raw_one * cores);
+        *ret_free = left > 0 ? r->ops_per_s / (raw_one * left) : 0;
+}
+
+static void print_head(void) {
+        printf("%-8s %7s %9s %9s %8s %8s %6s %6s %6s %6s %8s %8s  %s\n", "op", "clients", "best/s", "median/s",
+               "p50 ms", "p99 ms", "errors", "tokend", "bench", "others", "tokend", "bench",
+               "verify best / raw x");
+        printf("%-8s %7s %9s %9s %8s %8s %6s %6s %6s %6s %8s %8s  %s\n", "", "", "", "", "(median", "round)", "",
+               "CPUs", "CPUs", "CPUs", "us/op", "us/op", "cores | (cores-bench)");
+}
+
+static void print_summary(const char *name, unsigned clients, const result *v, size_t n, bool is_verify,
+                          double raw_one, unsigned cores) {
+        size_t bi, mi;
+        uint64_t errors = 0;
+        char ratio[48] = "";
+
+        best_median(v, n, &bi, &mi);
+        for (size_t i = 0; i < n; i++)
+                errors += v[i].errors;
+        if (is_verify) {
+                double all, left;
+                verify_ratios(&v[bi], raw_one, cores, &all, &left);
+                snprintf(ratio, sizeof ratio, "%5.1f%% | %5.1f%%", 100.0 * all, 100.0 * left);
+        }
+        const result *m = &v[mi];
+        printf("%-8s %7u %9.0f %9.0f %8.3f %8.3f %6llu %6.2f %6.2f %6.2f %8.1f %8.1f  %s\n", name, clients,
+               v[bi].ops_per_s, m->ops_per_s, m->p50_ms, m->p99_ms, (unsigned long long) errors, m->daemon_cores,
+               m->client_cores, m->others_cores, m->daemon_us_op, m->client_us_op, ratio);
 }
 
 int main(int argc, char **argv) {
@@ -726,17 +833,18 @@ int main(int argc, char **argv) {
                 { "socket", required_argument, NULL, 's' }, { "seconds", required_argument, NULL, 't' },
                 { "pool", required_argument, NULL, 'p' },   { "clients", required_argument, NULL, 'c' },
                 { "ops", required_argument, NULL, 'o' },    { "pid", required_argument, NULL, 'P' },
-                { "help", no_argument, NULL, 'h' },         {},
+                { "rounds", required_argument, NULL, 'r' }, { "help", no_argument, NULL, 'h' },
+                {},
         };
         bench b = { .seconds = DEFAULT_SECONDS, .pool_n = DEFAULT_POOL };
-        unsigned clients[MAX_CLIENT_COUNTS] = { 1, 2, 8, 64 };
+        unsigned clients[MAX_CLIENT_COUNTS] = { 1, 2, 8, 64 }, rounds = DEFAULT_ROUNDS;
         size_t n_clients = 4;
         const char *want = "null,verify,vconnect,issue,refresh";
-        result best[ELEMENTSOF(ops)] = {};
-        double raw_one = 0, raw_all = 0, best_daemon_us_verify = 0;
+        double raw_one[MAX_ROUNDS], raw_all[MAX_ROUNDS];
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "s:t:p:c:o:P:h", opts, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "s:t:p:c:o:P:r:h", opts, NULL)) >= 0) {
+                unsigned long v;
                 switch (c) {
                 case 's': b.socket = optarg; break;
                 case 't':
@@ -746,15 +854,22 @@ int main(int argc, char **argv) {
                                 return 2;
                         }
                         break;
-                case 'p': {
-                        unsigned long v = strtoul(optarg, NULL, 10);
+                case 'p':
+                        v = strtoul(optarg, NULL, 10);
                         if (v == 0 || v > POOL_MAX) {
                                 usage(stderr);
                                 return 2;
                         }
                         b.pool_n = v;
                         break;
-                }
+                case 'r':
+                        v = strtoul(optarg, NULL, 10);
+                        if (v == 0 || v > MAX_ROUNDS) {
+                                usage(stderr);
+                                return 2;
+                        }
+                        rounds = (unsigned) v;
+                        break;
                 case 'c':
                         if (parse_clients(optarg, clients, &n_clients) < 0) {
                                 usage(stderr);
@@ -766,6 +881,7 @@ int main(int argc, char **argv) {
                 case 'h': usage(stdout); return 0;
                 default: usage(stderr); return 2;
                 }
+        }
         if (!b.socket || optind != argc) {
                 usage(stderr);
                 return 2;
@@ -780,12 +896,18 @@ int main(int argc, char **argv) {
                 return 3;
         }
         b.cores = daemon_cores(b.daemon_pid);
-        if (http_request("POST", "/api/auth/token", ISSUE_BODY, &b.issue_req, &b.issue_req_len) < 0 ||
-            http_request("GET", "/.well-known/jwks.json", NULL, &b.null_req, &b.null_req_len) < 0)
+        if (http_build("POST", "/api/auth/token", ISSUE_BODY, &b.issue_req, &b.issue_req_len) < 0 ||
+            http_build("GET", "/.well-known/jwks.json", NULL, &b.null_req, &b.null_req_len) < 0)
                 return 1;
+        _cleanup_(freep) result *res = calloc(_OP_MAX * MAX_CLIENT_COUNTS * rounds, sizeof *res);
+        if (!res)
+                return 1;
+#define RES(o, k, round) res[((o) * MAX_CLIENT_COUNTS + (k)) * rounds + (round)]
 
-        printf("tokend pid %d at %s; daemon may use %u CPU(s), this machine has %ld; %.1f s per measurement\n",
-               (int) b.daemon_pid, b.socket, b.cores, sysconf(_SC_NPROCESSORS_ONLN), b.seconds);
+        print_load("start");
+        printf("tokend pid %d at %s; daemon may use %u CPU(s), this machine has %ld; %.1f s per measurement, "
+               "%u rounds\n", (int) b.daemon_pid, b.socket, b.cores, sysconf(_SC_NPROCESSORS_ONLN), b.seconds,
+               rounds);
         if ((r = probe(&b)) < 0) {
                 fprintf(stderr, "bench-tokend: a peer token (POST /api/auth/token) failed: %s\n", strerror(-r));
                 return 1;
@@ -798,62 +920,92 @@ int main(int argc, char **argv) {
                         fprintf(stderr, "bench-tokend: issuing the token pool failed: %s\n", strerror(-r));
                         return 1;
                 }
-                printf("token pool ready: %zu unique tokens (each a new device) in %.1f s\n", b.pool_n,
+                printf("token pool ready: %zu distinct tokens (each of its own device) in %.1f s\n", b.pool_n,
                        (double) (now_ns() - t0) / 1e9);
         }
+        printf("\n%-5s %-8s %7s %9s %8s %8s %6s %6s %6s %6s\n", "round", "op", "clients", "ops/s", "p50 ms",
+               "p99 ms", "errors", "tokend", "bench", "others");
         fflush(stdout);
-        if ((r = raw_verify_rate(b.signing_input_len, b.seconds < 2 ? b.seconds : 2, b.cores, &raw_one, &raw_all)) < 0)
-                return 1;
-        double raw_cores = raw_one * b.cores;
-        printf("raw Ed25519 verify (crypto_sign_verify_detached, %zu-byte message): %.0f/s single thread "
-               "(CPU time); x %u cores = %.0f/s; %u threads at once: %.0f/s wall\n\n",
-               b.signing_input_len, raw_one, b.cores, raw_cores, b.cores, raw_all);
 
-        printf("%-8s %7s %10s %9s %9s %7s %8s %8s %8s %9s %9s  %s\n", "op", "clients", "ops/s", "p50 ms",
-               "p99 ms", "errors", "tokend", "bench", "machine", "tokend", "bench", "verify/");
-        printf("%-8s %7s %10s %9s %9s %7s %8s %8s %8s %9s %9s  %s\n", "", "", "", "", "", "", "CPUs", "CPUs",
-               "busy", "CPU us/op", "CPU us/op", "(raw x cores)");
-        for (size_t i = 0; i < ELEMENTSOF(ops); i++) {
-                if (!op_wanted(want, ops[i].name))
-                        continue;
-                for (size_t k = 0; k < n_clients; k++) {
-                        result res;
-                        atomic_store(&b.pool_next, 0);
-                        r = measure(&b, &ops[i], clients[k], &res);
-                        if (r < 0) {
-                                fprintf(stderr, "bench-tokend: %s with %u clients failed: %s\n", ops[i].name,
-                                        clients[k], strerror(-r));
-                                return 1;
+        for (unsigned round = 0; round < rounds; round++) {
+                r = raw_verify_rate(b.signing_input_len, RAW_SECONDS, b.cores, &raw_one[round], &raw_all[round]);
+                if (r < 0)
+                        return 1;
+                printf("%-5u raw Ed25519 verify: %.0f/s per CPU-second, %.0f/s wall with %u threads\n", round + 1,
+                       raw_one[round], raw_all[round], b.cores);
+                fflush(stdout); /* run-bench-tokend.sh --profile waits for this line */
+                for (size_t i = 0; i < _OP_MAX; i++) {
+                        if (!op_wanted(want, ops[i].name))
+                                continue;
+                        for (size_t k = 0; k < n_clients; k++) {
+                                result *x = &RES(i, k, round);
+                                atomic_store(&b.pool_next, 0);
+                                r = measure(&b, &ops[i], clients[k], x);
+                                if (r < 0) {
+                                        fprintf(stderr, "bench-tokend: %s with %u clients failed: %s\n",
+                                                ops[i].name, clients[k], strerror(-r));
+                                        return 1;
+                                }
+                                printf("%-5u %-8s %7u %9.0f %8.3f %8.3f %6llu %6.2f %6.2f %6.2f\n", round + 1,
+                                       ops[i].name, clients[k], x->ops_per_s, x->p50_ms, x->p99_ms,
+                                       (unsigned long long) x->errors, x->daemon_cores, x->client_cores,
+                                       x->others_cores);
+                                fflush(stdout);
                         }
-                        bool is_verify = i == OP_VERIFY || i == OP_VCONNECT;
-                        print_row(ops[i].name, clients[k], &res, is_verify ? raw_cores : 0);
-                        if (res.ops_per_s > best[i].ops_per_s)
-                                best[i] = res;
-                        if (is_verify && res.daemon_us_op > 0 &&
-                            (best_daemon_us_verify == 0 || res.daemon_us_op < best_daemon_us_verify))
-                                best_daemon_us_verify = res.daemon_us_op;
                 }
         }
 
+        double sorted[MAX_ROUNDS], raw_best = 0;
+        memcpy(sorted, raw_one, rounds * sizeof *sorted);
+        qsort(sorted, rounds, sizeof *sorted, cmp_double);
+        raw_best = sorted[rounds - 1];
+        printf("\nraw Ed25519 verify (crypto_sign_verify_detached, %zu-byte message), %u rounds: best %.0f/s, "
+               "median %.0f/s per CPU-second; x %u cores = %.0f/s (the ratios use the best)\n",
+               b.signing_input_len, rounds, raw_best, sorted[(rounds - 1) / 2], b.cores, raw_best * b.cores);
+        memcpy(sorted, raw_all, rounds * sizeof *sorted);
+        qsort(sorted, rounds, sizeof *sorted, cmp_double);
+        printf("raw with %u threads at once, wall clock (what this shared machine gave): best %.0f/s, median "
+               "%.0f/s\n\n", b.cores, sorted[rounds - 1], sorted[(rounds - 1) / 2]);
+        print_head();
+        for (size_t i = 0; i < _OP_MAX; i++)
+                if (op_wanted(want, ops[i].name))
+                        for (size_t k = 0; k < n_clients; k++)
+                                print_summary(ops[i].name, clients[k], &RES(i, k, 0), rounds,
+                                              i == OP_VERIFY || i == OP_VCONNECT, raw_best, b.cores);
+
         printf("\n");
-        for (size_t i = 0; i < ELEMENTSOF(ops); i++) {
-                if (!op_wanted(want, ops[i].name) || best[i].ops == 0)
-                        continue;
-                printf("best %-8s %8.0f/s  (tokend %.1f us CPU/op, bench %.1f us CPU/op)\n", ops[i].name,
-                       best[i].ops_per_s, best[i].daemon_us_op, best[i].client_us_op);
+        if (op_wanted(want, "verify")) {
+                const result *best = NULL;
+                double best_us = 0;
+                for (size_t k = 0; k < n_clients; k++)
+                        for (unsigned round = 0; round < rounds; round++) {
+                                const result *x = &RES(OP_VERIFY, k, round);
+                                if (!best || x->ops_per_s > best->ops_per_s)
+                                        best = x;
+                                if (x->daemon_us_op > 0 && (best_us == 0 || x->daemon_us_op < best_us))
+                                        best_us = x->daemon_us_op;
+                        }
+                double all, left;
+                verify_ratios(best, raw_best, b.cores, &all, &left);
+                printf("verify: best %.0f/s = %.1f%% of raw x %u cores (target >= %.0f%%: %s); %.1f%% of raw x "
+                       "(%u - %.2f bench CPUs)\n", best->ops_per_s, 100.0 * all, b.cores, 100.0 * VERIFY_TARGET,
+                       all >= VERIFY_TARGET ? "met" : "NOT met", 100.0 * left, b.cores, best->client_cores);
+                if (best_us > 0)
+                        printf("verify: tokend spends %.1f us CPU per verify (best round) vs %.1f us for the raw "
+                               "signature check: with %u cores to itself it would do ~%.0f/s = %.1f%% of raw x "
+                               "cores\n", best_us, 1e6 / raw_best, b.cores, b.cores * 1e6 / best_us,
+                               100.0 * (1e6 / best_us) / raw_best);
         }
-        if (op_wanted(want, "verify") && best[OP_VERIFY].ops > 0) {
-                double ratio = best[OP_VERIFY].ops_per_s / raw_cores;
-                printf("verify through tokend / (raw x %u cores) = %.1f%% (target >= %.0f%%: %s)\n", b.cores,
-                       100.0 * ratio, 100.0 * VERIFY_TARGET, ratio >= VERIFY_TARGET ? "met" : "NOT met");
-                if (best_daemon_us_verify > 0)
-                        printf("tokend's own cost: %.1f us CPU per verify vs %.1f us raw: a daemon with the %u "
-                               "cores to itself would do ~%.0f/s = %.1f%% of raw x cores\n",
-                               best_daemon_us_verify, 1e6 / raw_one, b.cores, b.cores * 1e6 / best_daemon_us_verify,
-                               100.0 * (1e6 / best_daemon_us_verify) / raw_one);
+        if (op_wanted(want, "refresh")) {
+                double best = 0;
+                for (size_t k = 0; k < n_clients; k++)
+                        for (unsigned round = 0; round < rounds; round++)
+                                if (RES(OP_REFRESH, k, round).ops_per_s > best)
+                                        best = RES(OP_REFRESH, k, round).ops_per_s;
+                printf("refresh with rotation (durable commit): best %.0f/s (target >= %.0f/s: %s)\n", best,
+                       REFRESH_TARGET, best >= REFRESH_TARGET ? "met" : "NOT met");
         }
-        if (op_wanted(want, "refresh") && best[OP_REFRESH].ops > 0)
-                printf("refresh with rotation: %.0f/s (target >= %.0f/s: %s)\n", best[OP_REFRESH].ops_per_s, REFRESH_TARGET,
-                       best[OP_REFRESH].ops_per_s >= REFRESH_TARGET ? "met" : "NOT met");
+        print_load("end");
+#undef RES
         return 0;
 }

@@ -3,10 +3,20 @@
 # against it, stop it; nothing is left running and the directory is removed.
 # Run from the build directory (or set BUILDDIR):
 #   tests/bench/run-bench-tokend.sh [--profile] [bench-tokend options...]
-# --profile: after the normal run, profile the daemon under verify load
-# (perf record -g, software cpu-clock event) and print where its time goes.
+# --profile: afterwards, profile a fresh daemon under verify load and under
+# refresh load (8 clients each; see PROFILE_OPS): perf record -g -p PID for
+# PROFILE_SECONDS while bench-tokend loads it (the recording starts once the
+# bench printed its raw-verify line), then perf report --stdio --no-children (head -60), self time by library
+# and inclusive time by function. With the default -g (frame pointers), call
+# chains through tokend need a build with CFLAGS='-O2 -g
+# -fno-omit-frame-pointer' and still break inside Debian's libraries;
+# PROFILE_CALLGRAPH=dwarf unwinds everything (bigger perf.data).
+# Without a hardware PMU (VMs) perf samples cpu-clock; kernel time then
+# piles up on pvm_irq_enable/irq-enable points: read it as "in syscalls".
 # Environment: BUILDDIR (default .), STATEDIR_BASE (default /var/tmp: a real
-# disk, so commits pay a real fsync), PROFILE_SECONDS (default 6).
+# disk, so commits pay a real fsync), PROFILE_SECONDS (default 10),
+# PROFILE_OPS (default "verify refresh"; any of bench-tokend's --ops),
+# PROFILE_CALLGRAPH (fp, the default, or dwarf).
 set -euo pipefail
 
 builddir=${BUILDDIR:-.}
@@ -23,11 +33,15 @@ done
 
 state=$(mktemp -d "${STATEDIR_BASE:-/var/tmp}/bench-tokend.XXXXXX")
 pid=
+bench_pid=
+# Only the processes this script started, by pid.
 cleanup() {
-        if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
-                kill -TERM "$pid" 2>/dev/null || true
-                wait "$pid" 2>/dev/null || true
-        fi
+        for p in "$bench_pid" "$pid"; do
+                if [[ -n $p ]] && kill -0 "$p" 2>/dev/null; then
+                        kill -TERM "$p" 2>/dev/null || true
+                        wait "$p" 2>/dev/null || true
+                fi
+        done
         rm -rf "$state"
 }
 trap cleanup EXIT
@@ -52,44 +66,65 @@ stop_tokend() {
         pid=
 }
 
+echo "== uptime at start: $(uptime)"
 start_tokend
 echo "== tokend $pid, state in $state ($(df --output=source,fstype "$state" | tail -1))"
 "$bench" --socket "$state/tokend.sock" --pid "$pid" "$@"
 stop_tokend
+echo "== uptime at end: $(uptime)"
 
 [[ $profile == yes ]] || exit 0
 if ! command -v perf >/dev/null; then
         echo "run-bench-tokend: perf not installed (Debian: linux-perf); no profile" >&2
         exit 0
 fi
+secs=${PROFILE_SECONDS:-10}
+case ${PROFILE_CALLGRAPH:-fp} in
+fp) callgraph="-g -F 999" ;;
+dwarf) callgraph="--call-graph dwarf,16384 -F 499" ;; # Debian's libraries have no frame pointers
+*) echo "run-bench-tokend: PROFILE_CALLGRAPH is fp or dwarf" >&2; exit 2 ;;
+esac
 
-# A fresh daemon, so the profile sees a database like the one above.
-rm -rf "$state"/*
-start_tokend
-secs=${PROFILE_SECONDS:-6}
-echo
-echo "== profile: tokend $pid under verify load (8 clients), perf record -g for $secs s"
-"$bench" --socket "$state/tokend.sock" --pid "$pid" --ops verify --clients 8 --seconds $((secs + 2)) \
-        --pool 2000 | while IFS= read -r line; do
-        printf '%s\n' "$line"
-        if [[ $line == "token pool ready"* ]]; then
-                # after the pool is issued: only verifies are sampled
-                (sleep 1.5; perf record -q -e cpu-clock -F 999 --call-graph dwarf,8192 -p "$pid" \
-                        -o "$state/perf.data" -- sleep "$secs" >/dev/null 2>&1) &
-        fi
-done
-wait
-stop_tokend
-
-report() {
-        timeout 300 perf report -i "$state/perf.data" --stdio --no-inline "$@" 2>/dev/null | grep -v '^#' | grep -v '^$'
+# Profile a fresh daemon under one kind of load: the bench runs one long
+# measurement in the background; perf samples the daemon during its middle.
+profile_op() {
+        local op=$1
+        local out=$state/bench-$op.out data=$state/perf-$op.data
+        rm -rf "${state:?}"/tokend.* "$state"/keys
+        start_tokend
+        echo
+        echo "== profile: tokend $pid under $op load (8 clients), perf record $callgraph -p $pid for $secs s"
+        "$bench" --socket "$state/tokend.sock" --pid "$pid" --ops "$op" --clients 8 --rounds 1 \
+                --seconds $((secs + 4)) --pool 2000 >"$out" 2>&1 &
+        bench_pid=$!
+        # The raw verify measurement comes first; the load starts right after.
+        for _ in $(seq 1200); do
+                grep -q 'raw Ed25519 verify:' "$out" && break
+                kill -0 "$bench_pid" 2>/dev/null || break
+                sleep 0.1
+        done
+        sleep 1.5
+        timeout $((secs + 60)) perf record $callgraph -p "$pid" -o "$data" -- sleep "$secs" \
+                >"$state/perf-record.log" 2>&1 ||
+                echo "run-bench-tokend: perf record failed: $(tail -3 "$state/perf-record.log")" >&2
+        wait "$bench_pid" || echo "run-bench-tokend: bench-tokend failed" >&2
+        bench_pid=
+        grep -E "^1 +$op " "$out" || cat "$out"
+        stop_tokend
+        [[ -s $data ]] || return 0
+        echo
+        echo "-- perf report --stdio --no-children | head -60"
+        timeout 300 perf report -i "$data" --stdio --no-children 2>/dev/null | head -60 || true
+        echo
+        echo "-- self time by library"
+        timeout 300 perf report -i "$data" --stdio --no-children --no-inline -g none --sort dso 2>/dev/null |
+                grep -v '^#' | grep -v '^$' | head -12 || true
+        echo
+        echo "-- inclusive time by function (top 50 named; complete with PROFILE_CALLGRAPH=dwarf)"
+        timeout 300 perf report -i "$data" --stdio --children --no-inline -g none --sort sym 2>/dev/null |
+                grep -v '^#' | grep -v '^$' | grep -v '\] 0x' | head -50 || true
 }
-echo
-echo "-- self time by library"
-report --no-children --sort dso | head -15
-echo
-echo "-- self time by function (top 40)"
-report --no-children --sort dso,sym -g none | grep -v 0x0000 | head -40
-echo
-echo "-- inclusive time of tokend's own functions (top 45)"
-report --children --sort sym -g none | grep -E '\] (td_|at_|jws_|jose_|store_|user_|http_|on_request|handle_|queue_|body_json|json_|log_|reader_|ratelimit|MHD_|sqlite3_(step|prepare|reset)|getpw|getgr|crypto_sign|__libc_start|start_thread)' | head -45
+
+for op in ${PROFILE_OPS:-verify refresh}; do
+        profile_op "$op"
+done
