@@ -121,21 +121,7 @@ class BusTokend(Tokend):
     """A Tokend on bus_address (any D-Bus address, or "none")."""
 
     def __init__(self, bus_address, config="", env=None, user=None):
-        self.bus_address = bus_address
-        super().__init__(config, env=env, user=user)
-
-    def start(self, timeout=15):
-        assert self.proc is None or self.proc.poll() is not None, "already running"
-        argv = [self.binary, "--config", self.config_path, "--state-dir", self.state_dir, "--socket", self.socket,
-                "--bus", self.bus_address, "-v"]
-        if self.user:
-            argv = ["setpriv", "--reuid=%d" % self.user.pw_uid, "--regid=%d" % self.user.pw_gid,
-                    "--clear-groups"] + argv
-        with open(self.log_path, "a") as log:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-                                         env=self.env)
-        self.wait_ready(timeout)  # the bus name is taken before the socket opens
-        return self
+        super().__init__(config, env=env, user=user, bus_address=bus_address)
 
     def bus(self, kind="busctl", user=None):
         return BusClient(self.bus_address, kind, user)

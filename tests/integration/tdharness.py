@@ -343,8 +343,9 @@ class Tokend:
     (always passed, so /etc/tokend is never read), DIR/tokend.log (stderr).
     user: a user name to run the daemon as (root only; DIR is chowned to it)."""
 
-    def __init__(self, config="", env=None, user=None, verbose=True):
+    def __init__(self, config="", env=None, user=None, verbose=True, bus_address="none"):
         binary = find_binary("tokend")
+        self.bus_address = bus_address
         if not binary:
             pytest.skip("tokend is not built under %s" % TOP_BUILDDIR)
         self.binary = binary
@@ -388,7 +389,7 @@ class Tokend:
     def start(self, timeout=15):
         assert self.proc is None or self.proc.poll() is not None, "already running"
         argv = [self.binary, "--config", self.config_path, "--state-dir", self.state_dir,
-                "--socket", self.socket, "--bus", "none"] + (["-v"] if self.verbose else [])
+                "--socket", self.socket, "--bus", self.bus_address] + (["-v"] if self.verbose else [])
         if VALGRIND_DIR:
             # memcheck on the daemon (scripts/valgrind-tokend): one log per
             # process, read by that script; errors also turn the exit code.
