@@ -1,6 +1,7 @@
 /* tokenctl devices [list] / devices revoke ID: the enrolled devices of the
- * caller (admins: anyone's), through GET/DELETE /api/devices. The caller is
- * identified by its uid (SO_PEERCRED), so no token is needed. */
+ * caller (admins: anyone's), through GET/DELETE /api/devices or
+ * ListDevices/RevokeDevice. The caller is identified by its uid (SO_PEERCRED,
+ * or the bus's sender credentials), so no token is needed. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,8 +9,8 @@
 #include <unistd.h>
 
 #include "json-util.h"
-#include "tokenctl-http.h"
 #include "tokenctl-state.h"
+#include "tokenctl-transport.h"
 
 static const char usage[] =
         "Usage: tokenctl devices [list | revoke ID] [--user U]\n"
@@ -45,19 +46,11 @@ static char *own_device_id(const tc_ctx *ctx, char **ret_dir) {
 }
 
 static int fetch_list(const tc_ctx *ctx, const char *user, tc_answer *ret) {
-        _cleanup_(freep) char *esc = NULL, *path = NULL;
-        int r;
+        int r = tc_transport_of(ctx)->devices_list(ctx, user, ret);
 
-        if (user) {
-                if (!(esc = tc_http_escape(user)) || asprintf(&path, "/api/devices?user=%s", esc) < 0) {
-                        path = NULL;
-                        return tc_error(ctx, EXIT_REFUSED, "out of memory");
-                }
-        }
-        r = tc_http(ctx, "GET", path ? path : "/api/devices", NULL, NULL, ret);
         if (r < 0)
-                return tc_http_exit(r);
-        if (ret->status != 200) {
+                return tc_transport_exit(r);
+        if (!tc_answer_ok(ret)) {
                 r = tc_answer_fail(ctx, ret);
                 tc_answer_done(ret);
                 return r;
@@ -123,7 +116,7 @@ static int devices_list(const tc_ctx *ctx, const dev_opts *o) {
 }
 
 static int devices_revoke(const tc_ctx *ctx, const dev_opts *o, const char *id) {
-        _cleanup_(freep) char *esc = NULL, *path = NULL, *own = NULL, *dir = NULL;
+        _cleanup_(freep) char *own = NULL, *dir = NULL;
         tc_answer a = { 0 };
         int r, ex;
 
@@ -140,14 +133,10 @@ static int devices_revoke(const tc_ctx *ctx, const dev_opts *o, const char *id) 
                         return tc_error(ctx, EXIT_REFUSED, "%s is not a device of %s: check tokenctl devices list "
                                         "--user %s", id, o->user, o->user);
         }
-        if (!(esc = tc_http_escape(id)) || asprintf(&path, "/api/devices/%s", esc) < 0) {
-                path = NULL;
-                return tc_error(ctx, EXIT_REFUSED, "out of memory");
-        }
-        r = tc_http(ctx, "DELETE", path, NULL, NULL, &a);
+        r = tc_transport_of(ctx)->device_revoke(ctx, id, &a);
         if (r < 0)
-                return tc_http_exit(r);
-        if (a.status != 204 && a.status != 200) {
+                return tc_transport_exit(r);
+        if (!tc_answer_ok(&a)) {
                 ex = tc_answer_fail(ctx, &a);
                 tc_answer_done(&a);
                 return ex;

@@ -1,3 +1,7 @@
+/* The socket transport of tokenctl: tokend's HTTP/1.1 + JSON API on its
+ * Unix socket (libcurl with CURLOPT_UNIX_SOCKET_PATH). One JSON request,
+ * one JSON answer, bounded in size and time; secrets in bodies and headers
+ * are wiped after use. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
@@ -5,7 +9,7 @@
 #include <string.h>
 
 #include "json-util.h"
-#include "tokenctl-http.h"
+#include "tokenctl-transport.h"
 
 #define ANSWER_MAX_DEPTH 16U
 #define CONNECT_TIMEOUT_MS 5000L
@@ -26,7 +30,7 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata) {
         buf *b = userdata;
         size_t n = size * nmemb;
 
-        if (n > TC_HTTP_MAX_ANSWER - b->len) {
+        if (n > TC_ANSWER_MAX - b->len) {
                 b->too_big = true;
                 return 0;
         }
@@ -66,7 +70,7 @@ static int add_header(struct curl_slist **l, const char *h) {
 static int report_transport(const tc_ctx *ctx, CURLcode cc, long os_errno, bool too_big) {
         if (too_big) {
                 tc_error(ctx, 0, "the answer of tokend on %s is larger than %u bytes; is this really tokend?",
-                         ctx->socket, TC_HTTP_MAX_ANSWER);
+                         ctx->socket, TC_ANSWER_MAX);
                 return -E2BIG;
         }
         switch (cc) {
@@ -83,16 +87,15 @@ static int report_transport(const tc_ctx *ctx, CURLcode cc, long os_errno, bool 
                          ctx->socket);
                 return -ETIMEDOUT;
         case CURLE_OUT_OF_MEMORY:
-                tc_error(ctx, 0, "out of memory");
-                return -ENOMEM;
+                return -ENOMEM; /* printed by tc_http() */
         default:
                 tc_error(ctx, 0, "talking to tokend on %s failed: %s", ctx->socket, curl_easy_strerror(cc));
                 return -EIO;
         }
 }
 
-int tc_http(const tc_ctx *ctx, const char *method, const char *path, const json_t *body, const char *bearer,
-            tc_answer *ret) {
+static int http_exchange(const tc_ctx *ctx, const char *method, const char *path, const json_t *body,
+                         const char *bearer, tc_answer *ret) {
         _cleanup_(erase_and_freep) char *req = NULL, *auth = NULL;
         struct curl_slist *hdrs = NULL;
         buf b = { 0 };
@@ -122,7 +125,7 @@ int tc_http(const tc_ctx *ctx, const char *method, const char *path, const json_
             curl_easy_setopt(c, CURLOPT_URL, url) != CURLE_OK ||
             curl_easy_setopt(c, CURLOPT_NOPROXY, "*") != CURLE_OK ||
             curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-            curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, TC_HTTP_TIMEOUT_MS) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, TC_CALL_TIMEOUT_MS) != CURLE_OK ||
             curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS) != CURLE_OK ||
             curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs) != CURLE_OK ||
             curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data) != CURLE_OK ||
@@ -148,7 +151,7 @@ int tc_http(const tc_ctx *ctx, const char *method, const char *path, const json_
         if (b.len > 0) {
                 /* Any answer with a body is JSON from tokend; a body that is
                  * not is answered as a protocol error. */
-                if (json_parse_object(b.data, b.len, TC_HTTP_MAX_ANSWER, ANSWER_MAX_DEPTH, &a.body, NULL) < 0) {
+                if (json_parse_object(b.data, b.len, TC_ANSWER_MAX, ANSWER_MAX_DEPTH, &a.body, NULL) < 0) {
                         tc_error(ctx, 0, "the answer on %s (HTTP %ld) is not JSON; is this really tokend?",
                                  ctx->socket, status);
                         r = -EIO;
@@ -164,44 +167,22 @@ out:
         return r;
 }
 
-void tc_answer_done(tc_answer *a) {
-        if (!a)
-                return;
-        json_decref(a->body);
-        *a = (tc_answer){ 0 };
+/* Send method path to tokend on ctx->socket. body (may be NULL) is sent as
+ * application/json; bearer (may be NULL) as "Authorization: Bearer".
+ * Returns 0 with *ret filled (any HTTP status: the caller decides), or the
+ * -errno of a tc_transport operation after printing why. */
+static int tc_http(const tc_ctx *ctx, const char *method, const char *path, const json_t *body, const char *bearer,
+                   tc_answer *ret) {
+        int r = http_exchange(ctx, method, path, body, bearer, ret);
+        if (r == -ENOMEM)
+                tc_error(ctx, 0, "out of memory");
+        else if (r == -ENAMETOOLONG)
+                tc_error(ctx, 0, "the request path is too long");
+        return r;
 }
 
-int tc_http_exit(int r) {
-        return r == -ENOENT || r == -ECONNREFUSED || r == -ETIMEDOUT ? EXIT_UNREACHABLE : EXIT_REFUSED;
-}
-
-static const char *hint_for(const char *code, long status) {
-        if (streq(code, "token_revoked") || streq(code, "token_expired"))
-                return "log in again: tokenctl login";
-        if (streq(code, "invalid_credentials"))
-                return "check the user name and password";
-        if (streq(code, "forbidden"))
-                return "this needs root or a member of tokend's admin group ([Login] AdminGroup=)";
-        if (streq(code, "too_many_requests"))
-                return "wait and try again";
-        if (status >= 500)
-                return "see tokend's log: journalctl -u tokend";
-        return NULL;
-}
-
-int tc_answer_fail(const tc_ctx *ctx, const tc_answer *a) {
-        const char *code = a->body ? json_object_get_str(a->body, "error") : NULL;
-        const char *msg = a->body ? json_object_get_str(a->body, "message") : NULL;
-        const char *hint = hint_for(code ? code : "", a->status);
-
-        if (!code)
-                code = "unknown_error";
-        tc_error(ctx, 0, "tokend refused: %s (%s, HTTP %ld)%s%s", msg ? msg : "no explanation given", code,
-                 a->status, hint ? "; " : "", hint ? hint : "");
-        return a->status == 400 && streq(code, "invalid_request") ? EXIT_USAGE : EXIT_REFUSED;
-}
-
-char *tc_http_escape(const char *s) {
+/* Percent-escape s for a path segment or query value; malloc'ed, or NULL. */
+static char *http_escape(const char *s) {
         char *e = curl_easy_escape(NULL, s, 0);
         if (!e)
                 return NULL;
@@ -209,3 +190,82 @@ char *tc_http_escape(const char *s) {
         curl_free(e);
         return copy;
 }
+
+static int oom(const tc_ctx *ctx) {
+        tc_error(ctx, 0, "out of memory");
+        return -ENOMEM;
+}
+
+static int http_post(const tc_ctx *ctx, const char *path, json_t *body, tc_answer *ret) {
+        if (!body)
+                return oom(ctx);
+        return tc_http(ctx, "POST", path, body, NULL, ret);
+}
+
+static int http_login(const tc_ctx *ctx, const tc_login_req *req, tc_answer *ret) {
+        /* jansson memory is wiped on free (tokenctl.c), so is the password */
+        _cleanup_(json_decrefp) json_t *body = NULL;
+
+        if (req->password)
+                body = json_pack("{s:s,s:s,s:s?,s:s?}", "username", req->user, "password", req->password,
+                                 "device_name", req->device_name, "device_key", req->device_key);
+        else
+                body = json_pack("{s:s?,s:s?,s:s?}", "user", req->user, "device_name", req->device_name,
+                                 "device_key", req->device_key);
+        return http_post(ctx, req->password ? "/api/auth/login" : "/api/auth/token", body, ret);
+}
+
+static int http_refresh(const tc_ctx *ctx, const tc_refresh_req *req, tc_answer *ret) {
+        _cleanup_(json_decrefp) json_t *body = json_pack("{s:s,s:s,s:s?,s:s?}", "refresh_token", req->refresh_token,
+                                                         "device_id", req->device_id, "proof", req->proof,
+                                                         "audience", req->audience);
+        return http_post(ctx, "/api/auth/refresh", body, ret);
+}
+
+static int http_logout(const tc_ctx *ctx, const char *access_token, tc_answer *ret) {
+        return tc_http(ctx, "POST", "/api/auth/logout", NULL, access_token, ret);
+}
+
+static int http_verify(const tc_ctx *ctx, const char *token, const char *user, const char *service,
+                       tc_answer *ret) {
+        _cleanup_(json_decrefp) json_t *body = json_pack("{s:s,s:s?,s:s?}", "token", token, "user", user, "service",
+                                                         service);
+        return http_post(ctx, "/api/auth/verify", body, ret);
+}
+
+static int http_devices_list(const tc_ctx *ctx, const char *user, tc_answer *ret) {
+        _cleanup_(freep) char *esc = NULL, *path = NULL;
+
+        if (user && (!(esc = http_escape(user)) || asprintf(&path, "/api/devices?user=%s", esc) < 0)) {
+                path = NULL;
+                return oom(ctx);
+        }
+        return tc_http(ctx, "GET", path ? path : "/api/devices", NULL, NULL, ret);
+}
+
+static int http_device_revoke(const tc_ctx *ctx, const char *device_id, tc_answer *ret) {
+        _cleanup_(freep) char *esc = NULL, *path = NULL;
+
+        if (!(esc = http_escape(device_id)) || asprintf(&path, "/api/devices/%s", esc) < 0) {
+                path = NULL;
+                return oom(ctx);
+        }
+        return tc_http(ctx, "DELETE", path, NULL, NULL, ret);
+}
+
+static int http_jwks(const tc_ctx *ctx, tc_answer *ret) {
+        return tc_http(ctx, "GET", "/.well-known/jwks.json", NULL, NULL, ret);
+}
+
+const tc_transport tc_transport_socket = {
+        .name = "the socket",
+        .registers_device_key = true,
+        .chooses_audience = true,
+        .login = http_login,
+        .refresh = http_refresh,
+        .logout = http_logout,
+        .verify = http_verify,
+        .devices_list = http_devices_list,
+        .device_revoke = http_device_revoke,
+        .jwks = http_jwks,
+};

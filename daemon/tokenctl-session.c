@@ -12,8 +12,8 @@
 #include "b64.h"
 #include "jose-key.h"
 #include "json-util.h"
-#include "tokenctl-http.h"
 #include "tokenctl-token.h"
+#include "tokenctl-transport.h"
 
 #define PASSWORD_MAX 4096U
 #define DEVICE_NAME_MAX 128U
@@ -167,7 +167,6 @@ int verb_login(tc_ctx *ctx, int argc, char **argv) {
         login_opts o = { .ctx = ctx, .usage = usage };
         _cleanup_(freep) char *dir = NULL, *pub = NULL, *old_device = NULL, *cred_path = NULL;
         _cleanup_(closep) int lock = -EBADF;
-        _cleanup_(json_decrefp) json_t *body = NULL;
         char password[PASSWORD_MAX + 1], host[256] = "localhost", name[DEVICE_NAME_MAX + 1];
         tc_creds c = { 0 }, old = { 0 };
         tc_answer a = { 0 };
@@ -178,6 +177,10 @@ int verb_login(tc_ctx *ctx, int argc, char **argv) {
                 return ex;
         if (r < argc)
                 return tc_usage_error(ctx, usage, "unexpected argument '%s'", argv[r]);
+        const tc_transport *t = tc_transport_of(ctx);
+        if (o.peer && o.device_name && t->peer_device_name)
+                return tc_usage_error(ctx, usage, "--device-name: a peer login over %s names the device \"%s\"; "
+                                      "drop --device-name, or --bus for the socket", t->name, t->peer_device_name);
         const char *user = o.user;
         if (!user) {
                 struct passwd *pw = getpwuid(getuid());
@@ -189,43 +192,38 @@ int verb_login(tc_ctx *ctx, int argc, char **argv) {
         _cleanup_(freep) char *user_copy = strdup(user);
         if (!user_copy)
                 return tc_error(ctx, EXIT_REFUSED, "out of memory");
-        if (!o.device_name) {
+        if (o.peer && t->peer_device_name)
+                snprintf(name, sizeof name, "%s", t->peer_device_name);
+        else if (!o.device_name) {
                 (void) gethostname(host, sizeof host - 1);
                 snprintf(name, sizeof name, "tokenctl on %s", host);
         }
         if (tc_state_dir(ctx, true, &dir) < 0)
                 return EXIT_REFUSED;
         c = (tc_creds){ .user = NULL, .created = time(NULL) };
-        if (new_device_key(&c.device_key_pem, &pub) < 0) {
+        /* Only a key tokend registers is kept: a proof by an unknown key
+         * would be refused at the first refresh. */
+        if (t->registers_device_key && new_device_key(&c.device_key_pem, &pub) < 0) {
                 tc_creds_done(&c);
                 return tc_error(ctx, EXIT_REFUSED, "cannot generate the device key");
         }
-        body = json_pack("{s:s,s:s}", "device_name", o.device_name ? o.device_name : name, "device_key", pub);
-        if (o.peer) {
-                if (body && o.user)
-                        json_object_set_new(body, "user", json_string(o.user));
-        } else {
+        tc_login_req req = { .user = o.peer ? o.user : user_copy, .device_name = o.device_name ? o.device_name : name,
+                             .device_key = pub };
+        if (!o.peer) {
                 if (read_password(ctx, user_copy, password, sizeof password) < 0) {
                         explicit_bzero(password, sizeof password);
                         tc_creds_done(&c);
                         return EXIT_USAGE;
                 }
-                if (body && (json_object_set_new(body, "username", json_string(user_copy)) < 0 ||
-                             json_object_set_new(body, "password", json_string(password)) < 0))
-                        json_decref(TAKE_PTR(body));
-                explicit_bzero(password, sizeof password);
+                req.password = password;
         }
-        if (!body) {
-                tc_creds_done(&c);
-                return tc_error(ctx, EXIT_REFUSED, "out of memory");
-        }
-        r = tc_http(ctx, "POST", o.peer ? "/api/auth/token" : "/api/auth/login", body, NULL, &a);
-        json_decref(TAKE_PTR(body)); /* wipes the password (jansson memory is wiped on free) */
+        r = t->login(ctx, &req, &a);
+        explicit_bzero(password, sizeof password);
         if (r < 0) {
                 tc_creds_done(&c);
-                return tc_http_exit(r);
+                return tc_transport_exit(r);
         }
-        if (a.status != 200) {
+        if (!tc_answer_ok(&a)) {
                 ex = tc_answer_fail(ctx, &a);
                 goto out;
         }
@@ -249,6 +247,9 @@ int verb_login(tc_ctx *ctx, int argc, char **argv) {
         if (ex != EXIT_OK)
                 goto out;
         print_login(ctx, &c, exp);
+        if (!t->registers_device_key)
+                fprintf(stderr, "Note: %s enrols devices without a device key, so this refresh token works "
+                        "without a proof; log in without --bus to bind it to this machine's key.\n", t->name);
         if (old_device && !streq(old_device, c.device_id))
                 fprintf(stderr, "Note: this replaces the earlier login of device %s; revoke it with: "
                         "tokenctl devices revoke %s\n", old_device, old_device);
@@ -282,12 +283,12 @@ int verb_logout(tc_ctx *ctx, int argc, char **argv) {
         if (ex == EXIT_UNREACHABLE)
                 goto out;
         if (ex == EXIT_OK) {
-                r = tc_http(ctx, "POST", "/api/auth/logout", NULL, tok, &a);
+                r = tc_transport_of(ctx)->logout(ctx, tok, &a);
                 if (r < 0) {
-                        ex = tc_http_exit(r);
+                        ex = tc_transport_exit(r);
                         goto out;
                 }
-                if (a.status != 204 && a.status != 401) {
+                if (!tc_answer_ok(&a) && a.status != 401) {
                         ex = tc_answer_fail(ctx, &a);
                         goto out;
                 }
@@ -299,7 +300,7 @@ int verb_logout(tc_ctx *ctx, int argc, char **argv) {
                 ex = EXIT_REFUSED;
                 goto out;
         }
-        if (ex == EXIT_OK && a.status == 204)
+        if (ex == EXIT_OK && tc_answer_ok(&a))
                 printf("Logged out: device %s is revoked and the local credentials are deleted.\n", c.device_id);
         else
                 printf("tokend no longer accepts device %s; deleted the local credentials.\n", c.device_id);
@@ -355,7 +356,9 @@ static void print_status_text(const tc_ctx *ctx, const tc_creds *c, const json_t
                 }
         } else
                 printf("Not logged in:  run tokenctl login\n");
-        printf("tokend:         %s on %s\n", reachable ? "reachable" : "NOT reachable", ctx->socket);
+        char where[TC_BUS_ADDRESS_MAX + 32];
+        printf("tokend:         %s on %s\n", reachable ? "reachable" : "NOT reachable",
+               tc_transport_where(ctx, where, sizeof where));
         printf("State:          %s\n", dir ? dir : "(none)");
 }
 
@@ -384,11 +387,12 @@ int verb_status(tc_ctx *ctx, int argc, char **argv) {
                         cache = json_object();
                 toks = cached_tokens_json(cache, c.device_id);
         }
-        bool reachable = tc_http(ctx, "GET", "/.well-known/jwks.json", NULL, NULL, &a) >= 0 && a.status == 200;
+        /* Reachable: tokend answers with its JWKS (GET /.well-known/jwks.json, GetJWKS). */
+        bool reachable = tc_transport_of(ctx)->jwks(ctx, &a) >= 0 && tc_answer_ok(&a);
         tc_answer_done(&a);
         if (ctx->json) {
-                out = json_pack("{s:b,s:b,s:s,s:s?}", "logged_in", logged_in, "tokend_reachable", reachable, "socket",
-                                ctx->socket, "state_dir", dir);
+                out = json_pack("{s:b,s:b,s:s,s:s?}", "logged_in", logged_in, "tokend_reachable", reachable,
+                                ctx->bus ? "bus" : "socket", ctx->bus ? ctx->bus : ctx->socket, "state_dir", dir);
                 if (out && logged_in) {
                         json_object_set_new(out, "user", json_string(c.user));
                         json_object_set_new(out, "uid", json_integer(c.uid));

@@ -11,8 +11,8 @@
 #include "jose-jws.h"
 #include "json-util.h"
 #include "timespan.h"
-#include "tokenctl-http.h"
 #include "tokenctl-token.h"
+#include "tokenctl-transport.h"
 #include "tokend-config.h"
 
 /* README "Refresh proof (device key)". */
@@ -123,29 +123,90 @@ int tc_apply_answer(const tc_ctx *ctx, const char *dir, tc_creds *c, const char 
         return EXIT_OK;
 }
 
+/* Does the access token name audience in aud? Our own cache's or tokend's
+ * answer, so decoding without verifying is enough here. */
+static bool token_has_audience(const char *tok, const char *audience) {
+        _cleanup_(json_decrefp) json_t *hdr = NULL, *claims = NULL;
+        const json_t *aud, *e;
+        size_t i;
+
+        if (jws_decode_unverified(tok, strlen(tok), &hdr, &claims) < 0 || !claims)
+                return false;
+        aud = json_object_get(claims, "aud");
+        if (json_is_string(aud))
+                return streq(json_string_value(aud), audience);
+        json_array_foreach(aud, i, e)
+                if (json_is_string(e) && streq(json_string_value(e), audience))
+                        return true;
+        return false;
+}
+
+/* A transport that cannot ask for an audience (D-Bus Refresh) gets tokens
+ * for [Token] DefaultAudience: cache the answer as such, and serve it for
+ * audience too when it names it. */
+static int apply_default_audience_answer(const tc_ctx *ctx, const char *dir, tc_creds *c, const char *audience,
+                                         const json_t *ans, char **ret_token, int64_t *ret_exp) {
+        _cleanup_(freep) char *tok = NULL;
+        int64_t exp = 0;
+        int r = tc_apply_answer(ctx, dir, c, NULL, ans, &tok, &exp);
+
+        if (r != EXIT_OK)
+                return r;
+        if (!token_has_audience(tok, audience))
+                return tc_error(ctx, EXIT_REFUSED, "over %s tokend issues tokens only for its [Token] "
+                                "DefaultAudience, which lacks %s: for a %s token drop --bus (the socket can ask "
+                                "for any allowed audience)", tc_transport_of(ctx)->name, audience, audience);
+        if (cache_store(ctx, dir, c->device_id, audience, tok, exp, time(NULL)) < 0)
+                tc_error(ctx, 0, "cannot cache the access token, ignoring");
+        if (ret_exp)
+                *ret_exp = exp;
+        if (ret_token)
+                *ret_token = TAKE_PTR(tok);
+        return EXIT_OK;
+}
+
 static int do_refresh(const tc_ctx *ctx, const char *dir, tc_creds *c, const char *audience, char **ret_token,
                       int64_t *ret_exp) {
+        const tc_transport *t = tc_transport_of(ctx);
         _cleanup_(erase_and_freep) char *proof = NULL;
-        _cleanup_(json_decrefp) json_t *body = NULL;
         tc_answer a = { 0 };
         int r;
 
         if (c->device_key_pem && (r = make_proof(c->device_key_pem, c->device_id, &proof)) < 0)
                 return tc_error(ctx, EXIT_REFUSED, "cannot sign the refresh proof with the device key (%s): "
                                 "run tokenctl login", strerror(-r));
-        body = json_pack("{s:s,s:s}", "refresh_token", c->refresh_token, "device_id", c->device_id);
-        if (!body || (proof && json_object_set_new(body, "proof", json_string(proof)) < 0) ||
-            (audience && json_object_set_new(body, "audience", json_string(audience)) < 0))
-                return tc_error(ctx, EXIT_REFUSED, "out of memory");
-        r = tc_http(ctx, "POST", "/api/auth/refresh", body, NULL, &a);
+        tc_refresh_req req = { .refresh_token = c->refresh_token, .device_id = c->device_id, .proof = proof,
+                               .audience = audience };
+        r = t->refresh(ctx, &req, &a);
         if (r < 0)
-                return tc_http_exit(r);
-        if (a.status != 200)
+                return tc_transport_exit(r);
+        if (!tc_answer_ok(&a))
                 r = tc_answer_fail(ctx, &a);
+        else if (audience && !t->chooses_audience)
+                r = apply_default_audience_answer(ctx, dir, c, audience, a.body, ret_token, ret_exp);
         else
                 r = tc_apply_answer(ctx, dir, c, audience, a.body, ret_token, ret_exp);
         tc_answer_done(&a);
         return r;
+}
+
+/* cache_lookup() for audience; over a transport that cannot ask for an
+ * audience, the default audience's token serves when it names audience. */
+static int cache_find(const tc_ctx *ctx, const json_t *cache, const char *audience, const char *device_id,
+                      const char **ret_tok, int64_t *ret_exp, int64_t *ret_fetched) {
+        const char *tok;
+        int64_t exp, fetched;
+
+        if (cache_lookup(cache, aud_key(audience), device_id, ret_tok, ret_exp, ret_fetched) >= 0)
+                return 0;
+        if (!audience || tc_transport_of(ctx)->chooses_audience ||
+            cache_lookup(cache, TC_DEFAULT_AUDIENCE_KEY, device_id, &tok, &exp, &fetched) < 0 ||
+            !token_has_audience(tok, audience))
+                return -ENOENT;
+        *ret_tok = tok;
+        *ret_exp = exp;
+        *ret_fetched = fetched;
+        return 0;
 }
 
 int tc_access_token(const tc_ctx *ctx, const char *audience, bool force, char **ret_token, int64_t *ret_exp) {
@@ -164,7 +225,7 @@ int tc_access_token(const tc_ctx *ctx, const char *audience, bool force, char **
                         r = EXIT_REFUSED;
                         goto out;
                 }
-                if (cache_lookup(cache, aud_key(audience), c.device_id, &tok, &exp, &fetched) >= 0 &&
+                if (cache_find(ctx, cache, audience, c.device_id, &tok, &exp, &fetched) >= 0 &&
                     exp - start >= TOKENCTL_REFRESH_MARGIN)
                         goto found;
         }
@@ -182,7 +243,7 @@ int tc_access_token(const tc_ctx *ctx, const char *audience, bool force, char **
                 goto out;
         }
         now = time(NULL);
-        if (!force && cache_lookup(cache, aud_key(audience), c.device_id, &tok, &exp, &fetched) >= 0 &&
+        if (!force && cache_find(ctx, cache, audience, c.device_id, &tok, &exp, &fetched) >= 0 &&
             (exp - now >= TOKENCTL_REFRESH_MARGIN || (fetched >= start && exp - now > FRESH_MIN_LEFT)))
                 goto found;
         if (c.refresh_expires_at && now >= c.refresh_expires_at) {

@@ -11,7 +11,7 @@
 #include "jose-claims.h"
 #include "jose-jws.h"
 #include "json-util.h"
-#include "tokenctl-http.h"
+#include "tokenctl-transport.h"
 #include "tokend-config.h"
 
 #define JWKS_FILE_MAX (1024U * 1024U)
@@ -173,16 +173,12 @@ static int verify_offline(const tc_ctx *ctx, const verify_opts *o, const char *t
 }
 
 static int verify_online(const tc_ctx *ctx, const verify_opts *o, const char *tok) {
-        _cleanup_(json_decrefp) json_t *body = json_pack("{s:s,s:s?,s:s?}", "token", tok, "user", o->user, "service",
-                                                         o->audience);
         tc_answer a = { 0 };
         int r, ex = EXIT_OK;
 
-        if (!body)
-                return tc_error(ctx, EXIT_REFUSED, "out of memory");
-        r = tc_http(ctx, "POST", "/api/auth/verify", body, NULL, &a);
+        r = tc_transport_of(ctx)->verify(ctx, tok, o->user, o->audience, &a);
         if (r < 0)
-                return tc_http_exit(r);
+                return tc_transport_exit(r);
         if (a.status == 200 && json_is_true(json_object_get(a.body, "active"))) {
                 int64_t exp = 0;
                 if (json_object_get_int_range(a.body, "exp", 0, INT64_MAX / 2, &exp) < 0)

@@ -12,10 +12,10 @@
 
 #include "jose-jws.h"
 #include "timespan.h"
-#include "tokenctl.h"
+#include "tokenctl-transport.h"
 
 static const char usage_main[] =
-        "Usage: tokenctl [--socket PATH] [--json] COMMAND [OPTIONS]\n"
+        "Usage: tokenctl [--socket PATH | --bus[=system|session|ADDRESS]] [--json] COMMAND [OPTIONS]\n"
         "Client of tokend: log in, print fresh tokens, manage devices and signing keys.\n"
         "\n"
         "Commands:\n"
@@ -38,8 +38,9 @@ static const char usage_main[] =
         "\n"
         "Options:\n"
         "  --socket PATH   tokend's socket (default: $TOKEND_SOCKET, else " TOKENCTL_DEFAULT_SOCKET ")\n"
+        "  --bus[=WHERE]   reach tokend over D-Bus instead: WHERE is system (the default),\n"
+        "                  session or a D-Bus address such as unix:path=/run/tokend/bus\n"
         "  --json          machine-readable output\n"
-        "  --bus           talk D-Bus (not supported yet)\n"
         "  -h, --help      this help; tokenctl COMMAND --help shows a command's options\n"
         "  --version       print the version\n"
         "\n"
@@ -87,12 +88,27 @@ int tc_usage_error(const tc_ctx *ctx, const char *usage, const char *fmt, ...) {
         return EXIT_USAGE;
 }
 
-/* --socket and --json: accepted before the command and among its options. */
-static void common_option(tc_ctx *ctx, int c) {
-        if (c == OPT_SOCKET)
-                ctx->socket = optarg;
-        else
+/* --socket, --bus and --json: accepted before the command and among its
+ * options. value: the option's argument (--bus: NULL for the system bus).
+ * Returns 0, or EXIT_USAGE after a one-line usage error. */
+static int common_option(tc_ctx *ctx, const char *usage, int c, const char *value) {
+        switch (c) {
+        case OPT_SOCKET:
+                ctx->socket = value;
+                ctx->socket_given = true;
+                break;
+        case OPT_BUS:
+                if (value && !tc_bus_value_valid(value))
+                        return tc_usage_error(ctx, usage, "--bus=%s: not system, session or a D-Bus address "
+                                              "(like unix:path=/run/tokend/bus)", value);
+                ctx->bus = value ? value : "system";
+                break;
+        default:
                 ctx->json = true;
+        }
+        if (ctx->socket_given && ctx->bus)
+                return tc_usage_error(ctx, usage, "--socket and --bus exclude each other: pick one way to tokend");
+        return 0;
 }
 
 /* The one-line answer to getopt's ':' (missing value) and '?' (unknown). */
@@ -113,8 +129,12 @@ int tc_parse_options(tc_ctx *ctx, int argc, char **argv, const struct option *op
         while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
                 switch (c) {
                 case OPT_SOCKET:
+                case OPT_BUS:
                 case OPT_JSON:
-                        common_option(ctx, c);
+                        if (common_option(ctx, usage, c, optarg) != 0) {
+                                *ret_exit = EXIT_USAGE;
+                                return -1;
+                        }
                         break;
                 case 'h':
                 case OPT_HELP:
@@ -205,11 +225,16 @@ static void wiping_free(void *p) {
         free(p);
 }
 
+/* A word that can only be the value of a bare --bus before the command. */
+static bool bus_word(const char *s) {
+        return streq(s, "system") || streq(s, "session") || (strchr(s, ':') && strchr(s, '='));
+}
+
 static int run(tc_ctx *ctx, int argc, char **argv) {
         static const struct option opts[] = {
                 { "socket", required_argument, NULL, OPT_SOCKET },
                 { "json", no_argument, NULL, OPT_JSON },
-                { "bus", optional_argument, NULL, 'b' },
+                { "bus", optional_argument, NULL, OPT_BUS },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
                 {},
@@ -220,12 +245,15 @@ static int run(tc_ctx *ctx, int argc, char **argv) {
         while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1)
                 switch (c) {
                 case OPT_SOCKET:
+                case OPT_BUS:
                 case OPT_JSON:
-                        common_option(ctx, c);
+                        /* Before the command, "--bus session" reads as well as
+                         * "--bus=session": no command is named like a bus. */
+                        if (c == OPT_BUS && !optarg && optind < argc && bus_word(argv[optind]))
+                                optarg = argv[optind++];
+                        if (common_option(ctx, usage_main, c, optarg) != 0)
+                                return EXIT_USAGE;
                         break;
-                case 'b':
-                        return tc_error(ctx, EXIT_USAGE, "--bus: the D-Bus front end is not supported yet; "
-                                        "use the socket (--socket PATH)");
                 case 'h':
                         fputs(usage_main, stdout);
                         return EXIT_OK;

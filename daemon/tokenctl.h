@@ -25,6 +25,8 @@ enum {
 
 typedef struct tc_ctx {
         const char *socket;   /* --socket, $TOKEND_SOCKET, or the default */
+        bool socket_given;    /* --socket was on the command line */
+        const char *bus;      /* --bus: "system", "session" or a D-Bus address; NULL: the socket */
         bool json;            /* --json: machine-readable output */
         const char *verb;     /* "token", "devices revoke", … for messages */
 } tc_ctx;
@@ -32,9 +34,10 @@ typedef struct tc_ctx {
 /* One verb: argc/argv start at the verb name (argv[0]). */
 typedef int (*tc_verb_fn)(tc_ctx *ctx, int argc, char **argv);
 
-/* Options every verb accepts besides its own (--socket, --json, --help). */
+/* Options every verb accepts besides its own (--socket, --bus, --json, --help). */
 enum {
         OPT_SOCKET = 0x100,
+        OPT_BUS,
         OPT_JSON,
         OPT_HELP,
         OPT_FIRST_VERB_OPTION, /* verbs number their own long options from here */
@@ -43,6 +46,7 @@ enum {
 /* The common entries and the terminator of a verb's option table. */
 #define TC_COMMON_OPTIONS                                       \
         { "socket", required_argument, NULL, OPT_SOCKET },      \
+        { "bus", optional_argument, NULL, OPT_BUS },            \
         { "json", no_argument, NULL, OPT_JSON },                \
         { "help", no_argument, NULL, OPT_HELP },                \
         {}

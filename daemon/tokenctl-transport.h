@@ -1,0 +1,91 @@
+/* How tokenctl reaches tokend: the operations its commands need, served by
+ * the Unix socket (HTTP/1.1 + JSON, tokenctl-http.c, the default) or by
+ * D-Bus (io.tokend.Tokend1, tokenctl-bus.c, --bus). Both give answers in the
+ * socket API's JSON shapes and refusals with its error codes and statuses,
+ * so a command does not care which transport answered. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "tokenctl.h"
+
+#define TC_ANSWER_MAX (1024U * 1024U) /* bytes of answer accepted from tokend */
+#define TC_CALL_TIMEOUT_MS 30000L     /* a password login may wait for PAM delays */
+
+typedef struct tc_answer {
+        long status;     /* success: 200 (with a body) or 204; a refusal: its HTTP status (D-Bus errors mapped) */
+        json_t *body;    /* the answer in the socket API's shape; a refusal: {"error","message"}; may be NULL */
+        char *bus_error; /* a refusal over D-Bus: its io.tokend.Error.* name; NULL otherwise */
+} tc_answer;
+
+typedef struct tc_login_req {
+        const char *user;        /* password login: required; peer login: NULL = the caller's own user */
+        const char *password;    /* secret; NULL: peer login (the caller's kernel-verified uid vouches) */
+        const char *device_name; /* may be NULL */
+        const char *device_key;  /* base64url Ed25519 public key; sent only if registers_device_key */
+} tc_login_req;
+
+typedef struct tc_refresh_req {
+        const char *refresh_token; /* secret */
+        const char *device_id;
+        const char *proof;    /* device-key proof JWS, or NULL for a device without key */
+        const char *audience; /* NULL: [Token] DefaultAudience; honoured only if chooses_audience */
+} tc_refresh_req;
+
+/* Every operation returns 0 with *ret filled — a success or a refusal by
+ * tokend (tc_answer_ok() tells them apart; release with tc_answer_done()) —
+ * or, when tokend could not be asked or its answer is unusable, prints why
+ * and what to do on stderr and returns -errno: -ECONNREFUSED/-ENOENT/
+ * -ETIMEDOUT (unreachable), -EINVAL (malformed --bus address or argument),
+ * -EIO/-EBADMSG/-E2BIG (not tokend's answer), -ENOMEM. Secrets sent or
+ * received are wiped from the transport's memory. */
+typedef struct tc_transport {
+        const char *name;              /* "the socket", "D-Bus" */
+        bool registers_device_key;     /* login registers tc_login_req.device_key */
+        bool chooses_audience;         /* refresh honours tc_refresh_req.audience */
+        const char *peer_device_name;  /* the name peer login gives a device; NULL: device_name is used */
+        int (*login)(const tc_ctx *ctx, const tc_login_req *req, tc_answer *ret);
+        int (*refresh)(const tc_ctx *ctx, const tc_refresh_req *req, tc_answer *ret);
+        int (*logout)(const tc_ctx *ctx, const char *access_token, tc_answer *ret);
+        /* user and service may be NULL (not checked) */
+        int (*verify)(const tc_ctx *ctx, const char *token, const char *user, const char *service, tc_answer *ret);
+        /* user NULL: the caller's own devices (admins: everyone's); body {"devices":[…]} */
+        int (*devices_list)(const tc_ctx *ctx, const char *user, tc_answer *ret);
+        int (*device_revoke)(const tc_ctx *ctx, const char *device_id, tc_answer *ret);
+        /* body: the JWKS ({"keys":[…]}) */
+        int (*jwks)(const tc_ctx *ctx, tc_answer *ret);
+} tc_transport;
+
+extern const tc_transport tc_transport_socket; /* tokenctl-http.c */
+extern const tc_transport tc_transport_bus;    /* tokenctl-bus.c */
+
+/* The transport ctx selects: D-Bus when ctx->bus is set, else the socket. Never NULL. */
+const tc_transport *tc_transport_of(const tc_ctx *ctx);
+
+/* Where tokend is looked for, for messages: the socket path, "the system
+ * bus", "the session bus" or "the bus at ADDRESS". Returns buf. */
+const char *tc_transport_where(const tc_ctx *ctx, char *buf, size_t size);
+
+/* Is s a usable --bus value: "system", "session" or a D-Bus address
+ * ("transport:key=value[,…][;…]", printable, ≤ TC_BUS_ADDRESS_MAX bytes)? */
+#define TC_BUS_ADDRESS_MAX 1024U
+bool tc_bus_value_valid(const char *s);
+
+static inline bool tc_answer_ok(const tc_answer *a) {
+        return a->status >= 200 && a->status < 300;
+}
+
+void tc_answer_done(tc_answer *a);
+
+/* Fill *ret as a refusal: status, body {"error":code,"message":message},
+ * bus_error (copied; may be NULL). Returns 0 or -ENOMEM (nothing set). */
+int tc_answer_refusal(tc_answer *ret, long status, const char *code, const char *message, const char *bus_error);
+
+/* Print tokend's refusal with a hint on what to do, and return the exit
+ * status for it: invalid_request → EXIT_USAGE, anything else → EXIT_REFUSED. */
+int tc_answer_fail(const tc_ctx *ctx, const tc_answer *a);
+
+/* The exit status for a failed operation's -errno (EXIT_UNREACHABLE,
+ * EXIT_USAGE for -EINVAL, else EXIT_REFUSED). */
+int tc_transport_exit(int r);
