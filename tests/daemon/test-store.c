@@ -468,23 +468,34 @@ typedef struct worker {
         tokend_store *s;
         unsigned id;
         int failures;
+        char first_failure[96];
 } worker;
+
+static void fail_once(worker *w, const char *op, unsigned g, int r) {
+        if (w->failures++ == 0)
+                snprintf(w->first_failure, sizeof w->first_failure, "worker %u, round %u: %s returned %d", w->id, g,
+                         op, r);
+}
 
 static void *work(void *p) {
         worker *w = p;
         store_rotate_result rr;
         store_device d;
-        char jti[32];
+        char jti[32], own[32];
+        int r;
 
         enrol(w->s, 500 + w->id, "worker", T0, 0);
+        snprintf(own, sizeof own, "dev_%04u", 500 + w->id); /* its own: the others may not exist yet */
         for (unsigned g = 1; g <= 50; g++) {
-                if (rotate(w->s, 500 + w->id, g, g + 1, T0 + g, 0, &rr) != 0 || rr.generation != g + 1)
-                        w->failures++;
+                if ((r = rotate(w->s, 500 + w->id, g, g + 1, T0 + g, 0, &rr)) != 0 || rr.generation != g + 1)
+                        fail_once(w, "rotate", g, r);
                 snprintf(jti, sizeof jti, "w%u-%u", w->id, g);
-                if (store_proof_jti_use(w->s, jti, T0 + 100) != 0)
-                        w->failures++;
-                if (store_device_get(w->s, "dev_0500", &d) != 0 || store_jti_is_revoked(w->s, jti) != 0)
-                        w->failures++;
+                if ((r = store_proof_jti_use(w->s, jti, T0 + 100)) != 0)
+                        fail_once(w, "store_proof_jti_use", g, r);
+                if ((r = store_device_get(w->s, own, &d)) != 0)
+                        fail_once(w, "store_device_get", g, r);
+                if ((r = store_jti_is_revoked(w->s, jti)) != 0)
+                        fail_once(w, "store_jti_is_revoked", g, r);
         }
         return NULL;
 }
@@ -498,10 +509,13 @@ static void test_threads(void **state) {
                 w[i] = (worker){ .s = f->s, .id = i };
                 assert_int_equal(pthread_create(&t[i], NULL, work, &w[i]), 0);
         }
-        for (unsigned i = 0; i < 6; i++) {
+        /* every thread joined before any assertion: a failing assertion
+         * leaves this frame, which the workers write into */
+        for (unsigned i = 0; i < 6; i++)
                 pthread_join(t[i], NULL);
-                assert_int_equal(w[i].failures, 0);
-        }
+        for (unsigned i = 0; i < 6; i++)
+                if (w[i].failures)
+                        fail_msg("%d failures; first: %s", w[i].failures, w[i].first_failure);
         assert_int_equal(count_events(f->s, "refresh"), 6 * 50);
 }
 
