@@ -7,11 +7,19 @@
 #include <string.h>
 
 #include "b64.h"
+#include "jose-claims.h"
 #include "jose-jws.h"
+#include "jose-key-internal.h"
 #include "json-util.h"
 
 /* Header objects are flat; a little depth leaves room for array values. */
 #define JWS_HEADER_MAX_DEPTH 4U
+/* The largest signature any key we can hold verifies: a public RSA-8192
+ * JWK (JOSE_MAX_SIG_LEN bounds only our own private keys). */
+#define JWS_MAX_SIG_BYTES (JOSE_RSA_MAX_BITS / 8)
+/* The typ whose header each key caches (see jws_key_cache_header): access
+ * tokens are the hot path, one verify per PAM authentication. */
+#define JWS_CACHED_TYP AT_TYP
 
 typedef struct jws_parts {
         const char *header;
@@ -71,23 +79,20 @@ bool jws_looks_like_compact(const char *s, size_t len, size_t max) {
         return jws_split(s, len, max, &parts) >= 0;
 }
 
-/* Split a token and decode and parse its protected header: strict
- * base64url, at most JWS_MAX_HEADER_BYTES, duplicate members rejected (so
- * a second "alg" cannot hide behind the first). Returns 0, -E2BIG,
- * -EBADMSG, -ENOMEM. */
-static int jws_open(const char *token, size_t len, jws_parts *parts, json_t **ret) {
-        _cleanup_(freep) uint8_t *raw = NULL;
+/* Decode and parse a protected header: strict base64url, at most
+ * JWS_MAX_HEADER_BYTES, duplicate members rejected (so a second "alg"
+ * cannot hide behind the first). Token segments are public, so they take
+ * the fast decoder, into a stack buffer. Returns 0, -EBADMSG, -ENOMEM. */
+static int jws_parse_header(const char *h64, size_t h64_len, json_t **ret) {
+        uint8_t raw[JWS_MAX_HEADER_BYTES];
         size_t raw_len;
         int r;
 
-        r = jws_split(token, len, JWS_MAX_TOKEN_BYTES, parts);
-        if (r < 0)
-                return r;
-        if (parts->header_len > b64url_encoded_len(JWS_MAX_HEADER_BYTES))
+        if (h64_len > b64url_encoded_len(JWS_MAX_HEADER_BYTES))
                 return -EBADMSG;
-        r = b64url_decode(parts->header, parts->header_len, &raw, &raw_len);
+        r = b64url_decode_public(h64, h64_len, raw, sizeof(raw), &raw_len);
         if (r < 0)
-                return r;
+                return -EBADMSG; /* -ENOBUFS cannot happen after the length check */
         r = json_parse_object((const char *) raw, raw_len, JWS_MAX_HEADER_BYTES, JWS_HEADER_MAX_DEPTH, ret,
                               NULL);
         if (r == -E2BIG)
@@ -95,17 +100,34 @@ static int jws_open(const char *token, size_t len, jws_parts *parts, json_t **re
         return r;
 }
 
+/* Split a token and decode and parse its protected header. Returns 0,
+ * -E2BIG, -EBADMSG, -ENOMEM. */
+static int jws_open(const char *token, size_t len, jws_parts *parts, json_t **ret) {
+        int r;
+
+        r = jws_split(token, len, JWS_MAX_TOKEN_BYTES, parts);
+        if (r < 0)
+                return r;
+        return jws_parse_header(parts->header, parts->header_len, ret);
+}
+
 /* Decode the payload; *ret_json is the parsed object or NULL when the
  * payload is not a (strict) JSON object. Returns 0, -EBADMSG, -ENOMEM. */
 static int jws_decode_payload(const jws_parts *parts, uint8_t **ret_raw, size_t *ret_len, json_t **ret_json) {
         _cleanup_(freep) uint8_t *raw = NULL;
         json_t *j = NULL;
-        size_t raw_len;
+        size_t raw_len, max;
         int r;
 
-        r = b64url_decode(parts->payload, parts->payload_len, &raw, &raw_len);
+        /* One exact allocation, with room for the NUL of payload_raw. */
+        max = b64url_decoded_len(parts->payload_len);
+        raw = malloc(max + 1U);
+        if (!raw)
+                return -ENOMEM;
+        r = b64url_decode_public(parts->payload, parts->payload_len, raw, max, &raw_len);
         if (r < 0)
-                return r;
+                return -EBADMSG;
+        raw[raw_len] = 0;
         r = json_parse_object((const char *) raw, raw_len, JWS_MAX_TOKEN_BYTES, JSON_DEFAULT_MAX_DEPTH, &j,
                               NULL);
         if (r == -ENOMEM)
@@ -119,17 +141,14 @@ static int jws_decode_payload(const jws_parts *parts, uint8_t **ret_raw, size_t 
         return 0;
 }
 
-/* RFC 7515 §4.1 / RFC 8725 §3.1-3.2 header policy. The key comes from
- * the keyset by kid, the algorithm from the key; the header's alg must
- * merely agree. Returns 0 and *ret_key, or -EBADMSG / -ENOKEY. */
-static int jws_check_header(const json_t *header, const jose_keyset *ks, jws_flags flags,
-                            const jose_key **ret_key) {
+/* RFC 7515 §4.1 / RFC 8725 §3.1-3.2 header policy, the part that needs
+ * no key: no forbidden member, a supported alg. Returns 0 and *ret_alg,
+ * or -EBADMSG. */
+static int jws_check_header_policy(const json_t *header, jose_alg *ret_alg) {
         /* RFC 7515 §4.1.11: we implement no extension, so any crit (even
          * an empty list, which §4.1.11 forbids anyway) is fatal. jku, x5u,
          * x5c and jwk would let the token pick its own key (RFC 8725 §3.10). */
         static const char *const forbidden[] = { "crit", "jku", "x5u", "x5c", "jwk" };
-        const jose_key *key;
-        const json_t *kid;
         const char *alg_str;
         jose_alg alg;
 
@@ -143,6 +162,23 @@ static int jws_check_header(const json_t *header, const jose_keyset *ks, jws_fla
         alg = jose_alg_from_string(alg_str); /* "none", HS*, RS512, … → INVALID */
         if (alg == JOSE_ALG_INVALID)
                 return -EBADMSG;
+        *ret_alg = alg;
+        return 0;
+}
+
+/* The whole header check: policy, then the key from the keyset by kid, the
+ * algorithm from the key; the header's alg must merely agree. Returns 0
+ * and *ret_key, or -EBADMSG / -ENOKEY. */
+static int jws_check_header(const json_t *header, const jose_keyset *ks, jws_flags flags,
+                            const jose_key **ret_key) {
+        const jose_key *key;
+        const json_t *kid;
+        jose_alg alg;
+        int r;
+
+        r = jws_check_header_policy(header, &alg);
+        if (r < 0)
+                return r;
 
         kid = json_object_get(header, "kid");
         if (kid) {
@@ -164,10 +200,28 @@ static int jws_check_header(const json_t *header, const jose_keyset *ks, jws_fla
         return 0;
 }
 
+/* The key of ks whose cached header (jws_key_cache_header) the token
+ * carries byte for byte, or NULL. Such a header was decoded, parsed and
+ * passed jws_check_header_policy when it was cached, names that key's kid
+ * (unique within a keyset, so jose_keyset_find would pick the same key)
+ * and that key's alg: the slow path could only reach the same verdict. */
+static const jose_key *jws_cached_header_key(const jose_keyset *ks, const jws_parts *parts) {
+        size_t n = jose_keyset_size(ks);
+
+        for (size_t i = 0; i < n; i++) {
+                const jose_key *k = jose_keyset_get(ks, i);
+
+                if (k->jws_header && k->jws_header_b64_len == parts->header_len &&
+                    memcmp(k->jws_header_b64, parts->header, parts->header_len) == 0)
+                        return k;
+        }
+        return NULL;
+}
+
 int jws_verify(const jose_keyset *ks, const char *token, size_t len, jws_flags flags, jws_result *ret) {
         _cleanup_(json_decrefp) json_t *header = NULL, *payload = NULL;
         _cleanup_(freep) uint8_t *payload_raw = NULL;
-        uint8_t *sig = NULL;
+        uint8_t sig[JWS_MAX_SIG_BYTES]; /* public: no wipe needed */
         size_t sig_len, payload_len;
         const jose_key *key;
         jws_parts parts;
@@ -176,20 +230,30 @@ int jws_verify(const jose_keyset *ks, const char *token, size_t len, jws_flags f
         if (!ks || !ret)
                 return -EINVAL;
 
-        r = jws_open(token, len, &parts, &header);
+        r = jws_split(token, len, JWS_MAX_TOKEN_BYTES, &parts);
         if (r < 0)
                 return r;
-        r = jws_check_header(header, ks, flags, &key);
-        if (r < 0)
-                return r;
+        key = jws_cached_header_key(ks, &parts);
+        if (key)
+                header = json_incref(key->jws_header);
+        else {
+                r = jws_parse_header(parts.header, parts.header_len, &header);
+                if (r < 0)
+                        return r;
+                r = jws_check_header(header, ks, flags, &key);
+                if (r < 0)
+                        return r;
+        }
 
-        r = b64url_decode(parts.sig, parts.sig_len, &sig, &sig_len);
+        /* Length, ES256 r/s range and the signature itself are the key's
+         * business: any mismatch is -EKEYREJECTED, and so is a well-formed
+         * signature longer than any key's (-ENOBUFS from the decoder). */
+        r = b64url_decode_public(parts.sig, parts.sig_len, sig, sizeof(sig), &sig_len);
+        if (r == -ENOBUFS)
+                return -EKEYREJECTED;
         if (r < 0)
                 return r;
-        /* Length, ES256 r/s range and the signature itself are the key's
-         * business: any mismatch is -EKEYREJECTED. */
         r = jose_key_verify(key, token, parts.signing_input_len, sig, sig_len);
-        erase_and_free_buf(sig, sig_len);
         if (r < 0)
                 return r;
 
@@ -243,11 +307,11 @@ int jws_decode_unverified(const char *token, size_t len, json_t **ret_header, js
 
 /* ---- signing ------------------------------------------------------- */
 
-/* base64url(header) '.' base64url(payload) '.' base64url(sig), no checks
- * on the header: callers have validated or built it. */
-static int jws_sign_segments(const jose_key *key, const void *header, size_t header_len, const void *payload,
-                             size_t payload_len, char **ret, size_t *ret_len) {
-        _cleanup_(freep) char *h64 = NULL, *p64 = NULL, *input = NULL;
+/* h64 '.' base64url(payload) '.' base64url(sig), no checks on the header:
+ * callers have validated or built it and pass it already encoded. */
+static int jws_sign_segments(const jose_key *key, const char *h64, const void *payload, size_t payload_len,
+                             char **ret, size_t *ret_len) {
+        _cleanup_(freep) char *p64 = NULL, *input = NULL;
         _cleanup_(erase_and_freep) char *s64 = NULL;
         uint8_t sig[JOSE_MAX_SIG_LEN];
         size_t h_len, p_len, s_len, in_len, sig_len;
@@ -256,16 +320,13 @@ static int jws_sign_segments(const jose_key *key, const void *header, size_t hea
 
         /* Our own verifier refuses anything longer, so never produce it
          * (this also keeps every length below far from overflow). */
-        if (header_len > JWS_MAX_HEADER_BYTES || payload_len > JWS_MAX_TOKEN_BYTES)
+        h_len = strlen(h64);
+        if (h_len > b64url_encoded_len(JWS_MAX_HEADER_BYTES) || payload_len > JWS_MAX_TOKEN_BYTES)
                 return -EINVAL;
 
-        r = b64url_encode(header, header_len, &h64);
-        if (r < 0)
-                return r;
         r = b64url_encode(payload, payload_len, &p64);
         if (r < 0)
                 return r;
-        h_len = strlen(h64);
         p_len = strlen(p64);
         in_len = h_len + 1 + p_len;
         if (in_len >= JWS_MAX_TOKEN_BYTES)
@@ -305,7 +366,9 @@ static int jws_sign_segments(const jose_key *key, const void *header, size_t hea
 int jws_sign_bytes(const jose_key *key, const void *header, size_t header_len, const void *payload,
                    size_t payload_len, char **ret) {
         _cleanup_(json_decrefp) json_t *h = NULL;
+        _cleanup_(freep) char *h64 = NULL;
         const char *alg;
+        int r;
 
         if (!key || !header || (!payload && payload_len > 0) || !ret)
                 return -EINVAL;
@@ -316,23 +379,27 @@ int jws_sign_bytes(const jose_key *key, const void *header, size_t header_len, c
         if (!alg || jose_alg_from_string(alg) != jose_key_alg(key))
                 return -EINVAL;
 
-        return jws_sign_segments(key, header, header_len, payload ?: "", payload_len, ret, NULL);
+        r = b64url_encode(header, header_len, &h64);
+        if (r < 0)
+                return r;
+        return jws_sign_segments(key, h64, payload ?: "", payload_len, ret, NULL);
 }
 
-int jws_sign_json(const jose_key *key, const char *typ, const json_t *payload, char **ret, size_t *ret_len) {
+/* base64url of the header jws_sign_json emits for key and typ:
+ * {"alg":<key alg>,"typ":typ,"kid":<key kid>}, in that order (jansson
+ * keeps insertion order), typ omitted when NULL. Returns 0, -EINVAL,
+ * -ENOMEM. */
+static int jws_header_encode(const jose_key *key, const char *typ, char **ret) {
         _cleanup_(json_decrefp) json_t *h = NULL;
-        _cleanup_(freep) char *header = NULL, *body = NULL;
+        _cleanup_(freep) char *header = NULL;
         const char *alg, *kid;
         int r;
 
-        if (!key || !payload || !ret)
-                return -EINVAL;
         alg = jose_alg_to_string(jose_key_alg(key));
         if (!alg)
                 return -EINVAL;
         kid = jose_key_kid(key);
 
-        /* Member order alg, typ, kid: jansson keeps insertion order. */
         h = json_object();
         if (!h)
                 return -ENOMEM;
@@ -346,9 +413,51 @@ int jws_sign_json(const jose_key *key, const char *typ, const json_t *payload, c
         r = json_dump_compact(h, &header);
         if (r < 0)
                 return r;
+        return b64url_encode(header, strlen(header), ret);
+}
+
+int jws_sign_json(const jose_key *key, const char *typ, const json_t *payload, char **ret, size_t *ret_len) {
+        _cleanup_(freep) char *own_h64 = NULL, *body = NULL;
+        const char *h64;
+        int r;
+
+        if (!key || !payload || !ret)
+                return -EINVAL;
+
+        if (key->jws_header && typ && streq(typ, JWS_CACHED_TYP))
+                h64 = key->jws_header_b64; /* the very bytes jws_header_encode gives */
+        else {
+                r = jws_header_encode(key, typ, &own_h64);
+                if (r < 0)
+                        return r;
+                h64 = own_h64;
+        }
         r = json_dump_compact(payload, &body);
         if (r < 0)
                 return r;
 
-        return jws_sign_segments(key, header, strlen(header), body, strlen(body), ret, ret_len);
+        return jws_sign_segments(key, h64, body, strlen(body), ret, ret_len);
+}
+
+/* ---- the per-key header cache --------------------------------------- */
+
+void jws_key_cache_header(jose_key *key) {
+        _cleanup_(json_decrefp) json_t *header = NULL;
+        _cleanup_(freep) char *h64 = NULL;
+        jose_alg alg;
+
+        if (!key || key->jws_header)
+                return;
+        /* Exactly what jws_sign_json puts on the wire, then exactly what the
+         * verifier does with it: decode, strict parse, key-free policy. */
+        if (jws_header_encode(key, JWS_CACHED_TYP, &h64) < 0 ||
+            jws_parse_header(h64, strlen(h64), &header) < 0 || jws_check_header_policy(header, &alg) < 0)
+                return;
+        /* …and what jws_check_header would ask of the key it picks. */
+        if (alg != key->alg || !streq_ptr(json_object_get_str(header, "kid"), key->kid) ||
+            json_object_size(header) != 3)
+                return;
+        key->jws_header_b64_len = strlen(h64);
+        key->jws_header_b64 = TAKE_PTR(h64);
+        key->jws_header = TAKE_PTR(header);
 }

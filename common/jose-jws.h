@@ -32,7 +32,8 @@ typedef enum jws_flags {
 } jws_flags;
 
 typedef struct jws_result {
-        json_t *header;        /* owned reference */
+        json_t *header;        /* owned reference; read-only: it may be shared with
+                                  the key (our own access-token header, cached) */
         json_t *payload;       /* owned reference; NULL if payload is not a JSON object */
         uint8_t *payload_raw;  /* owned, NUL-terminated */
         size_t payload_len;

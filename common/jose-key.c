@@ -1,18 +1,16 @@
 /* JOSE keys (see jose-key.h): OpenSSL 3 holds every key and does PEM,
  * ECDSA and RSA; Ed25519 signatures go through libsodium, whose 64-byte
- * secret key lives in guarded sodium_malloc() memory. */
+ * secret key lives in guarded sodium_malloc() memory. JWK/JWKS,
+ * thumbprints and key sets are in jose-jwk.c. */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <openssl/bio.h>
-#include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 #include <sodium.h>
@@ -20,20 +18,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "b64.h"
-#include "jose-key.h"
-#include "json-util.h"
+#include "jose-key-internal.h"
 
-#define ED25519_KEY_LEN 32U
 #define ED25519_SIG_LEN 64U
-#define P256_COORD_LEN 32U
 #define ES256_SIG_LEN (2U * P256_COORD_LEN)
 #define PS256_SALT_LEN 32 /* RFC 7518 §3.5: salt size = hash output size */
-#define RSA_MAX_BYTES (JOSE_RSA_MAX_BITS / 8)
-#define RSA_MAX_E_BYTES 8U
-#define JOSE_KID_MAX 64U
-#define JWKS_MAX_BYTES (1024U * 1024U)
-#define JWKS_MAX_KEYS 100U
 
 #define PEM_PLAIN_LABEL "-----BEGIN PRIVATE KEY-----"
 #define PEM_ENCRYPTED_LABEL "-----BEGIN ENCRYPTED PRIVATE KEY-----"
@@ -46,47 +35,19 @@ static const uint8_t p256_order[P256_COORD_LEN] = {
         0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
 };
 
-struct jose_key {
-        jose_alg alg;
-        EVP_PKEY *pkey;
-        bool has_private;
-        uint8_t ed_pk[ED25519_KEY_LEN];
-        uint8_t *ed_sk; /* sodium_malloc'ed crypto_sign_SECRETKEYBYTES, private Ed25519 only */
-        char thumbprint[JOSE_THUMBPRINT_LEN + 1];
-        char kid[JOSE_KID_MAX + 1];
-};
-
-struct jose_keyset {
-        jose_key **keys;
-        size_t n;
-};
-
-static void EVP_PKEY_freep(EVP_PKEY **p) {
-        EVP_PKEY_free(*p);
-}
-static void EVP_PKEY_CTX_freep(EVP_PKEY_CTX **p) {
-        EVP_PKEY_CTX_free(*p);
-}
 static void EVP_MD_CTX_freep(EVP_MD_CTX **p) {
         EVP_MD_CTX_free(*p);
 }
 static void BIO_freep(BIO **p) {
         BIO_free(*p);
 }
-static void BN_freep(BIGNUM **p) {
-        BN_free(*p);
-}
 static void ECDSA_SIG_freep(ECDSA_SIG **p) {
         ECDSA_SIG_free(*p);
 }
-static void OSSL_PARAM_BLD_freep(OSSL_PARAM_BLD **p) {
-        OSSL_PARAM_BLD_free(*p);
-}
-static void OSSL_PARAM_freep(OSSL_PARAM **p) {
-        OSSL_PARAM_free(*p);
-}
 
-static int ensure_sodium(void) {
+static int key_init_templates(jose_key *key);
+
+int jose_sodium_ready(void) {
         return sodium_init() < 0 ? -EIO : 0;
 }
 
@@ -117,111 +78,13 @@ jose_alg jose_alg_from_string(const char *s) {
 void jose_key_free(jose_key *key) {
         if (!key)
                 return;
+        EVP_MD_CTX_free(key->sign_tmpl);
+        EVP_MD_CTX_free(key->verify_tmpl);
+        free(key->jws_header_b64);
+        json_decref(key->jws_header);
         EVP_PKEY_free(key->pkey);
         sodium_free(key->ed_sk); /* wipes; accepts NULL */
         free(key);
-}
-
-/* ---- public components and thumbprint --------------------------------- */
-
-/* base64url of a BIGNUM parameter without leading zero bytes
- * (RFC 7518 §6.3.1: n and e are unsigned big-endian, minimal). */
-static int pkey_bn_param_b64(const EVP_PKEY *pkey, const char *name, size_t pad, char **ret) {
-        _cleanup_(BN_freep) BIGNUM *bn = NULL;
-        uint8_t buf[RSA_MAX_BYTES];
-        int len;
-
-        if (!EVP_PKEY_get_bn_param(pkey, name, &bn))
-                return -EIO;
-        if (pad > 0)
-                len = pad <= sizeof(buf) ? BN_bn2binpad(bn, buf, (int) pad) : -1;
-        else
-                len = BN_num_bytes(bn) <= (int) sizeof(buf) ? BN_bn2bin(bn, buf) : -1;
-        if (len < 0)
-                return -EIO;
-        return b64url_encode(buf, (size_t) len, ret);
-}
-
-/* The RFC 7638 §3.2 required members, as base64url strings. */
-typedef struct jwk_public {
-        const char *kty, *crv;
-        char *x, *y, *n, *e;
-} jwk_public;
-
-static void jwk_public_done(jwk_public *p) {
-        free(p->x);
-        free(p->y);
-        free(p->n);
-        free(p->e);
-}
-
-static int key_public_members(const jose_key *key, jwk_public *ret) {
-        jwk_public p = {};
-        int r;
-
-        switch (key->alg) {
-        case JOSE_ALG_EDDSA:
-                p.kty = "OKP";
-                p.crv = "Ed25519";
-                r = b64url_encode(key->ed_pk, sizeof(key->ed_pk), &p.x);
-                break;
-        case JOSE_ALG_ES256:
-                p.kty = "EC";
-                p.crv = "P-256";
-                r = pkey_bn_param_b64(key->pkey, OSSL_PKEY_PARAM_EC_PUB_X, P256_COORD_LEN, &p.x);
-                if (r >= 0)
-                        r = pkey_bn_param_b64(key->pkey, OSSL_PKEY_PARAM_EC_PUB_Y, P256_COORD_LEN, &p.y);
-                break;
-        case JOSE_ALG_RS256:
-        case JOSE_ALG_PS256:
-                p.kty = "RSA";
-                r = pkey_bn_param_b64(key->pkey, OSSL_PKEY_PARAM_RSA_N, 0, &p.n);
-                if (r >= 0)
-                        r = pkey_bn_param_b64(key->pkey, OSSL_PKEY_PARAM_RSA_E, 0, &p.e);
-                break;
-        default:
-                r = -EINVAL;
-        }
-        if (r < 0) {
-                jwk_public_done(&p);
-                return r;
-        }
-        *ret = p;
-        return 0;
-}
-
-/* RFC 7638 §3.2/§3.3: required members only, lexicographic order, no
- * whitespace; the values are base64url or fixed names, so no escaping. */
-static int key_compute_thumbprint(jose_key *key) {
-        _cleanup_(jwk_public_done) jwk_public p = {};
-        _cleanup_(json_decrefp) json_t *j = NULL;
-        _cleanup_(freep) char *s = NULL;
-        uint8_t hash[crypto_hash_sha256_BYTES];
-        int r;
-
-        r = key_public_members(key, &p);
-        if (r < 0)
-                return r;
-        if (p.n)
-                j = json_pack("{s:s,s:s,s:s}", "e", p.e, "kty", p.kty, "n", p.n);
-        else if (p.y)
-                j = json_pack("{s:s,s:s,s:s,s:s}", "crv", p.crv, "kty", p.kty, "x", p.x, "y", p.y);
-        else
-                j = json_pack("{s:s,s:s,s:s}", "crv", p.crv, "kty", p.kty, "x", p.x);
-        if (!j)
-                return -ENOMEM;
-        r = json_dump_compact(j, &s);
-        if (r < 0)
-                return r;
-
-        crypto_hash_sha256(hash, (const uint8_t *) s, strlen(s));
-        sodium_bin2base64(key->thumbprint, sizeof(key->thumbprint), hash, sizeof(hash),
-                          sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-        if (key->kid[0] == 0) {
-                memcpy(key->kid, key->thumbprint, JOSE_KID_LEN);
-                key->kid[JOSE_KID_LEN] = 0;
-        }
-        return 0;
 }
 
 /* ---- construction ------------------------------------------------------ */
@@ -252,13 +115,12 @@ static int pkey_classify(EVP_PKEY *pkey, jose_alg *ret) {
         return -EOPNOTSUPP;
 }
 
-/* Wrap pkey (ownership taken on success only) as alg. kid may be NULL. */
-static int key_new(EVP_PKEY *pkey, jose_alg alg, bool has_private, const char *kid, jose_key **ret) {
+int jose_key_new_from_pkey(EVP_PKEY *pkey, jose_alg alg, bool has_private, const char *kid, jose_key **ret) {
         _cleanup_(jose_key_freep) jose_key *key = NULL;
         size_t len = ED25519_KEY_LEN;
         int r;
 
-        r = ensure_sodium();
+        r = jose_sodium_ready();
         if (r < 0)
                 return r;
         key = calloc(1, sizeof(*key));
@@ -301,11 +163,17 @@ static int key_new(EVP_PKEY *pkey, jose_alg alg, bool has_private, const char *k
                 return -EOPNOTSUPP;
 
         key->pkey = pkey;
-        r = key_compute_thumbprint(key);
+        r = jose_key_init_thumbprint(key);
         if (r < 0) {
                 key->pkey = NULL; /* not ours on failure */
                 return r;
         }
+        r = key_init_templates(key);
+        if (r < 0) {
+                key->pkey = NULL; /* templates hold their own references */
+                return r;
+        }
+        jws_key_cache_header(key);
         *ret = TAKE_PTR(key);
         return 0;
 }
@@ -341,7 +209,7 @@ int jose_key_generate(jose_alg alg, jose_key **ret) {
                 ERR_clear_error();
                 return -EIO;
         }
-        r = key_new(pkey, alg, true, NULL, ret);
+        r = jose_key_new_from_pkey(pkey, alg, true, NULL, ret);
         if (r < 0)
                 return r;
         TAKE_PTR(pkey);
@@ -444,7 +312,7 @@ int jose_key_load_pem(const char *pem, size_t len, const char *passphrase, jose_
         r = pkey_classify(pkey, &alg);
         if (r < 0)
                 return r;
-        r = key_new(pkey, alg, true, NULL, &key);
+        r = jose_key_new_from_pkey(pkey, alg, true, NULL, &key);
         if (r < 0)
                 return r;
         TAKE_PTR(pkey);
@@ -576,250 +444,6 @@ fail:
         return r;
 }
 
-/* ---- JWK ----------------------------------------------------------------- */
-
-/* Ed25519 public key: 32 bytes that decode to a point of the main subgroup
- * (libsodium also refuses small-order and non-canonical encodings). */
-static int key_from_ed25519_pk(const uint8_t pk[static ED25519_KEY_LEN], const char *kid, jose_key **ret) {
-        _cleanup_(EVP_PKEY_freep) EVP_PKEY *pkey = NULL;
-        int r;
-
-        r = ensure_sodium();
-        if (r < 0)
-                return r;
-        if (!crypto_core_ed25519_is_valid_point(pk))
-                return -EBADMSG;
-        pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pk, ED25519_KEY_LEN);
-        if (!pkey) {
-                ERR_clear_error();
-                return -EIO;
-        }
-        r = key_new(pkey, JOSE_ALG_EDDSA, false, kid, ret);
-        if (r < 0)
-                return r;
-        TAKE_PTR(pkey);
-        return 0;
-}
-
-int jose_key_from_ed25519_public(const uint8_t pk[static 32], jose_key **ret) {
-        return key_from_ed25519_pk(pk, NULL, ret);
-}
-
-static int pkey_fromdata(const char *type, OSSL_PARAM_BLD *bld, EVP_PKEY **ret) {
-        _cleanup_(EVP_PKEY_CTX_freep) EVP_PKEY_CTX *ctx = NULL;
-        _cleanup_(OSSL_PARAM_freep) OSSL_PARAM *params = NULL;
-        _cleanup_(EVP_PKEY_CTX_freep) EVP_PKEY_CTX *check = NULL;
-        _cleanup_(EVP_PKEY_freep) EVP_PKEY *pkey = NULL;
-
-        params = OSSL_PARAM_BLD_to_param(bld);
-        ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
-        if (!params || !ctx)
-                return -ENOMEM;
-        if (EVP_PKEY_fromdata_init(ctx) <= 0 || EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
-                ERR_clear_error();
-                return -EBADMSG;
-        }
-        /* EC: the point must be on the curve, coordinates < p; RSA: sane
-         * n and e. */
-        check = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
-        if (!check)
-                return -ENOMEM;
-        if (EVP_PKEY_public_check(check) != 1) {
-                ERR_clear_error();
-                return -EBADMSG;
-        }
-        *ret = TAKE_PTR(pkey);
-        return 0;
-}
-
-static int jwk_ec_pkey(const json_t *jwk, EVP_PKEY **ret) {
-        _cleanup_(OSSL_PARAM_BLD_freep) OSSL_PARAM_BLD *bld = NULL;
-        uint8_t point[1U + 2U * P256_COORD_LEN];
-        const char *x = json_object_get_str(jwk, "x"), *y = json_object_get_str(jwk, "y");
-
-        if (!x || !y)
-                return -EBADMSG;
-        /* SEC 1 §2.3.3 uncompressed point: 04 || X || Y, fixed width
-         * coordinates (RFC 7518 §6.2.1.2). */
-        point[0] = POINT_CONVERSION_UNCOMPRESSED;
-        if (b64url_decode_exact(x, strlen(x), point + 1, P256_COORD_LEN) < 0 ||
-            b64url_decode_exact(y, strlen(y), point + 1 + P256_COORD_LEN, P256_COORD_LEN) < 0)
-                return -EBADMSG;
-
-        bld = OSSL_PARAM_BLD_new();
-        if (!bld || !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, SN_X9_62_prime256v1, 0) ||
-            !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point)))
-                return -ENOMEM;
-        return pkey_fromdata("EC", bld, ret);
-}
-
-/* Decode an RSA integer member: canonical base64url, minimal (no leading
- * zero byte, RFC 7518 §6.3.1), at most max_len bytes. */
-static int jwk_rsa_bn(const json_t *jwk, const char *name, size_t max_len, BIGNUM **ret) {
-        _cleanup_(freep) uint8_t *buf = NULL;
-        const char *s = json_object_get_str(jwk, name);
-        size_t len;
-        BIGNUM *bn;
-
-        if (!s || strlen(s) > b64url_encoded_len(max_len))
-                return -EBADMSG;
-        if (b64url_decode(s, strlen(s), &buf, &len) < 0 || len == 0 || len > max_len || buf[0] == 0)
-                return -EBADMSG;
-        bn = BN_bin2bn(buf, (int) len, NULL);
-        if (!bn)
-                return -ENOMEM;
-        *ret = bn;
-        return 0;
-}
-
-static int jwk_rsa_pkey(const json_t *jwk, EVP_PKEY **ret) {
-        _cleanup_(OSSL_PARAM_BLD_freep) OSSL_PARAM_BLD *bld = NULL;
-        _cleanup_(BN_freep) BIGNUM *n = NULL, *e = NULL;
-        int r, bits;
-
-        r = jwk_rsa_bn(jwk, "n", RSA_MAX_BYTES, &n);
-        if (r < 0)
-                return r;
-        r = jwk_rsa_bn(jwk, "e", RSA_MAX_E_BYTES, &e);
-        if (r < 0)
-                return r;
-        bits = BN_num_bits(n);
-        if (bits < JOSE_RSA_MIN_BITS || bits > JOSE_RSA_MAX_BITS)
-                return -EOPNOTSUPP;
-        /* e odd and > 1 (SP 800-56B §6.2.1 wants ≥ 65537; 3 exists in the wild). */
-        if (!BN_is_odd(e) || BN_is_one(e))
-                return -EBADMSG;
-
-        bld = OSSL_PARAM_BLD_new();
-        if (!bld || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) ||
-            !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e))
-                return -ENOMEM;
-        return pkey_fromdata("RSA", bld, ret);
-}
-
-/* RFC 7517 §4.5: a kid is any string; ours are bounded and header-safe. */
-static bool kid_valid(const char *kid) {
-        size_t len = strlen(kid);
-
-        if (len == 0 || len > JOSE_KID_MAX)
-                return false;
-        return strspn(kid, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == len;
-}
-
-int jose_key_from_jwk(const json_t *jwk, jose_key **ret) {
-        static const char *const private_members[] = { "d", "p", "q", "dp", "dq", "qi", "oth", "k" };
-        _cleanup_(EVP_PKEY_freep) EVP_PKEY *pkey = NULL;
-        const json_t *v;
-        const char *kty, *crv, *kid = NULL;
-        jose_alg alg = JOSE_ALG_INVALID, want;
-        int r;
-
-        if (!json_is_object(jwk))
-                return -EBADMSG;
-        /* A private (or symmetric) key in a public key set is an operator
-         * mistake that leaks a secret: refuse loudly, not as "malformed". */
-        for (size_t i = 0; i < ELEMENTSOF(private_members); i++)
-                if (json_object_get(jwk, private_members[i]))
-                        return -EPERM;
-
-        kty = json_object_get_str(jwk, "kty");
-        if (!kty)
-                return -EBADMSG;
-        v = json_object_get(jwk, "alg");
-        if (v) {
-                alg = jose_alg_from_string(json_string_value(v));
-                if (alg == JOSE_ALG_INVALID)
-                        return -EBADMSG;
-        }
-        /* RFC 7517 §4.2: we only ever verify signatures. */
-        v = json_object_get(jwk, "use");
-        if (v && !streq_ptr(json_string_value(v), "sig"))
-                return -EBADMSG;
-        v = json_object_get(jwk, "kid");
-        if (v) {
-                kid = json_string_value(v);
-                if (!kid || !kid_valid(kid))
-                        return -EBADMSG;
-        }
-
-        if (streq(kty, "OKP")) {
-                uint8_t pk[ED25519_KEY_LEN];
-                const char *x;
-
-                crv = json_object_get_str(jwk, "crv");
-                if (!crv)
-                        return -EBADMSG;
-                if (!streq(crv, "Ed25519")) /* RFC 8037: Ed448, X25519, X448 */
-                        return -EOPNOTSUPP;
-                if (alg != JOSE_ALG_INVALID && alg != JOSE_ALG_EDDSA)
-                        return -EBADMSG;
-                x = json_object_get_str(jwk, "x");
-                if (!x || b64url_decode_exact(x, strlen(x), pk, sizeof(pk)) < 0)
-                        return -EBADMSG;
-                return key_from_ed25519_pk(pk, kid, ret);
-        }
-
-        if (streq(kty, "EC")) {
-                crv = json_object_get_str(jwk, "crv");
-                if (!crv)
-                        return -EBADMSG;
-                if (!streq(crv, "P-256"))
-                        return -EOPNOTSUPP;
-                if (alg != JOSE_ALG_INVALID && alg != JOSE_ALG_ES256)
-                        return -EBADMSG;
-                want = JOSE_ALG_ES256;
-                r = jwk_ec_pkey(jwk, &pkey);
-        } else if (streq(kty, "RSA")) {
-                /* The same modulus could verify RS256 or PS256; the JWK must
-                 * say which one this key is bound to (RFC 8725 §3.1). */
-                if (alg != JOSE_ALG_RS256 && alg != JOSE_ALG_PS256)
-                        return -EBADMSG;
-                want = alg;
-                r = jwk_rsa_pkey(jwk, &pkey);
-        } else
-                return -EOPNOTSUPP;
-        if (r < 0)
-                return r;
-
-        r = key_new(pkey, want, false, kid, ret);
-        if (r < 0)
-                return r;
-        TAKE_PTR(pkey);
-        return 0;
-}
-
-int jose_key_to_jwk(const jose_key *key, json_t **ret) {
-        _cleanup_(jwk_public_done) jwk_public p = {};
-        json_t *j;
-        int r;
-
-        if (!key)
-                return -EINVAL;
-        r = key_public_members(key, &p);
-        if (r < 0)
-                return r;
-        if (p.n)
-                j = json_pack("{s:s,s:s,s:s}", "kty", p.kty, "n", p.n, "e", p.e);
-        else if (p.y)
-                j = json_pack("{s:s,s:s,s:s,s:s}", "kty", p.kty, "crv", p.crv, "x", p.x, "y", p.y);
-        else
-                j = json_pack("{s:s,s:s,s:s}", "kty", p.kty, "crv", p.crv, "x", p.x);
-        if (!j)
-                return -ENOMEM;
-        if (json_object_set_new(j, "kid", json_string(key->kid)) < 0 ||
-            json_object_set_new(j, "alg", json_string(jose_alg_to_string(key->alg))) < 0 ||
-            json_object_set_new(j, "use", json_string("sig")) < 0) {
-                json_decref(j);
-                return -ENOMEM;
-        }
-        *ret = j;
-        return 0;
-}
-
-void jose_key_thumbprint(const jose_key *key, char out[static JOSE_THUMBPRINT_LEN + 1]) {
-        memcpy(out, key->thumbprint, JOSE_THUMBPRINT_LEN + 1);
-}
-
 jose_alg jose_key_alg(const jose_key *key) {
         return key ? key->alg : JOSE_ALG_INVALID;
 }
@@ -855,6 +479,47 @@ static int pkey_ctx_set_padding(const jose_key *key, EVP_PKEY_CTX *pctx) {
         return 0;
 }
 
+/* A SHA-256 digest-sign/verify context for key: a copy of the key's
+ * template when it has one (EVP_MD_CTX_copy_ex reads it only), else a
+ * fresh init. Returns 0 or -EIO; OpenSSL errors are left to the caller. */
+static int md_ctx_init(const jose_key *key, EVP_MD_CTX *md, bool sign) {
+        const EVP_MD_CTX *tmpl = sign ? key->sign_tmpl : key->verify_tmpl;
+        EVP_PKEY_CTX *pctx = NULL;
+        int ok;
+
+        if (tmpl)
+                return EVP_MD_CTX_copy_ex(md, tmpl) == 1 ? 0 : -EIO;
+        ok = sign ? EVP_DigestSignInit_ex(md, &pctx, "SHA256", NULL, NULL, key->pkey, NULL)
+                  : EVP_DigestVerifyInit_ex(md, &pctx, "SHA256", NULL, NULL, key->pkey, NULL);
+        if (ok <= 0 || pkey_ctx_set_padding(key, pctx) < 0)
+                return -EIO;
+        return 0;
+}
+
+/* Build the per-key templates once. A key OpenSSL cannot initialise for
+ * an operation keeps a NULL template and fails that operation later,
+ * exactly as before templates existed. Only -ENOMEM is fatal. */
+static int key_init_templates(jose_key *key) {
+        if (key->alg == JOSE_ALG_EDDSA) /* libsodium, no OpenSSL context */
+                return 0;
+        for (int sign = 0; sign <= (int) key->has_private; sign++) {
+                EVP_MD_CTX *md = EVP_MD_CTX_new();
+
+                if (!md)
+                        return -ENOMEM;
+                if (md_ctx_init(key, md, sign) < 0) {
+                        ERR_clear_error();
+                        EVP_MD_CTX_free(md);
+                        continue;
+                }
+                if (sign)
+                        key->sign_tmpl = md;
+                else
+                        key->verify_tmpl = md;
+        }
+        return 0;
+}
+
 static int es256_der_to_raw(const uint8_t *der, size_t der_len, uint8_t out[static ES256_SIG_LEN]) {
         _cleanup_(ECDSA_SIG_freep) ECDSA_SIG *es = NULL;
         const unsigned char *p = der;
@@ -872,7 +537,6 @@ static int es256_der_to_raw(const uint8_t *der, size_t der_len, uint8_t out[stat
 int jose_key_sign(const jose_key *key, const void *msg, size_t msg_len, uint8_t *sig, size_t *ret_sig_len) {
         _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *md = NULL;
         uint8_t buf[JOSE_MAX_SIG_LEN];
-        EVP_PKEY_CTX *pctx = NULL;
         size_t len = sizeof(buf);
         int r;
 
@@ -890,8 +554,7 @@ int jose_key_sign(const jose_key *key, const void *msg, size_t msg_len, uint8_t 
         md = EVP_MD_CTX_new();
         if (!md)
                 return -ENOMEM;
-        if (EVP_DigestSignInit_ex(md, &pctx, "SHA256", NULL, NULL, key->pkey, NULL) <= 0 ||
-            pkey_ctx_set_padding(key, pctx) < 0 || EVP_DigestSign(md, buf, &len, msg, msg_len) <= 0) {
+        if (md_ctx_init(key, md, true) < 0 || EVP_DigestSign(md, buf, &len, msg, msg_len) <= 0) {
                 ERR_clear_error();
                 return -EIO;
         }
@@ -941,14 +604,12 @@ static int es256_raw_to_der(const uint8_t *sig, uint8_t **ret, size_t *ret_len) 
 
 static int verify_evp(const jose_key *key, const void *msg, size_t msg_len, const uint8_t *sig, size_t sig_len) {
         _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *md = NULL;
-        EVP_PKEY_CTX *pctx = NULL;
         int ok;
 
         md = EVP_MD_CTX_new();
         if (!md)
                 return -ENOMEM;
-        if (EVP_DigestVerifyInit_ex(md, &pctx, "SHA256", NULL, NULL, key->pkey, NULL) <= 0 ||
-            pkey_ctx_set_padding(key, pctx) < 0) {
+        if (md_ctx_init(key, md, false) < 0) {
                 ERR_clear_error();
                 return -EKEYREJECTED;
         }
@@ -988,116 +649,4 @@ int jose_key_verify(const jose_key *key, const void *msg, size_t msg_len, const 
         default:
                 return -EKEYREJECTED;
         }
-}
-
-/* ---- key sets ------------------------------------------------------------ */
-
-int jose_keyset_new(jose_keyset **ret) {
-        jose_keyset *ks = calloc(1, sizeof(*ks));
-
-        if (!ks)
-                return -ENOMEM;
-        *ret = ks;
-        return 0;
-}
-
-void jose_keyset_free(jose_keyset *ks) {
-        if (!ks)
-                return;
-        for (size_t i = 0; i < ks->n; i++)
-                jose_key_free(ks->keys[i]);
-        free(ks->keys);
-        free(ks);
-}
-
-size_t jose_keyset_size(const jose_keyset *ks) {
-        return ks ? ks->n : 0;
-}
-
-const jose_key *jose_keyset_get(const jose_keyset *ks, size_t i) {
-        return ks && i < ks->n ? ks->keys[i] : NULL;
-}
-
-const jose_key *jose_keyset_find(const jose_keyset *ks, const char *kid) {
-        if (!ks || !kid)
-                return NULL;
-        for (size_t i = 0; i < ks->n; i++)
-                if (streq(ks->keys[i]->kid, kid))
-                        return ks->keys[i];
-        return NULL;
-}
-
-int jose_keyset_add(jose_keyset *ks, jose_key *key) {
-        jose_key **k;
-
-        if (!ks || !key)
-                return -EINVAL;
-        if (jose_keyset_find(ks, key->kid))
-                return -EEXIST;
-        k = reallocarray(ks->keys, ks->n + 1, sizeof(*k));
-        if (!k)
-                return -ENOMEM;
-        k[ks->n++] = key;
-        ks->keys = k;
-        return 0;
-}
-
-int jose_keyset_from_jwks(const char *json, size_t len, jose_keyset **ret) {
-        _cleanup_(jose_keyset_freep) jose_keyset *ks = NULL;
-        _cleanup_(json_decrefp) json_t *j = NULL;
-        const json_t *keys, *v;
-        size_t i;
-        int r;
-
-        r = json_parse_object(json, len, JWKS_MAX_BYTES, JSON_DEFAULT_MAX_DEPTH, &j, NULL);
-        if (r < 0)
-                return r;
-        keys = json_object_get(j, "keys");
-        if (!json_is_array(keys))
-                return -EBADMSG;
-        if (json_array_size(keys) > JWKS_MAX_KEYS)
-                return -E2BIG;
-
-        r = jose_keyset_new(&ks);
-        if (r < 0)
-                return r;
-        json_array_foreach (keys, i, v) {
-                _cleanup_(jose_key_freep) jose_key *key = NULL;
-
-                r = jose_key_from_jwk(v, &key);
-                if (r < 0)
-                        return r;
-                r = jose_keyset_add(ks, key);
-                if (r < 0)
-                        return r;
-                TAKE_PTR(key);
-        }
-        *ret = TAKE_PTR(ks);
-        return 0;
-}
-
-int jose_keyset_to_jwks(const jose_keyset *ks, json_t **ret) {
-        _cleanup_(json_decrefp) json_t *arr = NULL;
-        json_t *j;
-        int r;
-
-        if (!ks)
-                return -EINVAL;
-        arr = json_array();
-        if (!arr)
-                return -ENOMEM;
-        for (size_t i = 0; i < ks->n; i++) {
-                json_t *jwk;
-
-                r = jose_key_to_jwk(ks->keys[i], &jwk);
-                if (r < 0)
-                        return r;
-                if (json_array_append_new(arr, jwk) < 0)
-                        return -ENOMEM;
-        }
-        j = json_pack("{s:O}", "keys", arr);
-        if (!j)
-                return -ENOMEM;
-        *ret = j;
-        return 0;
 }

@@ -12,48 +12,14 @@
 
 #include "b64.h"
 #include "jose-claims.h"
+#include "jose-test-util.h"
 #include "json-util.h"
 
 #define NOW 1700000100LL
 #define SKEW 30LL
 
-static const jose_alg algs[4] = { JOSE_ALG_EDDSA, JOSE_ALG_ES256, JOSE_ALG_RS256, JOSE_ALG_PS256 };
-
-typedef struct fixture {
-        jose_keyset *ks;
-        const jose_key *key[4]; /* borrowed from ks, in the order of algs */
-} fixture;
-
-static int setup(void **state) {
-        fixture *f = calloc(1, sizeof(*f));
-
-        assert_non_null(f);
-        assert_int_equal(jose_keyset_new(&f->ks), 0);
-        for (size_t i = 0; i < ELEMENTSOF(algs); i++) {
-                jose_key *k = NULL;
-
-                assert_int_equal(jose_key_generate(algs[i], &k), 0);
-                assert_int_equal(jose_keyset_add(f->ks, k), 0);
-                f->key[i] = k;
-        }
-        *state = f;
-        return 0;
-}
-
-static int teardown(void **state) {
-        fixture *f = *state;
-
-        jose_keyset_free(f->ks);
-        free(f);
-        return 0;
-}
-
 static const jose_key *ed_key(void **state) {
-        return ((fixture *) *state)->key[0];
-}
-
-static const jose_keyset *fks(void **state) {
-        return ((fixture *) *state)->ks;
+        return fkey(state, JOSE_ALG_EDDSA);
 }
 
 static const char *const default_aud[] = { "sshd", "login", "su" };
@@ -94,9 +60,7 @@ static int check_token(void **state, const char *token, size_t len, const char *
 /* ---- building ------------------------------------------------------ */
 
 static void test_roundtrip_all_algs(void **state) {
-        fixture *f = *state;
-
-        for (size_t i = 0; i < ELEMENTSOF(algs); i++) {
+        for (size_t i = 0; i < ELEMENTSOF(test_algs); i++) {
                 at_params p = default_params();
                 _cleanup_(freep) char *token = NULL;
                 char jti[AT_JTI_BYTES * 2];
@@ -105,9 +69,9 @@ static void test_roundtrip_all_algs(void **state) {
 
                 p.scope = "openid";
                 p.cnf_jkt = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
-                assert_int_equal(at_build(f->key[i], &p, &token, &len, jti, sizeof(jti)), 0);
+                assert_int_equal(at_build(fkey(state, test_algs[i]), &p, &token, &len, jti, sizeof(jti)), 0);
                 assert_int_equal(len, strlen(token));
-                print_message("%-5s access token: %zu bytes\n", jose_alg_to_string(algs[i]), len);
+                print_message("%-5s access token: %zu bytes\n", jose_alg_to_string(test_algs[i]), len);
 
                 assert_int_equal(check_token(state, token, len, "tokend", "sshd", &c), 0);
                 assert_string_equal(c.iss, "tokend");
@@ -125,7 +89,7 @@ static void test_roundtrip_all_algs(void **state) {
                 assert_string_equal(c.client_id, "dev_AAAAAAAAAAAAAAAA");
                 assert_string_equal(c.scope, "openid");
                 assert_string_equal(c.cnf_jkt, p.cnf_jkt);
-                assert_string_equal(c.kid, jose_key_kid(f->key[i]));
+                assert_string_equal(c.kid, jose_key_kid(fkey(state, test_algs[i])));
                 at_claims_done(&c);
                 at_claims_done(&c); /* idempotent */
 
@@ -399,17 +363,6 @@ static const claims_row claims_rows[] = {
         { "payload trailing garbage", NULL, GOOD "x", NULL, NULL, -EBADMSG },
 };
 
-static char *subst_kid(const char *tmpl, const char *kid) {
-        const char *at = strstr(tmpl, "$KID");
-        size_t n = strlen(tmpl) + strlen(kid) + 1;
-        char *out = malloc(n);
-
-        assert_non_null(out);
-        assert_non_null(at);
-        snprintf(out, n, "%.*s%s%s", (int) (at - tmpl), tmpl, kid, at + 4);
-        return out;
-}
-
 static void test_hostile_claims(void **state) {
         const jose_key *key = ed_key(state);
 
@@ -500,5 +453,5 @@ int main(void) {
                 cmocka_unit_test(test_at_verify_needs_kid),
         };
 
-        return cmocka_run_group_tests(tests, setup, teardown);
+        return cmocka_run_group_tests(tests, jose_fixture_setup, jose_fixture_teardown);
 }

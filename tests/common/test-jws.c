@@ -20,6 +20,7 @@
 
 #include "b64.h"
 #include "jose-jws.h"
+#include "jose-test-util.h"
 #include "json-util.h"
 
 #define MIB (1024U * 1024U)
@@ -40,27 +41,6 @@ static char *str_concat3(const char *a, const char *sep, const char *b) {
         assert_non_null(s);
         snprintf(s, n, "%s%s%s", a, sep, b);
         return s;
-}
-
-/* Replace every "$KID" in tmpl by kid. */
-static char *subst_kid(const char *tmpl, const char *kid) {
-        size_t n = strlen(tmpl) + 1, kl = strlen(kid);
-        char *out, *o;
-
-        for (const char *p = strstr(tmpl, "$KID"); p; p = strstr(p + 4, "$KID"))
-                n += kl;
-        out = o = malloc(n);
-        assert_non_null(out);
-        while (*tmpl) {
-                if (strncmp(tmpl, "$KID", 4) == 0) {
-                        memcpy(o, kid, kl);
-                        o += kl;
-                        tmpl += 4;
-                } else
-                        *o++ = *tmpl++;
-        }
-        *o = 0;
-        return out;
 }
 
 /* base64url(header) "." base64url(payload) */
@@ -131,51 +111,6 @@ static size_t openssl_sign(const jose_key *key, const EVP_MD *md, bool pss, cons
         EVP_MD_CTX_free(ctx);
         EVP_PKEY_free(pkey);
         return len;
-}
-
-typedef struct fixture {
-        jose_keyset *ks;
-        const jose_key *key[4]; /* EdDSA, ES256, RS256, PS256, borrowed from ks */
-} fixture;
-
-static const jose_alg algs[4] = { JOSE_ALG_EDDSA, JOSE_ALG_ES256, JOSE_ALG_RS256, JOSE_ALG_PS256 };
-
-static int setup(void **state) {
-        fixture *f = calloc(1, sizeof(*f));
-
-        assert_non_null(f);
-        assert_int_equal(jose_keyset_new(&f->ks), 0);
-        for (size_t i = 0; i < ELEMENTSOF(algs); i++) {
-                jose_key *k = NULL;
-
-                assert_int_equal(jose_key_generate(algs[i], &k), 0);
-                assert_int_equal(jose_keyset_add(f->ks, k), 0);
-                f->key[i] = k;
-        }
-        *state = f;
-        return 0;
-}
-
-static int teardown(void **state) {
-        fixture *f = *state;
-
-        jose_keyset_free(f->ks);
-        free(f);
-        return 0;
-}
-
-static const jose_key *fkey(void **state, jose_alg alg) {
-        fixture *f = *state;
-
-        for (size_t i = 0; i < ELEMENTSOF(algs); i++)
-                if (algs[i] == alg)
-                        return f->key[i];
-        fail();
-        return NULL;
-}
-
-static const jose_keyset *fks(void **state) {
-        return ((fixture *) *state)->ks;
 }
 
 static const char default_payload[] = "{\"sub\":\"alice\"}";
@@ -337,8 +272,8 @@ static void test_sign_json_roundtrip(void **state) {
         _cleanup_(json_decrefp) json_t *payload = json_pack("{s:s,s:i}", "sub", "alice", "n", 7);
 
         assert_non_null(payload);
-        for (size_t i = 0; i < ELEMENTSOF(algs); i++) {
-                const jose_key *key = fkey(state, algs[i]);
+        for (size_t i = 0; i < ELEMENTSOF(test_algs); i++) {
+                const jose_key *key = fkey(state, test_algs[i]);
                 _cleanup_(freep) char *token = NULL, *untyped = NULL, *want = NULL, *tmpl = NULL;
                 _cleanup_(json_decrefp) json_t *h = NULL, *p = NULL;
                 _cleanup_(freep) uint8_t *raw = NULL;
@@ -355,7 +290,8 @@ static void test_sign_json_roundtrip(void **state) {
 
                 /* Header bytes exactly: alg, typ, kid in that order. */
                 assert_int_equal(b64url_decode(token, (size_t) (strchr(token, '.') - token), &raw, &raw_len), 0);
-                tmpl = str_concat3("{\"alg\":\"", jose_alg_to_string(algs[i]), "\",\"typ\":\"JWT\",\"kid\":\"$KID\"}");
+                tmpl = str_concat3("{\"alg\":\"", jose_alg_to_string(test_algs[i]),
+                                   "\",\"typ\":\"JWT\",\"kid\":\"$KID\"}");
                 want = subst_kid(tmpl, jose_key_kid(key));
                 assert_string_equal((const char *) raw, want);
 
@@ -382,6 +318,120 @@ static void test_sign_bytes_rejects(void **state) {
         assert_null(token);
         assert_int_equal(jws_sign_bytes(ed, "{\"alg\":\"EdDSA\"}", 15, "x", 1, &token), 0);
         free(token);
+}
+
+/* ---- the per-key header cache ------------------------------------- */
+
+/* Tokens carrying exactly the header jws_sign_json emits for "at+jwt"
+ * skip the header decode and parse; the verdicts must be those of the full
+ * path: right key, its own alg, and no other key picked up by the bytes. */
+static void test_cached_header(void **state) {
+        _cleanup_(json_decrefp) json_t *payload = json_pack("{s:s}", "sub", "alice");
+
+        assert_non_null(payload);
+        for (size_t i = 0; i < ELEMENTSOF(test_algs); i++) {
+                const jose_key *key = fkey(state, test_algs[i]);
+                _cleanup_(jose_keyset_freep) jose_keyset *pub_ks = NULL, *other_ks = NULL;
+                _cleanup_(jose_key_freep) jose_key *other = NULL;
+                _cleanup_(freep) char *token = NULL, *tmpl = NULL, *header = NULL, *forged = NULL, *spaced = NULL;
+                _cleanup_(json_decrefp) json_t *jwk = NULL;
+                jose_key *pub = NULL;
+                jws_result res;
+
+                assert_int_equal(jws_sign_json(key, "at+jwt", payload, &token, NULL), 0);
+                tmpl = str_concat3("{\"alg\":\"", jose_alg_to_string(test_algs[i]),
+                                   "\",\"typ\":\"at+jwt\",\"kid\":\"$KID\"}");
+                header = subst_kid(tmpl, jose_key_kid(key));
+                /* The same bytes through the generic signer: same token
+                 * prefix (EdDSA is deterministic: the same token). */
+                _cleanup_(freep) char *same = NULL;
+                assert_int_equal(jws_sign_bytes(key, header, strlen(header), "{\"sub\":\"alice\"}", 15, &same), 0);
+                assert_int_equal(strchr(same, '.') - same, strchr(token, '.') - token);
+                assert_memory_equal(same, token, (size_t) (strchr(token, '.') - token));
+
+                for (int flags = 0; flags <= JWS_ALLOW_NO_KID; flags += JWS_ALLOW_NO_KID) {
+                        assert_int_equal(jws_verify(fks(state), token, strlen(token), flags, &res), 0);
+                        assert_ptr_equal(res.key, key);
+                        assert_string_equal(json_object_get_str(res.header, "alg"), jose_alg_to_string(test_algs[i]));
+                        assert_string_equal(json_object_get_str(res.header, "typ"), "at+jwt");
+                        assert_string_equal(json_object_get_str(res.header, "kid"), jose_key_kid(key));
+                        assert_int_equal(json_object_size(res.header), 3);
+                        assert_true(json_equal(res.payload, payload));
+                        jws_result_done(&res);
+                }
+
+                /* The public half alone (imported from its JWK, same kid):
+                 * same verdict. */
+                assert_int_equal(jose_key_to_jwk(key, &jwk), 0);
+                assert_int_equal(jose_key_from_jwk(jwk, &pub), 0);
+                assert_int_equal(jose_keyset_new(&pub_ks), 0);
+                assert_int_equal(jose_keyset_add(pub_ks, pub), 0);
+                assert_int_equal(verify_str(pub_ks, token, 0), 0);
+
+                /* Those header bytes signed by another key of the same
+                 * alg: rejected, as is the token in a set without its key. */
+                assert_int_equal(jose_key_generate(test_algs[i], &other), 0);
+                forged = forge(other, header, "{\"sub\":\"root\"}");
+                assert_int_equal(verify_str(fks(state), forged, 0), -EKEYREJECTED);
+                assert_int_equal(verify_str(pub_ks, forged, 0), -EKEYREJECTED);
+                assert_int_equal(jose_keyset_new(&other_ks), 0);
+                assert_int_equal(jose_keyset_add(other_ks, TAKE_PTR(other)), 0);
+                assert_int_equal(verify_str(other_ks, token, 0), -ENOKEY);
+                assert_int_equal(verify_str(other_ks, token, JWS_ALLOW_NO_KID), -ENOKEY);
+
+                /* The same header JSON spelled differently takes the full
+                 * path and still verifies (control), or fails for its own
+                 * reason. */
+                free(tmpl);
+                tmpl = str_concat3("{\"alg\":\"", jose_alg_to_string(test_algs[i]),
+                                   "\", \"typ\":\"at+jwt\",\"kid\":\"$KID\"}");
+                free(header);
+                header = subst_kid(tmpl, jose_key_kid(key));
+                spaced = forge(key, header, "{}");
+                assert_int_equal(verify_str(fks(state), spaced, 0), 0);
+        }
+}
+
+/* A public RSA key larger than any we generate (5120 bits, made with
+ * openssl(1)): its 640-byte signature still fits the verifier. */
+static const char rsa5120_jwk[] =
+        "{\"kty\":\"RSA\",\"alg\":\"RS256\",\"kid\":\"rsa5120\",\"e\":\"AQAB\",\"n\":\""
+        "3LGGbj0xwLI9ElTVCmXM5FXYhhjkMeNCpKpOy0sZJeG6J"
+        "WSuFfmTrKtXK3K4ov3mpCve24n-s7JG513SNrORLL7GYw_CMdY2WTVIiRUrlcToNgxaR9GhVsnZRBpdnG5o-13IqibJ23bbTKzw_mkxQ"
+        "DbiEUT4xEiW8ORzqEpYfu-sU0XOXveHJj9E2dzC2SRKBaoMnXwUw_Df-fr0xJPm9VCI025mVcRPWYqicpGJlEzfAGfvbpNdobY-8Et3N"
+        "38XWQnMNsdxppu9_gIm-X4v3JZo26xGH3g6riJBQX3cxKxHpAMkRUE99cTVjabqNZKzFe-vq_0bSLvUAO9GVRT2M8oeEkNLn_r6Fgsl0"
+        "g6o4FmhgvK0wKj8lh8LDyGmRG7frwnPU6g-KS9uKS9kx9YyONcW69lIbVyzRWYGs76BKQIwJ-2DERmYh8vO4A-L8egR3UDrJ1hTChgZu"
+        "XlUkpa64X68kAtPMwXc10fQanu3qaVjkbzCPxvu8aTWN6lCbs9SfIWDOJLJ81xaftRk-CvqghgPFipQ9wediZfv1Z24mnTBoId680pQI"
+        "ztytNxOhnMY-XR7JafZmI-YGa8mZALzQfKTX6zbeK9n_5oVd-hkzSxMwACRTWTVAIaFkmjeWZEyuCTHUNcIkTXptd-QY-8TgjmJ8hXSH"
+        "QLbpAZ1VjE1QYaSBfiM1kT2QKidpLjb0o2UkeUqynQnatwBAG1496epWYW50p9APXXaUekv3xXdfJ2gXOarLmB4u5bLIapL1LNWJh3ym"
+        "aYG2WZGjaX4bq93XT7tm81Gut7iGAioBIck1fmyP629pRf68MJ_a33_9-JXkdgDmnA3n-gfME93SwcTWQ\"}";
+static const char rsa5120_token[] =
+        "eyJhbGciOiJSUzI1NiIsImtpZCI6InJzYTUxMjAifQ.eyJzdWIiOiJhbGljZSJ9.BZGKRebKcOfV-HgAkVWa9ZApKcnsMVaSTJgXe7BF"
+        "bveXYFkJ4Bsp1hAYfS-5I-jhmGwgaH6_SMYIeMCGWUsYQAznfDjug6yc3RASotyiJsX5rGTWcNlj_3RqFvngfdlzv1v4rL9cuXB7OM2U"
+        "DyhB_s_sA_Pu7ZpW0YaSBwjHySZiWy-PaVE1bjEaPLbVzviBwNi2b89b9uBgOif566-3e1DMpvMCiEf6M1y5l1OEKHuSpuhFJm4VVtqN"
+        "Gw_BO2PsFyMc4Vk38ZFnPnXrsnKKmIa2WvZw9HIFdvUMZIuHmCdk8g0eCAaZMdNPsp112HatEbMPIoicqFM30rcg1wDi7vVKjN-AbwX3"
+        "rB8CnzuNkMtMfBNixr2LY9ku8v3h6rP4w5a09-lzNaJ3jzBn0lRZcP8xiIWrR5jaUcaSjnZjlIryzGP0sC5mCVUYfyJpPAJMmdXqD4ri"
+        "susJGv5qfhZt_odDj_gsYznHpv1LgWvgOVx25318VkqIF78esLtQGBK0PngrYPZv_12zCkkyGZ5VUce1j3kpaP0hyykLEDzW5UiIT_nM"
+        "cbjudHm-TLFop5iafHHluABVuqT8a2yVF4a1wUWdO3CU9Ulh4K4EUAFN_Cj9sGtuVId31dusAnTeajxBd8CfM44DAXn4ldJGge609LUs"
+        "7qbSjfI8jrFdkzR8HDL5Jo3IiKAgw-5SQMxwlg8uEtRQtUiRyPcQyopWVjBpshnCQVNPvAnbAtmPW53xx_5QL6HsUzKwW13r-Hd31qQv"
+        "lj-Ne9hmYaXGunLgpFlq2XMhuM-LFLnCxBsO7sYIArnTiRB0RhiXqRrWuDmOWqgeCLZRyfYor37RSzink77R5Q";
+
+static void test_large_rsa_signature(void **state) {
+        _cleanup_(jose_keyset_freep) jose_keyset *ks = keyset_from_jwk(rsa5120_jwk);
+        _cleanup_(freep) char *bad = strdup(rsa5120_token);
+        size_t len = strlen(rsa5120_token);
+        jws_result res;
+
+        (void) state;
+        assert_int_equal(jws_verify(ks, rsa5120_token, len, 0, &res), 0);
+        assert_string_equal(json_object_get_str(res.payload, "sub"), "alice");
+        jws_result_done(&res);
+        /* One signature bit flipped; the signature one group longer. */
+        bad[len - 5] = bad[len - 5] == 'A' ? 'B' : 'A';
+        assert_int_equal(verify_str(ks, bad, 0), -EKEYREJECTED);
+        free(bad);
+        bad = str_concat3(rsa5120_token, "", "AAAA");
+        assert_int_equal(verify_str(ks, bad, 0), -EKEYREJECTED);
 }
 
 /* ---- the hostile-input table -------------------------------------- */
@@ -434,6 +484,15 @@ static const hostile_row hostile_rows[] = {
         { "header is an array", JOSE_ALG_EDDSA, "[{\"alg\":\"EdDSA\",\"kid\":\"$KID\"}]", -EBADMSG },
         { "header trailing garbage", JOSE_ALG_EDDSA, "{\"alg\":\"EdDSA\",\"kid\":\"$KID\"}x", -EBADMSG },
         { "header not JSON", JOSE_ALG_EDDSA, "alg=EdDSA", -EBADMSG },
+        /* One member away from the header tokens carry (cached per key). */
+        { "at+jwt header + crit", JOSE_ALG_EDDSA,
+          "{\"alg\":\"EdDSA\",\"typ\":\"at+jwt\",\"kid\":\"$KID\",\"crit\":[\"x\"]}", -EBADMSG },
+        { "at+jwt header, alg none", JOSE_ALG_EDDSA, "{\"alg\":\"none\",\"typ\":\"at+jwt\",\"kid\":\"$KID\"}",
+          -EBADMSG },
+        { "at+jwt header, ES256 for EdDSA", JOSE_ALG_EDDSA,
+          "{\"alg\":\"ES256\",\"typ\":\"at+jwt\",\"kid\":\"$KID\"}", -EBADMSG },
+        { "at+jwt header, duplicate typ", JOSE_ALG_EDDSA,
+          "{\"alg\":\"EdDSA\",\"typ\":\"at+jwt\",\"kid\":\"$KID\",\"typ\":\"at+jwt\"}", -EBADMSG },
         { "header NUL escape", JOSE_ALG_EDDSA, "{\"alg\":\"EdDSA\\u0000\",\"kid\":\"$KID\"}", -EBADMSG },
 };
 
@@ -860,6 +919,8 @@ int main(void) {
                 cmocka_unit_test(test_rfc8037_a4_eddsa),
                 cmocka_unit_test(test_sign_json_roundtrip),
                 cmocka_unit_test(test_sign_bytes_rejects),
+                cmocka_unit_test(test_cached_header),
+                cmocka_unit_test(test_large_rsa_signature),
                 cmocka_unit_test(test_hostile_headers),
                 cmocka_unit_test(test_header_cap),
                 cmocka_unit_test(test_hmac_key_confusion),
@@ -874,5 +935,5 @@ int main(void) {
                 cmocka_unit_test(test_decode_unverified),
         };
 
-        return cmocka_run_group_tests(tests, setup, teardown);
+        return cmocka_run_group_tests(tests, jose_fixture_setup, jose_fixture_teardown);
 }
