@@ -621,7 +621,7 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **req
         *req_cls = NULL;
 }
 
-static void mhd_logger(void *cls, const char *fmt, va_list ap) {
+static _printf_(2, 0) void mhd_logger(void *cls, const char *fmt, va_list ap) {
         char buf[512];
         (void) cls;
         (void) vsnprintf(buf, sizeof buf, fmt, ap);
