@@ -12,15 +12,12 @@
 #include "macro.h"
 #include "tokend-log.h"
 #include "tokend-pamauth.h"
+#include "tokend-proof.h"
 #include "tokend-service-internal.h"
 
 #define REFRESH_TOKEN_BYTES 32U   /* 256 bits → 43 characters */
 #define DEVICE_ID_BYTES 12U       /* "dev_" + 16 characters */
 #define PASSWORD_MAX 4096U
-#define PROOF_TYP "tokend-proof+jwt"
-#define PROOF_MAX_BYTES 2048U
-#define PROOF_JTI_MIN 16U
-#define PROOF_JTI_MAX 128U
 #define DEFAULT_DEVICE_NAME_PEER "peer login"
 
 static const char *const code_names[_TD_CODE_MAX] = {
@@ -389,59 +386,39 @@ out:
         return tc;
 }
 
-/* RFC 9449-style proof of possession of the device key: a compact JWS by
- * the device's Ed25519 key over {jti, iat, htm, htu, device_id}; fresh
- * (iat within ClockSkew) and never seen before (replay cache). */
+/* RFC 9449-style proof of possession of the device key (tokend-proof.h):
+ * fresh (iat within ClockSkew) and never seen before (replay cache). */
 static td_code check_proof(tokend *t, const store_device *d, const td_refresh_req *req, int64_t now,
                            td_status *st) {
-        _cleanup_(jose_keyset_freep) jose_keyset *ks = NULL;
-        _cleanup_(jose_key_freep) jose_key *k = NULL;
-        jws_result res = { 0 };
-        int64_t iat;
-        td_code tc = TD_INVALID_TOKEN;
+        char jti[PROOF_JTI_MAX + 1];
+        int64_t skew = t->config->clock_skew > 0 ? t->config->clock_skew : 1;
         int r;
 
         if (!req->proof)
                 return td_fail(st, TD_INVALID_TOKEN, "this device has a key: refresh needs a proof signed by it");
-        if (strlen(req->proof) > PROOF_MAX_BYTES)
+        r = proof_verify(d->public_key, req->proof, req->htu, req->device_id, now, skew, jti);
+        switch (r) {
+        case 0:
+                break;
+        case -E2BIG:
                 return td_fail(st, TD_INVALID_REQUEST, "proof too long");
-        if (jose_key_from_ed25519_public(d->public_key, &k) < 0 || jose_keyset_new(&ks) < 0 ||
-            jose_keyset_add(ks, k) < 0)
+        case -ENOMEM:
                 return td_fail(st, TD_INTERNAL, "out of memory");
-        TAKE_PTR(k);
-        r = jws_verify(ks, req->proof, strlen(req->proof), JWS_ALLOW_NO_KID, &res);
-        if (r < 0)
+        case -EKEYREJECTED:
                 return td_fail(st, TD_INVALID_TOKEN, "the proof is not signed by this device's key");
-        const char *typ = json_object_get_str(res.header, "typ");
-        const json_t *p = res.payload;
-        const char *jti = p ? json_object_get_str(p, "jti") : NULL;
-        if (!typ || !streq(typ, PROOF_TYP) || !p || !jti || strlen(jti) < PROOF_JTI_MIN ||
-            strlen(jti) > PROOF_JTI_MAX || json_object_get_int_range(p, "iat", 0, AT_TIME_MAX, &iat) < 0 ||
-            !streq_ptr(json_object_get_str(p, "htm"), "POST") || !streq_ptr(json_object_get_str(p, "htu"), req->htu) ||
-            !streq_ptr(json_object_get_str(p, "device_id"), req->device_id)) {
-                td_fail(st, TD_INVALID_TOKEN, "the proof must be typ %s with jti, iat, htm POST, htu %s and this "
-                        "device_id", PROOF_TYP, req->htu);
-                goto out;
-        }
-        int64_t skew = t->config->clock_skew > 0 ? t->config->clock_skew : 1;
-        if (iat < now - skew || iat > now + skew) {
-                td_fail(st, TD_INVALID_TOKEN, "the proof is stale or from the future (iat must be within %llds "
-                        "of now)", (long long) skew);
-                goto out;
+        case -ETIME:
+                return td_fail(st, TD_INVALID_TOKEN, "the proof is stale or from the future (iat must be within "
+                               "%llds of now)", (long long) skew);
+        default:
+                return td_fail(st, TD_INVALID_TOKEN, "the proof must be typ %s with jti, iat, htm POST, htu %s "
+                               "and this device_id", PROOF_TYP, req->htu);
         }
         r = store_proof_jti_use(t->store, jti, now + 2 * skew + 1);
-        if (r == -EEXIST) {
-                td_fail(st, TD_INVALID_TOKEN, "the proof was already used (replay)");
-                goto out;
-        }
-        if (r < 0) {
-                tc = td_store_fail(st, r, "recording the proof");
-                goto out;
-        }
-        tc = TD_OK;
-out:
-        jws_result_done(&res);
-        return tc;
+        if (r == -EEXIST)
+                return td_fail(st, TD_INVALID_TOKEN, "the proof was already used (replay)");
+        if (r < 0)
+                return td_store_fail(st, r, "recording the proof");
+        return TD_OK;
 }
 
 td_code td_refresh(tokend *t, const td_caller *c, const td_refresh_req *req, td_tokens *ret, td_status *st) {

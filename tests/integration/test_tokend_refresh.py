@@ -156,6 +156,9 @@ def test_refresh_needs_a_fresh_proof_by_the_device_key(keyed):
     for name, proof in bad.items():
         r = c.refresh(rt, dev, proof=proof)
         assert r.status == 401 and r.error == "invalid_token", (name, r)
+    # over the 2048-byte cap: refused before any parsing
+    r = c.refresh(rt, dev, proof=key.proof(dev, jti="j" * 2100))
+    assert r.status == 400 and r.error == "invalid_request" and "too long" in r.message, r
 
     # failed proofs neither revoke the device nor use up the refresh token
     info = device(c, dev)
