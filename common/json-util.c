@@ -4,10 +4,19 @@
 #include "config.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "json-util.h"
+
+void json_wiping_free(void *p) {
+        if (!p)
+                return;
+        explicit_bzero(p, malloc_usable_size(p));
+        free(p);
+}
 
 /* 2^53: every integer up to here is exactly representable as a double, so
  * an integral real in this range is the number that was written. */

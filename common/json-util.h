@@ -21,6 +21,11 @@ _warn_unused_result_ int json_parse_object(const char *buf, size_t len, size_t m
 /* Serialize compactly (no spaces, insertion order) to a malloc'ed string. */
 int json_dump_compact(const json_t *j, char **ret);
 
+/* A free() for json_set_alloc_funcs(malloc, json_wiping_free) in programs
+ * (never in the PAM module, whose host owns jansson's allocator): jansson
+ * memory holds passwords and tokens, so it is zeroed before it is freed. */
+void json_wiping_free(void *p);
+
 /* Typed lookups: NULL / false when absent or of another type. */
 const char *json_object_get_str(const json_t *obj, const char *key);
 

@@ -3,7 +3,6 @@
 #include <curl/curl.h>
 #include <ctype.h>
 #include <jansson.h>
-#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 #include <time.h>
 
 #include "jose-jws.h"
+#include "json-util.h"
 #include "timespan.h"
 #include "tokenctl-transport.h"
 
@@ -217,14 +217,6 @@ int tc_read_token_arg(const char *arg, char **ret) {
         return 0;
 }
 
-/* jansson memory may hold tokens and refresh tokens: wipe it on free. */
-static void wiping_free(void *p) {
-        if (!p)
-                return;
-        explicit_bzero(p, malloc_usable_size(p));
-        free(p);
-}
-
 /* A word that can only be the value of a bare --bus before the command. */
 static bool bus_word(const char *s) {
         return streq(s, "system") || streq(s, "session") || (strchr(s, ':') && strchr(s, '='));
@@ -285,7 +277,7 @@ int main(int argc, char **argv) {
         int r;
 
         base = base ? base + 1 : argv[0] ? argv[0] : "tokenctl";
-        json_set_alloc_funcs(malloc, wiping_free);
+        json_set_alloc_funcs(malloc, json_wiping_free); /* tokens in jansson memory */
         if (curl_global_init(CURL_GLOBAL_NOTHING) != CURLE_OK) {
                 fputs("tokenctl: cannot initialise libcurl\n", stderr);
                 return EXIT_REFUSED;

@@ -86,17 +86,26 @@ unsigned http_status_of(td_code c) {
         }
 }
 
+static void free_secret(void *p) {
+        erase_and_free(p);
+}
+
 static enum MHD_Result queue_body(struct MHD_Connection *conn, unsigned status, const char *ctype, char *body,
                                   bool secret, const char *extra_hdr, const char *extra_val) {
         struct MHD_Response *resp;
         size_t len = body ? strlen(body) : 0;
         enum MHD_Result ret;
 
-        /* MHD copies the buffer, so a secret body is wiped right after. */
-        resp = MHD_create_response_from_buffer(len, body ? body : (char *) "", MHD_RESPMEM_MUST_COPY);
-        if (secret && body)
-                explicit_bzero(body, len);
-        free(body);
+        /* A secret body (tokens) is not copied: MHD sends from it and hands
+         * it back to free_secret() once the answer is gone. */
+        if (secret && body) {
+                resp = MHD_create_response_from_buffer_with_free_callback(len, body, free_secret);
+                if (!resp)
+                        free_secret(body);
+        } else {
+                resp = MHD_create_response_from_buffer(len, body ? body : (char *) "", MHD_RESPMEM_MUST_COPY);
+                free(body);
+        }
         if (!resp)
                 return MHD_NO;
         if (ctype)

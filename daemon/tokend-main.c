@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "json-util.h"
 #include "macro.h"
 #include "tokend-bus.h"
 #include "tokend-http.h"
@@ -348,5 +349,7 @@ int main(int argc, char **argv) {
         if (parse_args(argc, argv, &o) < 0)
                 return 2;
         log_setup(o.verbose);
+        /* Request and answer JSON holds passwords, refresh and access tokens. */
+        json_set_alloc_funcs(malloc, json_wiping_free);
         return run(&o) < 0 ? 1 : 0;
 }

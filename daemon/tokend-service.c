@@ -90,7 +90,7 @@ void td_device_revoked(tokend *t, const char *user, const char *device_id) {
 void td_tokens_done(td_tokens *t) {
         if (!t)
                 return;
-        free(t->access_token);
+        erase_and_free(t->access_token);
         erase_and_free(t->refresh_token);
         free(t->user);
         strv_free(t->groups);
@@ -199,7 +199,7 @@ static td_code build_access(tokend *t, const issue_ctx *ic, td_tokens *out, char
         if (len > t->config->max_length) {
                 log_error("refusing to issue a %zu-byte access token for %s: over [Token] MaxLength=%zu", len,
                           ic->user->name, t->config->max_length);
-                free(out->access_token);
+                erase_and_free(out->access_token);
                 out->access_token = NULL;
                 return td_fail(st, TD_INTERNAL,
                                "the access token would be %zu bytes, over [Token] MaxLength=%zu (PAM prompts "

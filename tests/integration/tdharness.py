@@ -13,6 +13,9 @@ DeviceKey      an Ed25519 device key: public key for `device_key`, RFC 7638
 SystemUser, PamService   throwaway users and /etc/pam.d files (root only),
                removed again by close() / the fixtures.
 raw_exchange   raw bytes on a fresh connection (malformed HTTP).
+memory_hits    where byte strings occur in a running process's writable memory;
+assert_wiped   none of some secrets is left in a process, while strings it
+               keeps on purpose are found (the scan's control case).
 jwt_parts, b64url, okp_thumbprint, ME (the pwd entry of the test's own uid).
 Fixtures       tokend_factory (daemons killed and removed at teardown),
                system_user (userdel at teardown: request it BEFORE
@@ -336,6 +339,49 @@ def raw_exchange(socket_path, data, timeout=10, read=True):
 
 
 # ---- the daemon ------------------------------------------------------------
+
+MEMORY_REGION_MAX = 256 << 20  # sanitizer shadow maps are terabytes: not scanned
+
+
+def memory_hits(pid, needles, tail=18):
+    """{needle: [(mapping, address), ...]}: where the last `tail` bytes of
+    each needle occur in the readable, writable mappings (heap, thread
+    arenas, stacks, .data) of process pid. The tail, because free() writes
+    its list pointers over the first 16 bytes of a freed block. Raises
+    PermissionError when /proc/PID/mem cannot be read (ptrace rules)."""
+    hits = {n: [] for n in needles}
+    with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
+        for line in maps:
+            f = line.split()
+            start, end = (int(x, 16) for x in f[0].split("-"))
+            if not f[1].startswith("rw") or end - start > MEMORY_REGION_MAX:
+                continue
+            try:
+                mem.seek(start)
+                data = mem.read(end - start)
+            except OSError:  # e.g. a guard page or a mapping gone meanwhile
+                continue
+            for n in needles:
+                i = data.find(n[-tail:])
+                while i >= 0:
+                    hits[n].append((f[5] if len(f) > 5 else "[anon]", hex(start + i)))
+                    i = data.find(n[-tail:], i + 1)
+    return hits
+
+
+def assert_wiped(pid, keep, secret):
+    """Fail when any string of secret is still in pid's memory; skip when
+    the memory cannot be read. Control: every string of keep (kept on
+    purpose, e.g. device ids) must be found, or the scan proves nothing."""
+    try:
+        hits = memory_hits(pid, [s.encode() for s in keep + secret])
+    except PermissionError as err:
+        pytest.skip("cannot read the memory of process %d: %s" % (pid, err))
+    for k in keep:
+        assert hits[k.encode()], "control: %s not found: the scan does not see the heap" % k
+    left = {s[:8] + "…": hits[s.encode()] for s in secret if hits[s.encode()]}
+    assert not left, "secrets left in process %d's memory: %s" % (pid, left)
+
 
 class Tokend:
     """One tokend on a temporary directory (mode 0755, so other uids reach the
