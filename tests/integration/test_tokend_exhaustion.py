@@ -15,7 +15,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from tdharness import Tokend, need_root, tokend_factory  # noqa: E402,F401 (fixture)
+from tdharness import VALGRIND_DIR, Tokend, need_root, tokend_factory  # noqa: E402,F401 (fixture)
 
 TIMEOUT = 3  # [Limits] RequestTimeout
 IDLE = 1000
@@ -44,6 +44,8 @@ class Slowloris(threading.Thread):
 
 
 def test_idle_connections_and_slowloris_do_not_starve_an_honest_client(tokend_factory):  # noqa: F811
+    if VALGRIND_DIR:
+        pytest.skip("valgrind caps the daemon's open files at 1036 for its own use: 1,000 idle connections do not fit")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard < IDLE + 100:
         pytest.skip("RLIMIT_NOFILE hard limit %d is below %d" % (hard, IDLE + 100))
