@@ -6,14 +6,13 @@ leaves D untouched; every allowed call succeeds. Login (anyone, password)
 is in test_bus_methods.py."""
 
 import os
-import secrets
 import sys
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from tdbus import BusDaemon, BusError, BusTokend  # noqa: E402
-from tdharness import SystemUser, _run_locked, need_root  # noqa: E402
+from tdharness import role_users  # noqa: E402
 
 ROLES = ("root", "admin", "owner", "other")
 OK, DENIED = "ok", "denied"
@@ -21,29 +20,17 @@ OK, DENIED = "ok", "denied"
 
 @pytest.fixture(scope="module")
 def world():
-    need_root("create throwaway users and a group, call as other uids")
-    group = "tdadm_" + secrets.token_hex(3)
-    p = _run_locked(["groupadd", group])
-    assert p.returncode == 0, p.stderr
-    users, bus, d = [], None, None
-    try:
-        users = [SystemUser("tdbpriv_") for _ in range(3)]
-        admin, owner, other = users
-        p = _run_locked(["usermod", "-aG", group, admin.name])
-        assert p.returncode == 0, p.stderr
-        bus = BusDaemon()
-        d = BusTokend(bus.address, "[Login]\nAdminGroup=%s\n" % group).start()
-        clients = {"root": d.bus("python"), "admin": d.bus("python", user=admin.name),
-                   "owner": d.bus("python", user=owner.name), "other": d.bus("python", user=other.name)}
-        yield d, clients, owner, {"root": 0, "admin": admin.uid, "owner": owner.uid, "other": other.uid}
-    finally:
-        if d:
-            d.close()
-        if bus:
+    with role_users("tdbpriv_") as (group, admin, owner, other):
+        bus, d = BusDaemon(), None
+        try:
+            d = BusTokend(bus.address, "[Login]\nAdminGroup=%s\n" % group).start()
+            clients = {"root": d.bus("python"), "admin": d.bus("python", user=admin.name),
+                       "owner": d.bus("python", user=owner.name), "other": d.bus("python", user=other.name)}
+            yield d, clients, owner, {"root": 0, "admin": admin.uid, "owner": owner.uid, "other": other.uid}
+        finally:
+            if d:
+                d.close()
             bus.close()
-        for u in users:
-            u.close()
-        _run_locked(["groupdel", group])
 
 
 def outcome(fn):

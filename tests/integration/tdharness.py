@@ -11,7 +11,8 @@ Client         HTTP/1.1 over AF_UNIX, through Python's http.client or through
 DeviceKey      an Ed25519 device key: public key for `device_key`, RFC 7638
                thumbprint, DPoP-style refresh proofs.
 SystemUser, PamService   throwaway users and /etc/pam.d files (root only),
-               removed again by close() / the fixtures.
+               removed again by close() / the fixtures; role_users: an admin
+               group and three users for privilege matrices.
 raw_exchange   raw bytes on a fresh connection (malformed HTTP).
 memory_hits    where byte strings occur in a running process's writable memory;
 assert_wiped   none of some secrets is left in a process, while strings it
@@ -28,6 +29,7 @@ file). Import with sys.path.insert(0, os.path.dirname(__file__)).
 """
 
 import base64
+import contextlib
 import hashlib
 import http.client
 import json
@@ -578,6 +580,28 @@ class SystemUser:
         stop daemons running as it first (request tokend_factory after system_user)."""
         p = _run_locked(["userdel", self.name])
         assert p.returncode in (0, 6), "userdel %s: %s" % (self.name, p.stderr)  # 6: already gone
+
+
+@contextlib.contextmanager
+def role_users(prefix):
+    """The non-root roles of a privilege matrix: a throwaway admin group and
+    three throwaway users, the first in that group. Yields (group, admin,
+    owner, other); users and group are deleted on exit. Stop daemons that
+    run as these users inside the with-block."""
+    need_root("create throwaway users and a group")
+    group = "tdadm_" + secrets.token_hex(3)
+    p = _run_locked(["groupadd", group])
+    assert p.returncode == 0, p.stderr
+    users = []
+    try:
+        users = [SystemUser(prefix) for _ in range(3)]
+        p = _run_locked(["usermod", "-aG", group, users[0].name])
+        assert p.returncode == 0, p.stderr
+        yield (group, *users)
+    finally:
+        for u in users:
+            u.close()
+        _run_locked(["groupdel", group])
 
 
 class PamService:

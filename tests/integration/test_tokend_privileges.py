@@ -5,13 +5,12 @@ one succeeds. Password login (anyone) is in test_tokend_login.py; the D-Bus
 methods have their own matrix in tests/bus/."""
 
 import os
-import secrets
 import sys
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from tdharness import SystemUser, Tokend, _run_locked, need_root  # noqa: E402
+from tdharness import Tokend, role_users  # noqa: E402
 
 ROLES = ("root", "admin", "owner", "other")
 OK, DENIED = "ok", "denied"
@@ -20,26 +19,14 @@ OK, DENIED = "ok", "denied"
 @pytest.fixture(scope="module")
 def world():
     """(daemon, a client per role, the owner), made once for the module."""
-    need_root("create throwaway users and a group")
-    group = "tdadm_" + secrets.token_hex(3)
-    p = _run_locked(["groupadd", group])
-    assert p.returncode == 0, p.stderr
-    users, d = [], None
-    try:
-        users = [SystemUser("tdpriv_") for _ in range(3)]
-        admin, owner, other = users
-        p = _run_locked(["usermod", "-aG", group, admin.name])
-        assert p.returncode == 0, p.stderr
+    with role_users("tdpriv_") as (group, admin, owner, other):
         d = Tokend("[Login]\nAdminGroup=%s\n[API]\nEnableDocs=yes\n" % group).start()
-        clients = {"root": d.client(), "admin": d.client(user=admin.name), "owner": d.client(user=owner.name),
-                   "other": d.client(user=other.name)}
-        yield d, clients, owner, {"root": 0, "admin": admin.uid, "owner": owner.uid, "other": other.uid}
-    finally:
-        if d:
+        try:
+            clients = {"root": d.client(), "admin": d.client(user=admin.name), "owner": d.client(user=owner.name),
+                       "other": d.client(user=other.name)}
+            yield d, clients, owner, {"root": 0, "admin": admin.uid, "owner": owner.uid, "other": other.uid}
+        finally:
             d.close()
-        for u in users:
-            u.close()
-        _run_locked(["groupdel", group])
 
 
 def owner_device(clients, owner):
