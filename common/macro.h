@@ -54,6 +54,12 @@ static inline void erase_and_freep(char **s) {
 /* Erase len bytes and free. Accepts NULL. */
 void erase_and_free_buf(void *p, size_t len);
 
+/* Append n bytes to a growable NUL-terminated buffer (*data of *cap bytes,
+ * *len used) that may hold secrets: it grows by doubling from initial into a
+ * fresh allocation and wipes the old one (never realloc). Returns 0, or
+ * -ENOMEM with the buffer unchanged. Callers bound n. */
+int erase_buf_append(char **data, size_t *len, size_t *cap, size_t initial, const void *p, size_t n);
+
 static inline bool streq(const char *a, const char *b) {
         return strcmp(a, b) == 0;
 }

@@ -34,22 +34,8 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata) {
                 b->too_big = true;
                 return 0;
         }
-        if (b->len + n + 1 > b->cap) {
-                size_t nc = b->cap ? b->cap : 4096;
-                while (nc < b->len + n + 1)
-                        nc *= 2;
-                char *nb = malloc(nc);
-                if (!nb)
-                        return 0;
-                if (b->data)
-                        memcpy(nb, b->data, b->len);
-                erase_and_free_buf(b->data, b->cap);
-                b->data = nb;
-                b->cap = nc;
-        }
-        memcpy(b->data + b->len, ptr, n);
-        b->len += n;
-        b->data[b->len] = 0;
+        if (erase_buf_append(&b->data, &b->len, &b->cap, 4096, ptr, n) < 0)
+                return 0;
         return n;
 }
 

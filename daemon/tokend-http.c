@@ -3,6 +3,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -537,6 +538,23 @@ static int peer_caller(struct MHD_Connection *conn, td_caller *ret) {
         return 0;
 }
 
+/* Bytes in MHD's own buffers (request body, header values) that held a
+ * secret and that MHD no longer needs: zeroed so they do not linger in its
+ * connection memory after the request. */
+static void wipe_mhd_bytes(const char *p, size_t n) {
+        explicit_bzero((char *) (uintptr_t) p, n);
+}
+
+/* Append n bytes of body to rq (or note that it is too big, dropping
+ * them). false: out of memory. */
+static bool take_upload(request *rq, const char *data, size_t n, size_t max) {
+        if (rq->too_big || n > max - rq->len) {
+                rq->too_big = true;
+                return true;
+        }
+        return erase_buf_append(&rq->body, &rq->len, &rq->cap, 1024, data, n) == 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **req_cls) {
@@ -583,28 +601,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (*upload_data_size > 0) {
                 size_t n = *upload_data_size;
                 *upload_data_size = 0; /* consumed (or discarded) */
-                if (rq->too_big || n > srv->lim.max_request_bytes - rq->len) {
-                        rq->too_big = true;
-                        return MHD_YES;
-                }
-                if (rq->len + n + 1 > rq->cap) {
-                        size_t nc = rq->cap ? rq->cap : 1024;
-                        while (nc < rq->len + n + 1)
-                                nc *= 2;
-                        char *nb = malloc(nc);
-                        if (!nb)
-                                return MHD_NO;
-                        if (rq->body) {
-                                memcpy(nb, rq->body, rq->len);
-                                erase_and_free_buf(rq->body, rq->cap); /* may hold a password */
-                        }
-                        rq->body = nb;
-                        rq->cap = nc;
-                }
-                memcpy(rq->body + rq->len, upload_data, n);
-                rq->len += n;
-                rq->body[rq->len] = 0;
-                return MHD_YES;
+                bool ok = take_upload(rq, upload_data, n, srv->lim.max_request_bytes);
+                /* It may hold a password or a refresh token: zero MHD's copy
+                 * too, which it is done with (all of it was consumed). */
+                wipe_mhd_bytes(upload_data, n);
+                return ok ? MHD_YES : MHD_NO;
         }
         if (rq->too_big)
                 return queue_error(rq, 413, "payload_too_large", "request body exceeds MaxRequestBytes", 0);
@@ -614,7 +615,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void request_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                               enum MHD_RequestTerminationCode toe) {
         request *rq = *req_cls;
-        (void) cls, (void) conn, (void) toe;
+        const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        (void) cls, (void) toe;
+        if (auth) /* a bearer access token */
+                wipe_mhd_bytes(auth, strlen(auth));
         if (!rq)
                 return;
         if (rq->state == REQ_ASYNC_PENDING) {
