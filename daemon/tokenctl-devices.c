@@ -78,7 +78,7 @@ static const char *short_time(const json_t *d, const char *key, char *buf, size_
 static void print_table(const json_t *devs, const char *own) {
         size_t i;
         const json_t *d;
-        char c1[32], c2[32];
+        char c1[32], c2[32], sid[256], suser[1024], sname[25], sreason[256];
 
         printf("  %-20s %-12s %-24s %-16s %-16s %-3s %s\n", "DEVICE", "USER", "NAME", "CREATED", "LAST USED", "KEY",
                "STATE");
@@ -86,11 +86,16 @@ static void print_table(const json_t *devs, const char *own) {
                 const char *id = json_object_get_str(d, "id");
                 const json_t *rv = json_object_get(d, "revoked"), *hk = json_object_get(d, "has_key");
                 const char *reason = json_object_get_str(d, "revoke_reason");
+                const char *user = json_object_get_str(d, "user");
+                /* Every string is tokend's answer: escaped before it reaches
+                 * the admin's terminal (older servers took any device name);
+                 * the name is cut to its 24-byte column between characters. */
                 printf("%s %-20s %-12s %-24.24s %-16s %-16s %-3s %s%s%s\n", own && streq_ptr(id, own) ? "*" : " ",
-                       id ? id : "?", json_object_get_str(d, "user") ?: "?", json_object_get_str(d, "name") ?: "",
+                       id ? tc_safe(id, sid, sizeof sid) : "?", user ? tc_safe(user, suser, sizeof suser) : "?",
+                       tc_safe(json_object_get_str(d, "name"), sname, sizeof sname),
                        short_time(d, "created", c1, sizeof c1), short_time(d, "last_used", c2, sizeof c2),
                        json_is_true(hk) ? "yes" : "no", json_is_true(rv) ? "revoked" : "active",
-                       reason ? " by " : "", reason ? reason : "");
+                       reason ? " by " : "", tc_safe(reason, sreason, sizeof sreason));
         }
         if (json_array_size(devs) == 0)
                 printf("  (no devices)\n");

@@ -143,8 +143,9 @@ static void print_login(const tc_ctx *ctx, const tc_creds *c, int64_t exp) {
                 tc_print_json(j);
                 return;
         }
-        printf("Logged in as %s on device %s.\nAccess token valid until %s; refresh token %s%s.\n", c->user,
-               c->device_id, tc_format_time(exp, w1, sizeof w1), c->refresh_expires_at ? "valid until " : "",
+        char su[1024], sd[256];
+        printf("Logged in as %s on device %s.\nAccess token valid until %s; refresh token %s%s.\n",
+               tc_safe(c->user, su, sizeof su), tc_safe(c->device_id, sd, sizeof sd), tc_format_time(exp, w1, sizeof w1), c->refresh_expires_at ? "valid until " : "",
                c->refresh_expires_at ? tc_format_time(c->refresh_expires_at, w2, sizeof w2) : "never expires");
 }
 
@@ -330,15 +331,16 @@ static json_t *cached_tokens_json(const json_t *cache, const char *device_id) {
 
 static void print_status_text(const tc_ctx *ctx, const tc_creds *c, const json_t *toks, bool reachable,
                               const char *dir) {
-        char w[128];
+        char w[128], su[1024], sd[256], sn[512];
         size_t i;
         const json_t *e;
         int64_t exp;
 
         if (c) {
-                printf("User:           %s (uid %lld)\n", c->user, (long long) c->uid);
-                printf("Device:         %s%s%s%s\n", c->device_id, c->device_name ? " \"" : "",
-                       c->device_name ? c->device_name : "", c->device_name ? "\"" : "");
+                /* What tokend answered at login, escaped for the terminal. */
+                printf("User:           %s (uid %lld)\n", tc_safe(c->user, su, sizeof su), (long long) c->uid);
+                printf("Device:         %s%s%s%s\n", tc_safe(c->device_id, sd, sizeof sd), c->device_name ? " \"" : "",
+                       tc_safe(c->device_name, sn, sizeof sn), c->device_name ? "\"" : "");
                 printf("Device key:     %s\n", c->device_key_pem ? "Ed25519 (refresh needs its proof)" : "none");
                 if (!c->refresh_expires_at)
                         printf("Refresh token:  never expires\n");

@@ -94,24 +94,28 @@ static const char *offline_reason(int r) {
 }
 
 static void print_claims_line(const char *sub, const json_t *aud, int64_t exp, const char *client_id) {
-        char w[128];
-        printf("VALID: sub=%s aud=", sub ? sub : "?");
+        char w[128], b[1024];
+        /* Claims come from tokend or a token: escaped for the terminal. */
+        printf("VALID: sub=%s aud=", sub ? tc_safe(sub, b, sizeof b) : "?");
         if (json_is_array(aud)) {
                 size_t i;
                 const json_t *e;
                 json_array_foreach(aud, i, e)
-                        printf("%s%s", i ? "," : "", json_string_value(e) ?: "?");
+                        printf("%s%s", i ? "," : "", json_string_value(e) ? tc_safe(json_string_value(e), b, sizeof b) : "?");
         } else
-                printf("%s", json_string_value(aud) ?: "?");
-        printf(" device=%s expires %s\n", client_id ? client_id : "?", tc_format_time(exp, w, sizeof w));
+                printf("%s", json_string_value(aud) ? tc_safe(json_string_value(aud), b, sizeof b) : "?");
+        printf(" device=%s expires %s\n", client_id ? tc_safe(client_id, b, sizeof b) : "?",
+               tc_format_time(exp, w, sizeof w));
 }
 
 static int invalid(const tc_ctx *ctx, const char *code, const char *why) {
         if (ctx->json) {
                 _cleanup_(json_decrefp) json_t *j = json_pack("{s:b,s:s,s:s}", "active", 0, "error", code, "message", why);
                 tc_print_json(j);
-        } else
-                printf("INVALID: %s\n", why);
+        } else {
+                char b[1024];
+                printf("INVALID: %s\n", tc_safe(why, b, sizeof b));
+        }
         return EXIT_REFUSED;
 }
 

@@ -11,6 +11,7 @@
 
 #include "jose-jws.h"
 #include "json-util.h"
+#include "str-escape.h"
 #include "timespan.h"
 #include "tokenctl-transport.h"
 
@@ -57,12 +58,25 @@ static const struct {
         { "keys", verb_keys },
 };
 
-static void vmessage(const tc_ctx *ctx, const char *fmt, va_list ap) {
-        int saved = errno; /* for %m */
-        fprintf(stderr, "tokenctl%s%s: ", ctx && ctx->verb ? " " : "", ctx && ctx->verb ? ctx->verb : "");
-        errno = saved;
-        vfprintf(stderr, fmt, ap);
-        fputc('\n', stderr);
+/* Messages quote tokend's answers and the command line: formatted, then
+ * escaped (str_escape_controls()) so neither can drive the terminal. */
+static _printf_(3, 0) void vformat_safe(char *buf, size_t size, const char *fmt, va_list ap) {
+        char raw[2048];
+        (void) vsnprintf(raw, sizeof raw, fmt, ap);
+        (void) str_escape_controls(raw, strlen(raw), buf, size);
+}
+
+const char *tc_safe(const char *s, char *buf, size_t size) {
+        if (!s)
+                return "";
+        (void) str_escape_controls(s, strlen(s), buf, size);
+        return buf;
+}
+
+static _printf_(2, 0) void vmessage(const tc_ctx *ctx, const char *fmt, va_list ap) {
+        char msg[4096];
+        vformat_safe(msg, sizeof msg, fmt, ap); /* keeps errno for %m */
+        fprintf(stderr, "tokenctl%s%s: %s\n", ctx && ctx->verb ? " " : "", ctx && ctx->verb ? ctx->verb : "", msg);
 }
 
 int tc_error(const tc_ctx *ctx, int code, const char *fmt, ...) {
@@ -76,15 +90,16 @@ int tc_error(const tc_ctx *ctx, int code, const char *fmt, ...) {
 int tc_usage_error(const tc_ctx *ctx, const char *usage, const char *fmt, ...) {
         va_list ap;
         const char *u = usage, *nl;
+        char msg[4096];
 
         if (strncmp(u, "Usage: ", 7) == 0)
                 u += 7;
         nl = strchr(u, '\n');
-        fprintf(stderr, "tokenctl%s%s: ", ctx->verb ? " " : "", ctx->verb ? ctx->verb : "");
         va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
+        vformat_safe(msg, sizeof msg, fmt, ap);
         va_end(ap);
-        fprintf(stderr, "; usage: %.*s\n", nl ? (int) (nl - u) : (int) strlen(u), u);
+        fprintf(stderr, "tokenctl%s%s: %s; usage: %.*s\n", ctx->verb ? " " : "", ctx->verb ? ctx->verb : "", msg,
+                nl ? (int) (nl - u) : (int) strlen(u), u);
         return EXIT_USAGE;
 }
 
@@ -155,7 +170,9 @@ int tc_parse_options(tc_ctx *ctx, int argc, char **argv, const struct option *op
 }
 
 void tc_print_json(const json_t *j) {
-        if (j && json_dumpf(j, stdout, JSON_INDENT(2)) == 0)
+        /* ASCII only: a C1 control or bidi override in a device name
+         * arrives as a \u escape, never as itself. */
+        if (j && json_dumpf(j, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII) == 0)
                 putchar('\n');
 }
 

@@ -70,7 +70,14 @@ int tc_error(const tc_ctx *ctx, int code, const char *fmt, ...) _printf_(3, 4);
  * "(… ago)" into buf. Returns buf. */
 char *tc_format_time(long long t, char *buf, size_t size);
 
-/* Print j indented, with a newline, on stdout (NULL: nothing). */
+/* s with control, bidi and invalid UTF-8 characters escaped
+ * (str_escape_controls()) into buf, for printing text that came from tokend
+ * or a token. Returns buf, or "" for NULL. Error messages (tc_error(),
+ * tc_usage_error()) are escaped already. */
+const char *tc_safe(const char *s, char *buf, size_t size);
+
+/* Print j indented, with a newline, on stdout (NULL: nothing); non-ASCII
+ * characters as \u escapes. */
 void tc_print_json(const json_t *j);
 
 /* "a/b", malloc'ed; NULL on allocation failure. */

@@ -12,6 +12,7 @@
 
 #include "json-util.h"
 #include "macro.h"
+#include "str-escape.h"
 #include "tokend-http.h"
 #include "tokend-log.h"
 #include "tokend-openapi.h"
@@ -521,8 +522,11 @@ static enum MHD_Result dispatch(request *rq, const char *url, const char *method
         if (r == -ENOENT)
                 return queue_error(rq, 404, "not_found", "no such endpoint", 0);
         if (r == -EBADRQC) {
-                char msg[96];
-                snprintf(msg, sizeof msg, "method %s is not allowed here; use %s", method, allow);
+                /* The method is the caller's bytes: escaped so the answer is
+                 * valid UTF-8 and the log line quotes no control character. */
+                char msg[96], m[48];
+                (void) str_escape_controls(method, strnlen(method, sizeof m), m, sizeof m);
+                snprintf(msg, sizeof msg, "method %s is not allowed here; use %s", m, allow);
                 return queue_error_hdr(rq, 405, "method_not_allowed", msg, 0, MHD_HTTP_HEADER_ALLOW, allow);
         }
         return rt->fn(rq);

@@ -6,6 +6,7 @@
 #include <systemd/sd-journal.h>
 #include <sys/uio.h>
 
+#include "str-escape.h"
 #include "tokend-log.h"
 
 /* Set once in log_setup() before any thread starts, read-only after. */
@@ -19,18 +20,22 @@ void log_setup(int verbose) {
 
 void log_fields(int prio, const char *const *fields, const char *fmt, ...) {
         static const char *const names[] = { "emerg", "alert", "crit", "error", "warning", "notice", "info", "debug" };
-        char msg[1024];
+        char raw[1024], msg[2048];
         va_list ap;
 
         if (prio > atomic_load(&log_max_prio))
                 return;
         va_start(ap, fmt);
-        (void) vsnprintf(msg, sizeof msg, fmt, ap);
+        (void) vsnprintf(raw, sizeof raw, fmt, ap);
         va_end(ap);
+        /* Messages quote caller-supplied text (an HTTP method, a user name,
+         * a D-Bus member): a newline would forge a line, ESC or U+009B drive
+         * the terminal of whoever reads the log. */
+        (void) str_escape_controls(raw, strlen(raw), msg, sizeof msg);
 
         if (atomic_load(&log_journal)) {
                 struct iovec iov[16];
-                char m[1100], p[16];
+                char m[sizeof msg + 16], p[16];
                 size_t n = 0;
                 snprintf(m, sizeof m, "MESSAGE=%s", msg);
                 snprintf(p, sizeof p, "PRIORITY=%d", prio);

@@ -10,8 +10,11 @@
 /* Decide the sink once at start-up; verbose enables LOG_DEBUG. */
 void log_setup(int verbose);
 
-/* Log one message. Extra structured fields (journal only) come as
- * "KEY=value" strings in fields, terminated by NULL; may be NULL. */
+/* Log one message. Control, bidi and invalid UTF-8 characters in the
+ * formatted message are escaped (str_escape_controls()), so it may quote
+ * caller-supplied text. Extra structured fields (journal only) come as
+ * "KEY=value" strings in fields, terminated by NULL; may be NULL; they are
+ * not escaped and must be tokend's own text. */
 void log_fields(int prio, const char *const *fields, const char *fmt, ...) _printf_(3, 4);
 
 #define log_debug(...) log_fields(LOG_DEBUG, NULL, __VA_ARGS__)

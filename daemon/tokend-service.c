@@ -10,6 +10,7 @@
 #include "jose-claims.h"
 #include "json-util.h"
 #include "macro.h"
+#include "str-escape.h"
 #include "tokend-log.h"
 #include "tokend-pamauth.h"
 #include "tokend-proof.h"
@@ -64,15 +65,25 @@ td_code td_store_fail(td_status *st, int r, const char *what) {
 
 void td_audit(tokend *t, const td_caller *c, const char *event, const char *user, const char *device_id,
               const char *detail_fmt, ...) {
-        char detail[512] = "";
+        char raw[512] = "", detail[512] = "", safe_user[STORE_USER_MAX + 1],
+             safe_dev[STORE_DEVICE_ID_MAX + 1];
         va_list ap;
         if (detail_fmt) {
                 va_start(ap, detail_fmt);
-                (void) vsnprintf(detail, sizeof detail, detail_fmt, ap);
+                (void) vsnprintf(raw, sizeof raw, detail_fmt, ap);
                 va_end(ap);
         }
+        /* Audit rows quote what callers sent (verify's rhost and tty, a user
+         * name that failed): whoever reads them later gets no control,
+         * bidi or invalid character from it. */
+        (void) str_escape_controls(raw, strlen(raw), detail, sizeof detail);
+        if (user)
+                (void) str_escape_controls(user, strlen(user), safe_user, sizeof safe_user);
+        if (device_id)
+                (void) str_escape_controls(device_id, strlen(device_id), safe_dev, sizeof safe_dev);
         store_audit a = {
-                .time = td_now(), .event = event, .user = user, .device_id = device_id,
+                .time = td_now(), .event = event, .user = user ? safe_user : NULL,
+                .device_id = device_id ? safe_dev : NULL,
                 .caller_uid = c ? (int64_t) c->uid : -1, .caller_pid = c ? (int64_t) c->pid : -1,
                 .detail = detail_fmt ? detail : NULL,
         };
@@ -110,14 +121,12 @@ void td_introspection_done(td_introspection *i) {
 
 /* ---- validation ------------------------------------------------------ */
 
+/* A device name is shown to admins (tokenctl devices) and kept in audit
+ * rows: refused, not escaped, if it holds a control, bidi or invalid UTF-8
+ * character, so what the owner typed is what everyone sees. */
 static bool printable_name(const char *s, size_t max) {
         size_t l = strlen(s);
-        if (l == 0 || l > max)
-                return false;
-        for (const unsigned char *p = (const unsigned char *) s; *p; p++)
-                if (*p < 0x20 || *p == 0x7f)
-                        return false;
-        return true;
+        return l > 0 && l <= max && str_is_safe_text(s, l);
 }
 
 static bool device_id_valid(const char *id) {
@@ -240,8 +249,8 @@ static td_code enrol(tokend *t, const td_caller *c, const td_user *u, const char
         int r;
 
         if (device_name && !printable_name(device_name, STORE_DEVICE_NAME_MAX))
-                return td_fail(st, TD_INVALID_REQUEST, "device_name must be 1-%u printable bytes",
-                               STORE_DEVICE_NAME_MAX);
+                return td_fail(st, TD_INVALID_REQUEST, "device_name must be 1-%u bytes of UTF-8 text without "
+                               "control, bidi-override or invalid characters", STORE_DEVICE_NAME_MAX);
         if (device_key && device_key_decode(device_key, pk) < 0)
                 return td_fail(st, TD_INVALID_REQUEST, "device_key must be a base64url Ed25519 public key");
         if ((tc = resolve_audience(t, aud_req, &aud, &n_aud, st)) != TD_OK)
