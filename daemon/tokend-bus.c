@@ -22,6 +22,7 @@
 #include "json-util.h"
 #include "macro.h"
 #include "tokend-bus-messages.h"
+#include "tokend-bus-watch.h"
 #include "tokend-bus.h"
 #include "tokend-log.h"
 #include "tokend.h"
@@ -73,6 +74,7 @@ struct bus_server {
         workers *workers;
         sd_bus *bus;
         sd_event *event;
+        bus_watchers *watchers;   /* bus thread only: who gets DeviceRevoked */
         creds_entry creds_cache[64]; /* bus thread only, replaced round-robin */
         item *delayed;            /* bus thread only: failed logins waiting for not_before_usec */
         unsigned creds_next;
@@ -339,9 +341,8 @@ static void drain(bus_server *b) {
                 }
                 if (it->kind == ITEM_LOGIN)
                         r = reply_tokens(it->call, &it->caller, it->code, &it->st, &it->tokens);
-                else
-                        r = sd_bus_emit_signal(b->bus, BUS_PATH, BUS_IFACE, "DeviceRevoked", "ss", it->user,
-                                               it->device_id);
+                else /* unicast to the owner's and admins' subscribed connections */
+                        r = bus_watchers_emit(b->watchers, b->t, it->user, it->device_id);
                 if (r < 0)
                         log_warning("D-Bus: cannot send %s, ignoring: %s",
                                     it->kind == ITEM_LOGIN ? "a Login answer" : "DeviceRevoked", strerror(-r));
@@ -537,6 +538,24 @@ static int method_get_jwks(sd_bus_message *m, void *userdata, sd_bus_error *erro
         return sd_bus_reply_method_return(m, "s", s);
 }
 
+/* DeviceRevoked is sent only to subscribers (tokend-bus-watch.h). */
+static int method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        bus_server *b = userdata;
+        td_caller c;
+        (void) error;
+
+        int r = call_begin(b, m, &c, "");
+        if (r <= 0)
+                return r;
+        r = bus_watchers_add(b->watchers, m, c.uid);
+        if (r == -EUSERS)
+                return reply_fail(m, &c, TD_TOO_MANY_REQUESTS, "too many subscriptions: at most "
+                                  "16 connections per uid, 1024 in all; close one first");
+        if (r < 0)
+                return reply_fail(m, &c, TD_INTERNAL, "cannot record the subscription");
+        return sd_bus_reply_method_return(m, "");
+}
+
 /* ---- properties ------------------------------------------------------ */
 
 static int property_issuer(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -614,6 +633,8 @@ static const sd_bus_vtable tokend_vtable[] = {
                                 method_revoke_device, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetJWKS", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", jwks), method_get_jwks,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Subscribe", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_subscribe,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("DeviceRevoked", SD_BUS_ARGS("s", user, "s", device_id), 0),
         SD_BUS_VTABLE_END,
 };
@@ -667,6 +688,7 @@ static void bus_server_free(bus_server *b) {
         if (!b)
                 return;
         drain(b); /* logins answered, last signals out */
+        bus_watchers_free(b->watchers);
         if (b->bus) {
                 (void) sd_bus_flush(b->bus);
                 sd_bus_flush_close_unref(b->bus);
@@ -690,7 +712,9 @@ static int bus_setup(bus_server *b) {
                 return r;
         }
         (void) sd_bus_set_description(b->bus, "tokend");
-        r = sd_bus_add_object_vtable(b->bus, NULL, BUS_PATH, BUS_IFACE, tokend_vtable, b);
+        r = bus_watchers_new(b->bus, &b->watchers);
+        if (r >= 0)
+                r = sd_bus_add_object_vtable(b->bus, NULL, BUS_PATH, BUS_IFACE, tokend_vtable, b);
         if (r >= 0)
                 r = sd_bus_match_signal(b->bus, NULL, NULL, "/org/freedesktop/DBus/Local",
                                         "org.freedesktop.DBus.Local", "Disconnected", on_disconnected, b);

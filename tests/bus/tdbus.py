@@ -11,9 +11,11 @@ BusClient     one method call through busctl, gdbus or python3-dbus,
               optionally as another user (runuser); answers come back as
               plain Python values, D-Bus errors as BusError(name, message)
               (busctl prints only the message: name is None there).
-SignalWatcher DeviceRevoked as a subscribed client sees it: python3-dbus
+SignalWatcher DeviceRevoked as a listening client sees it: python3-dbus
               (GLib main loop, a child process, optionally as another user)
-              or `gdbus monitor`.
+              that calls Subscribe() (or not, subscribe=False), or `gdbus
+              monitor` (which cannot subscribe: it sees only what others'
+              signals an open bus lets it eavesdrop on).
 Fixtures      bus (a BusDaemon), bus_tokend(config="", bus_address=None) → started
               BusTokend, watcher(kind, user=None) → SignalWatcher; all stopped
               at teardown. Also re-exported: system_user.
@@ -109,6 +111,8 @@ class BusDaemon:
             return f.read()
 
     def close(self):
+        if self.proc.stdin:
+            self.proc.stdin.close()
         if self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
@@ -259,15 +263,16 @@ class SignalWatcher:
     """A subscribed client printing each DeviceRevoked it receives;
     wait_for(device_id) returns the (user, device_id) pair seen."""
 
-    def __init__(self, address, kind="python", user=None):
+    def __init__(self, address, kind="python", user=None, subscribe=True):
         if kind == "python":
-            argv = ["/usr/bin/python3", "-u", PY_CLIENT, address, "--watch"]
+            argv = ["/usr/bin/python3", "-u", PY_CLIENT, address, "--watch"] + ([] if subscribe else
+                                                                                 ["--no-subscribe"])
         else:
             argv = [need_tool("gdbus"), "monitor", "--address", address, "--dest", NAME,
                     "--object-path", PATH]
         self.kind = kind
         self.proc = subprocess.Popen(as_user(argv, user, long_running=True), stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, bufsize=1)
+                                     stdin=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
         self.lines = queue.Queue()
         self.seen = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -308,6 +313,13 @@ class SignalWatcher:
                 return s
         return self._next(lambda x: isinstance(x, tuple) and x[1] == device_id, timeout,
                           "no DeviceRevoked for %s" % device_id)
+
+    def barrier(self, timeout=15):
+        """(python) Return once every signal the bus had queued for this
+        watcher before now has been read into seen."""
+        self.proc.stdin.write("ping\n")
+        self.proc.stdin.flush()
+        self._next(lambda ln: ln == "pong", timeout, "no pong")
 
     def sync(self, tokend):
         """For watchers that subscribe asynchronously (gdbus): revoke
@@ -362,8 +374,8 @@ def bus_tokend(bus):
 def watcher(bus):
     made = []
 
-    def make(kind="python", user=None, address=None):
-        w = SignalWatcher(address or bus.address, kind, user)
+    def make(kind="python", user=None, address=None, subscribe=True):
+        w = SignalWatcher(address or bus.address, kind, user, subscribe)
         made.append(w)
         return w
 

@@ -4,11 +4,15 @@ py_property) and as a program the tests run under another uid:
 
   tdbus_client.py ADDRESS METHOD SIGNATURE JSON-ARGS
       one call; prints {"result": …} or {"error": NAME, "message": …}
-  tdbus_client.py ADDRESS --watch
-      subscribes to DeviceRevoked, prints "ready", then one JSON
-      [user, device_id] line per signal until killed
+  tdbus_client.py ADDRESS --watch [--no-subscribe]
+      listens for DeviceRevoked and calls Subscribe() (tokend sends the
+      signal only to subscribers), prints "ready", then one JSON
+      [user, device_id] line per signal until killed; each "ping" line on
+      stdin is answered "pong" once everything the bus had queued for this
+      connection before it has been printed
   tdbus_client.py ADDRESS --eavesdrop
-      asks for every message on the bus, prints "ready", then one JSON
+      asks for every message on the bus (and calls Subscribe() for its own
+      copy of DeviceRevoked), prints "ready", then one JSON
       {type, member, args (the strings)} line per message it gets
 """
 
@@ -67,7 +71,7 @@ def py_property(address, name):
         conn.close()
 
 
-def watch(address):
+def watch(address, subscribe=True):
     from dbus.mainloop.glib import DBusGMainLoop
     from gi.repository import GLib
 
@@ -77,8 +81,22 @@ def watch(address):
     def on_signal(user, device_id):
         print(json.dumps([str(user), str(device_id)]), flush=True)
 
-    # AddMatch is a blocking call: once it returns, the subscription is live
+    def on_stdin(fd, cond):
+        line = sys.stdin.readline()
+        if not line:
+            return False
+        # an asynchronous call to the bus daemon: its answer is dispatched
+        # after every message the daemon queued for us before it
+        conn.get_object("org.freedesktop.DBus", "/org/freedesktop/DBus").GetId(
+            dbus_interface="org.freedesktop.DBus", reply_handler=lambda _id: print("pong", flush=True),
+            error_handler=lambda e: print("pong-error %s" % e, flush=True))
+        return True
+
+    # AddMatch and Subscribe are blocking calls: once they return, signals come
     conn.add_signal_receiver(on_signal, "DeviceRevoked", IFACE, None, PATH)
+    if subscribe:
+        conn.call_blocking(NAME, PATH, IFACE, "Subscribe", "", [])
+    GLib.io_add_watch(sys.stdin, GLib.IO_IN | GLib.IO_HUP, on_stdin)
     print("ready", flush=True)
     GLib.MainLoop().run()
 
@@ -101,11 +119,17 @@ def eavesdrop(address):
     conn.add_message_filter(on_message)
     for t in ("method_call", "method_return", "error", "signal"):
         conn.add_match_string("eavesdrop=true,type='%s'" % t)
+    # DeviceRevoked is unicast to subscribers: subscribed (as root, so every
+    # revocation), it gets its own copy, which the tests use to sync
+    conn.call_blocking(NAME, PATH, IFACE, "Subscribe", "", [])
     print("ready", flush=True)
     GLib.MainLoop().run()
 
 
 def main(argv):
+    if len(argv) == 4 and argv[2:] == ["--watch", "--no-subscribe"]:
+        watch(argv[1], subscribe=False)
+        return 0
     if len(argv) == 3 and argv[2] in ("--watch", "--eavesdrop"):
         (watch if argv[2] == "--watch" else eavesdrop)(argv[1])
         return 0

@@ -111,7 +111,7 @@ def eavesdropped(d, address):
         jwks = d.bus("python").call("GetJWKS")               # the answer carries the JWKS
         dev = d.api.issue_token().json["device_id"]
         d.api.delete_device(dev)
-        assert ear.wait_for(dev, 15), ear.messages  # signals are broadcast, not eavesdropped
+        assert ear.wait_for(dev, 15), ear.messages  # its own copy (root subscribed), not eavesdropped
         seen = [m for m in ear.messages if marker in m["args"] or jwks in m["args"]]
         return len(seen)
     finally:
