@@ -273,9 +273,7 @@ static int run(const options *o) {
                 log_error("cannot open the database %s: %s", t.config->database, strerror(-r));
                 goto out;
         }
-        if ((r = ratelimit_new(t.config->max_failures, t.config->failure_window, &t.login_fail_user)) < 0 ||
-            (r = ratelimit_new(t.config->max_failures, t.config->failure_window, &t.login_fail_uid)) < 0 ||
-            (r = ratelimit_new(t.config->max_failures * 20, t.config->failure_window, &t.verify_fail_uid)) < 0)
+        if ((r = tokend_limits_new(&t)) < 0)
                 goto out;
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         r = workers_new((unsigned) (cores > 0 ? cores : 1), LOGIN_QUEUE, &w);
@@ -335,9 +333,7 @@ out:
                 close(fd);
         }
         store_close(t.store);
-        ratelimit_free(t.login_fail_user);
-        ratelimit_free(t.login_fail_uid);
-        ratelimit_free(t.verify_fail_uid);
+        tokend_limits_free(&t);
         keydir_done(&t.keys);
         tokend_config_free(t.config);
         pthread_rwlock_destroy(&t.lock);

@@ -83,15 +83,18 @@ static slot *lookup(ratelimit *rl, const char *key, int64_t now, bool create) {
         return victim;
 }
 
+/* 0 if slot s (may be NULL) allows one more attempt, else the seconds
+ * until it does (≥ 1). Called with the lock held. */
+static int64_t slot_wait(const ratelimit *rl, const slot *s, int64_t now) {
+        if (!s || s->count < rl->max)
+                return 0;
+        int64_t r = s->start + rl->window - now;
+        return r < 1 ? 1 : r;
+}
+
 int64_t ratelimit_check(ratelimit *rl, const char *key, int64_t now) {
-        int64_t r = 0;
         pthread_mutex_lock(&rl->lock);
-        slot *s = lookup(rl, key, now, false);
-        if (s && s->count >= rl->max) {
-                r = s->start + rl->window - now;
-                if (r < 1)
-                        r = 1;
-        }
+        int64_t r = slot_wait(rl, lookup(rl, key, now, false), now);
         pthread_mutex_unlock(&rl->lock);
         return r;
 }
@@ -109,5 +112,25 @@ void ratelimit_reset(ratelimit *rl, const char *key) {
         slot *s = lookup(rl, key, 0, false);
         if (s)
                 memset(s, 0, sizeof *s);
+        pthread_mutex_unlock(&rl->lock);
+}
+
+int64_t ratelimit_reserve(ratelimit *rl, const char *key, int64_t now, int64_t *ret_ticket) {
+        pthread_mutex_lock(&rl->lock);
+        slot *s = lookup(rl, key, now, true); /* creating always finds a slot (evicting the oldest) */
+        int64_t r = s ? slot_wait(rl, s, now) : 1;
+        if (r == 0) {
+                s->count++;
+                *ret_ticket = s->start;
+        }
+        pthread_mutex_unlock(&rl->lock);
+        return r;
+}
+
+void ratelimit_release(ratelimit *rl, const char *key, int64_t ticket) {
+        pthread_mutex_lock(&rl->lock);
+        slot *s = lookup(rl, key, ticket, false);
+        if (s && s->start == ticket && s->count > 0)
+                s->count--;
         pthread_mutex_unlock(&rl->lock);
 }

@@ -23,3 +23,16 @@ void ratelimit_fail(ratelimit *rl, const char *key, int64_t now);
 
 /* Forget key (after a success). */
 void ratelimit_reset(ratelimit *rl, const char *key);
+
+/* Check and count in one step, for attempts whose outcome is known only
+ * later (a password check): 0 and one attempt reserved for key, with
+ * *ret_ticket naming the window it was counted in; or, when max attempts
+ * are already counted or reserved in this window, the seconds until key may
+ * try (≥ 1) and nothing reserved. So N concurrent attempts get at most max
+ * tries per window. A reservation that is not released stays counted as a
+ * failure. */
+int64_t ratelimit_reserve(ratelimit *rl, const char *key, int64_t now, int64_t *ret_ticket);
+
+/* Give a reservation back (the attempt turned out not to be the caller's
+ * failure), if its window (ticket) is still the current one. */
+void ratelimit_release(ratelimit *rl, const char *key, int64_t ticket);

@@ -25,7 +25,17 @@ td_code td_check_access_token(tokend *t, const char *token, const char *audience
  * is given, else the caller's own uid. Caller holds the read lock. */
 td_code td_identity(tokend *t, const td_caller *c, const char *bearer, td_user *ret, td_status *st);
 
-/* Audit row with the caller filled in. */
+#define TD_AUDIT_WINDOW ((int64_t) 60) /* coalescing window of refusals and failures */
+#define TD_AUDIT_DETAIL_MAX 256U       /* longer details are cut */
+
+/* Audit a refusal or failure, which any caller can repeat at will
+ * (token_denied, login_failed, verify_failed, …), with the caller filled
+ * in: coalesced, one row with a count per key (event, user, device, caller
+ * uid, detail) and TD_AUDIT_WINDOW, at most STORE_AUDIT_COALESCE_KEYS + 1
+ * rows per event, caller uid and window (store_audit_coalesce). Keep the
+ * detail free of what changes from one attempt to the next. Successes
+ * (login, token, refresh, logout, revoke) write their own row each, in the
+ * store operation that they audit. */
 void td_audit(tokend *t, const td_caller *c, const char *event, const char *user, const char *device_id,
               const char *detail_fmt, ...) _printf_(6, 7);
 

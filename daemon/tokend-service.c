@@ -1,5 +1,6 @@
 /* Token operations: password login, peer login, refresh with rotation and
  * device-key proof, logout, verify. Rules are the same for every front end. */
+#include <arpa/inet.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,8 +66,8 @@ td_code td_store_fail(td_status *st, int r, const char *what) {
 
 void td_audit(tokend *t, const td_caller *c, const char *event, const char *user, const char *device_id,
               const char *detail_fmt, ...) {
-        char raw[512] = "", detail[512] = "", safe_user[STORE_USER_MAX + 1],
-             safe_dev[STORE_DEVICE_ID_MAX + 1];
+        char raw[TD_AUDIT_DETAIL_MAX + 1] = "", detail[TD_AUDIT_DETAIL_MAX + 1] = "",
+             safe_user[STORE_USER_MAX + 1], safe_dev[STORE_DEVICE_ID_MAX + 1];
         va_list ap;
         if (detail_fmt) {
                 va_start(ap, detail_fmt);
@@ -87,7 +88,7 @@ void td_audit(tokend *t, const td_caller *c, const char *event, const char *user
                 .caller_uid = c ? (int64_t) c->uid : -1, .caller_pid = c ? (int64_t) c->pid : -1,
                 .detail = detail_fmt ? detail : NULL,
         };
-        int r = store_audit_add(t->store, &a);
+        int r = store_audit_coalesce(t->store, &a, TD_AUDIT_WINDOW);
         if (r < 0)
                 log_warning("audit event %s could not be written, ignoring: %s", event, strerror(-r));
 }
@@ -295,11 +296,87 @@ static td_code enrol(tokend *t, const td_caller *c, const td_user *u, const char
         return TD_OK;
 }
 
+/* ---- the login limiter ----------------------------------------------- */
+
+int tokend_limits_new(tokend *t) {
+        unsigned m = t->config->max_failures;
+        int64_t w = t->config->failure_window;
+        int r;
+        if ((r = ratelimit_new(m, w, &t->login_fail_pair)) < 0 || (r = ratelimit_new(m, w, &t->login_fail_user)) < 0 ||
+            (r = ratelimit_new(m * LOGIN_UID_TOTAL_FACTOR, w, &t->login_fail_uid)) < 0 ||
+            (r = ratelimit_new(m * VERIFY_FAILURE_FACTOR, w, &t->verify_fail_uid)) < 0 ||
+            (r = ratelimit_new(m * VERIFY_FAILURE_FACTOR, w, &t->verify_fail_rhost)) < 0)
+                return r;
+        return 0;
+}
+
+void tokend_limits_free(tokend *t) {
+        ratelimit_free(t->login_fail_pair);
+        ratelimit_free(t->login_fail_user);
+        ratelimit_free(t->login_fail_uid);
+        ratelimit_free(t->verify_fail_uid);
+        ratelimit_free(t->verify_fail_rhost);
+        t->login_fail_pair = t->login_fail_user = t->login_fail_uid = t->verify_fail_uid = t->verify_fail_rhost = NULL;
+}
+
+/* The counters a password login is held to ([Login] MaxFailures per
+ * FailureWindow): always the pair (caller uid, user name); when the caller
+ * is not that user, also the user name (failures from every other caller
+ * together) and the caller's total over other users' names (at
+ * LOGIN_UID_TOTAL_FACTOR times MaxFailures: password spraying). A user's
+ * own login is thus never blocked by what she or anyone else did with
+ * other names. An attempt is reserved in every counter before PAM runs,
+ * so concurrent guesses cannot overshoot. */
+typedef struct login_limit {
+        size_t n;
+        ratelimit *rl[3];
+        char key[3][STORE_USER_MAX + 32];
+        int64_t ticket[3];
+} login_limit;
+
+/* Reserve one attempt in each counter. 0, or the seconds to wait (nothing
+ * reserved then). */
+static int64_t login_reserve(tokend *t, const td_caller *c, const char *name, login_limit *ret) {
+        td_user target;
+        bool own = user_by_name(name, &target) >= 0 && target.uid == c->uid;
+        int64_t now = td_now();
+
+        *ret = (login_limit){ .rl = { t->login_fail_pair, t->login_fail_user, t->login_fail_uid } };
+        snprintf(ret->key[0], sizeof ret->key[0], "uid:%u user:%s", (unsigned) c->uid, name);
+        snprintf(ret->key[1], sizeof ret->key[1], "user:%s", name);
+        snprintf(ret->key[2], sizeof ret->key[2], "uid:%u", (unsigned) c->uid);
+        size_t want = own ? 1 : 3;
+        for (; ret->n < want; ret->n++) {
+                int64_t wait = ratelimit_reserve(ret->rl[ret->n], ret->key[ret->n], now, &ret->ticket[ret->n]);
+                if (wait > 0) {
+                        while (ret->n > 0) {
+                                ret->n--;
+                                ratelimit_release(ret->rl[ret->n], ret->key[ret->n], ret->ticket[ret->n]);
+                        }
+                        return wait;
+                }
+        }
+        return 0;
+}
+
+/* The attempt was no failure of the caller's (the server failed, or the
+ * password was right: success also clears the pair and user counters, not
+ * the spraying total). */
+static void login_unreserve(login_limit *l, bool success) {
+        for (size_t i = 0; i < l->n; i++) {
+                if (success && i < 2)
+                        ratelimit_reset(l->rl[i], l->key[i]);
+                else
+                        ratelimit_release(l->rl[i], l->key[i], l->ticket[i]);
+        }
+        l->n = 0;
+}
+
 td_code td_login(tokend *t, const td_caller *c, const td_login_req *req, td_tokens *ret, td_status *st) {
-        char kuser[STORE_USER_MAX + 8], kuid[32];
         _cleanup_(freep) char *service = NULL;
+        login_limit limit;
         td_user u;
-        int64_t wait, now = td_now(), started = td_monotonic_usec(), delay;
+        int64_t wait, started = td_monotonic_usec(), delay;
         td_code tc;
         int r;
 
@@ -311,14 +388,10 @@ td_code td_login(tokend *t, const td_caller *c, const td_login_req *req, td_toke
         if (pl == 0 || pl > PASSWORD_MAX)
                 return td_fail(st, TD_INVALID_REQUEST, "password must be 1-%u bytes", PASSWORD_MAX);
 
-        snprintf(kuser, sizeof kuser, "user:%s", req->username);
-        snprintf(kuid, sizeof kuid, "uid:%u", (unsigned) c->uid);
-        wait = ratelimit_check(t->login_fail_user, kuser, now);
-        if (wait == 0)
-                wait = ratelimit_check(t->login_fail_uid, kuid, now);
+        wait = login_reserve(t, c, req->username, &limit);
         if (wait > 0) {
                 st->retry_after = wait;
-                td_audit(t, c, "login_throttled", req->username, NULL, "retry after %llds", (long long) wait);
+                td_audit(t, c, "login_throttled", req->username, NULL, "too many failed logins");
                 return td_fail(st, TD_TOO_MANY_REQUESTS, "too many failed logins; retry in %lld s",
                                (long long) wait);
         }
@@ -327,21 +400,24 @@ td_code td_login(tokend *t, const td_caller *c, const td_login_req *req, td_toke
         service = strdup(t->config->pam_service);
         delay = t->config->failure_delay;
         tokend_unlock(t);
-        if (!service)
+        if (!service) {
+                login_unreserve(&limit, false);
                 return td_fail(st, TD_INTERNAL, "out of memory");
+        }
         /* Not under the lock: PAM may take a while. */
         r = pamauth_check(service, req->username, req->password);
         if (r == 0)
                 r = user_by_name(req->username, &u);
         if (r < 0) {
                 if (r == -EIO) {
+                        /* server-side failures do not count as the user's */
+                        login_unreserve(&limit, false);
                         log_error("PAM service %s failed for %s (is it installed, can tokend read the "
                                   "password database?)", service, req->username);
                         td_audit(t, c, "login_error", req->username, NULL, "PAM service %s failed", service);
                         return td_fail(st, TD_INTERNAL, "the password check failed on the server side");
                 }
-                ratelimit_fail(t->login_fail_user, kuser, now);
-                ratelimit_fail(t->login_fail_uid, kuid, now);
+                /* the reservations stay: they are the counted failures */
                 td_audit(t, c, "login_failed", req->username, NULL, NULL);
                 log_notice("login failed for %s (caller uid=%u pid=%d)", req->username, (unsigned) c->uid,
                            (int) c->pid);
@@ -350,8 +426,7 @@ td_code td_login(tokend *t, const td_caller *c, const td_login_req *req, td_toke
                 st->not_before_usec = delay > 0 ? started + delay * 1000000 : 0;
                 return td_fail(st, TD_INVALID_CREDENTIALS, "wrong user name or password");
         }
-        ratelimit_reset(t->login_fail_user, kuser);
-        ratelimit_reset(t->login_fail_uid, kuid);
+        login_unreserve(&limit, true);
 
         tokend_rdlock(t);
         tc = enrol(t, c, &u, req->device_name, req->device_key, NULL, 0, "login", ret, st);
@@ -613,20 +688,58 @@ out:
         return tc;
 }
 
+/* The remote-host key root's failed verifications count under: the host
+ * pam_jwt reported (PAM_RHOST, chosen by sshd or by the client itself
+ * through reverse DNS): an IPv4 address, an IPv6 address by its /64 (which
+ * one client gets whole), a name lowercased and cut to 128 bytes. False
+ * when there is none (local sudo, su, login: not throttled; pam_faildelay
+ * slows those down). */
+static bool rhost_key(const char *rhost, char *buf, size_t size) {
+        struct in6_addr a6;
+        struct in_addr a4;
+
+        if (!rhost || !*rhost)
+                return false;
+        if (inet_pton(AF_INET6, rhost, &a6) == 1) {
+                if (IN6_IS_ADDR_V4MAPPED(&a6))
+                        snprintf(buf, size, "rhost:%u.%u.%u.%u", a6.s6_addr[12], a6.s6_addr[13], a6.s6_addr[14],
+                                 a6.s6_addr[15]);
+                else
+                        snprintf(buf, size, "rhost:%02x%02x:%02x%02x:%02x%02x:%02x%02x::/64", a6.s6_addr[0],
+                                 a6.s6_addr[1], a6.s6_addr[2], a6.s6_addr[3], a6.s6_addr[4], a6.s6_addr[5],
+                                 a6.s6_addr[6], a6.s6_addr[7]);
+        } else if (inet_pton(AF_INET, rhost, &a4) == 1)
+                snprintf(buf, size, "rhost:%s", rhost);
+        else {
+                int n = snprintf(buf, size, "rhost:%.128s", rhost);
+                for (char *p = buf + 6; n > 0 && *p; p++)
+                        if (*p >= 'A' && *p <= 'Z')
+                                *p = (char) (*p - 'A' + 'a');
+        }
+        return true;
+}
+
 td_code td_verify(tokend *t, const td_caller *c, const td_verify_req *req, td_introspection *ret, td_status *st) {
         at_claims cl = { 0 };
         td_introspection in = { 0 };
-        char kuid[32];
+        char key[160];
+        ratelimit *limit = NULL;
         td_code tc;
         int64_t now = td_now();
 
-        /* Root callers are sshd, sudo, login via pam_jwt: they have their
-         * own fail delays, and throttling them would lock out every user. */
-        snprintf(kuid, sizeof kuid, "uid:%u", (unsigned) c->uid);
+        /* Failures are limited per caller uid; root's (sshd, sudo, login via
+         * pam_jwt, acting for users that are not logged in yet) per remote
+         * host instead, so that one host cannot lock out the others. */
         if (c->uid != 0) {
-                int64_t wait = ratelimit_check(t->verify_fail_uid, kuid, now);
+                snprintf(key, sizeof key, "uid:%u", (unsigned) c->uid);
+                limit = t->verify_fail_uid;
+        } else if (rhost_key(req->rhost, key, sizeof key))
+                limit = t->verify_fail_rhost;
+        if (limit) {
+                int64_t wait = ratelimit_check(limit, key, now);
                 if (wait > 0) {
                         st->retry_after = wait;
+                        td_audit(t, c, "verify_throttled", NULL, NULL, "%s: too many failed verifications", key);
                         return td_fail(st, TD_TOO_MANY_REQUESTS, "too many failed verifications; retry in %lld s",
                                        (long long) wait);
                 }
@@ -644,9 +757,9 @@ td_code td_verify(tokend *t, const td_caller *c, const td_verify_req *req, td_in
         if (tc != TD_OK) {
                 if (tc == TD_INVALID_REQUEST || tc == TD_INVALID_TOKEN || tc == TD_TOKEN_EXPIRED ||
                     tc == TD_TOKEN_REVOKED) {
-                        if (c->uid != 0)
-                                ratelimit_fail(t->verify_fail_uid, kuid, now);
-                        td_audit(t, c, "verify_failed", req->user, cl.client_id, "service=%s rhost=%s tty=%s: %s",
+                        if (limit)
+                                ratelimit_fail(limit, key, now);
+                        td_audit(t, c, "verify_failed", req->user, cl.client_id, "service=%s rhost=%.128s tty=%.32s: %s",
                                  req->service ? req->service : "-", req->rhost ? req->rhost : "-",
                                  req->tty ? req->tty : "-", st->message);
                 }

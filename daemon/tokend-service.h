@@ -104,7 +104,7 @@ typedef struct td_verify_req {
         const char *token;
         const char *user;           /* may be NULL */
         const char *service;        /* audience to require; may be NULL */
-        const char *rhost, *tty;    /* for the audit log only */
+        const char *rhost, *tty;    /* for the audit log; root's failures are throttled per rhost */
 } td_verify_req;
 
 /* Password login. Blocking (runs PAM): call from a worker thread. */

@@ -45,6 +45,12 @@ static const char *const migrations[] = {
         "  detail TEXT);"
         "CREATE INDEX audit_time ON audit(time);"
         "CREATE INDEX audit_user ON audit(user, id);",
+        /* 2: coalesced audit rows (store_audit_coalesce): count events of one
+         * key, time = the first, last_time = the latest. */
+        "ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;"
+        "ALTER TABLE audit ADD COLUMN last_time INTEGER;"
+        "UPDATE audit SET last_time = time;"
+        "CREATE INDEX audit_coalesce ON audit(event, caller_uid, time);",
 };
 
 /* ------------------------------------------------------------ statements */
@@ -66,6 +72,9 @@ typedef enum stmt_id {
         S_TOKEN_GET,
         S_TOKEN_ROTATE,
         S_AUDIT_INSERT,
+        S_AUDIT_FIND,
+        S_AUDIT_BUMP,
+        S_AUDIT_WINDOW_ROWS,
         S_AUDIT_ALL,
         S_AUDIT_USER,
         S_JTI_REVOKE,
@@ -82,7 +91,7 @@ typedef enum stmt_id {
 } stmt_id;
 
 #define DEVICE_COLUMNS "id, user, uid, name, created, last_used, public_key, revoked, revoke_reason"
-#define AUDIT_COLUMNS "id, time, event, user, device_id, caller_uid, caller_pid, detail"
+#define AUDIT_COLUMNS "id, time, event, user, device_id, caller_uid, caller_pid, detail, count, last_time"
 
 static const char *const stmt_sql[_S_MAX] = {
         [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -102,8 +111,14 @@ static const char *const stmt_sql[_S_MAX] = {
                            "VALUES (?, ?, ?, ?, ?)",
         [S_TOKEN_GET] = "SELECT device_id, generation, expires, rotated FROM refresh_tokens WHERE hash = ?",
         [S_TOKEN_ROTATE] = "UPDATE refresh_tokens SET rotated = ?, replaced_by = ? WHERE hash = ? AND rotated IS NULL",
-        [S_AUDIT_INSERT] = "INSERT INTO audit (time, event, user, device_id, caller_uid, caller_pid, detail) "
-                           "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [S_AUDIT_INSERT] = "INSERT INTO audit (time, last_time, event, user, device_id, caller_uid, caller_pid, "
+                           "detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        /* The row a coalesced event joins: same key, started after ?3. */
+        [S_AUDIT_FIND] = "SELECT id FROM audit WHERE event = ? AND caller_uid = ? AND time > ? AND user IS ? "
+                         "AND device_id IS ? AND detail IS ? ORDER BY id DESC LIMIT 1",
+        [S_AUDIT_BUMP] = "UPDATE audit SET count = count + 1, last_time = max(coalesce(last_time, time), ?) "
+                         "WHERE id = ?",
+        [S_AUDIT_WINDOW_ROWS] = "SELECT count(*) FROM audit WHERE event = ? AND caller_uid = ? AND time > ?",
         [S_AUDIT_ALL] = "SELECT " AUDIT_COLUMNS " FROM audit ORDER BY id DESC LIMIT ?",
         [S_AUDIT_USER] = "SELECT " AUDIT_COLUMNS " FROM audit WHERE user = ? ORDER BY id DESC LIMIT ?",
         [S_JTI_REVOKE] = "INSERT INTO revoked_tokens (jti, expires) VALUES (?, ?) "

@@ -444,8 +444,8 @@ static bool audit_ok(const store_audit *a) {
 }
 
 static int audit_insert(conn *c, const store_audit *a) {
-        int r = run(c, S_AUDIT_INSERT, "itttiit", a->time, a->event, a->user, a->device_id, a->caller_uid,
-                    a->caller_pid, a->detail);
+        int r = run(c, S_AUDIT_INSERT, "iitttiit", a->time, a->time, a->event, a->user, a->device_id,
+                    a->caller_uid, a->caller_pid, a->detail);
         return r < 0 ? r : 0;
 }
 
@@ -801,6 +801,65 @@ int store_audit_add(tokend_store *s, const store_audit *a) {
         return write_op(s, audit_add_tx, (void *) a);
 }
 
+typedef struct coalesce_args {
+        const store_audit *a;
+        int64_t window;
+} coalesce_args;
+
+/* The id of the row a's key started after since (0: none), or -errno. */
+static int64_t audit_find(conn *c, const store_audit *a, int64_t since) {
+        _cleanup_(stmt_reset) sqlite3_stmt *st = NULL;
+        int r = query(c, S_AUDIT_FIND, &st, "tiittt", a->event, a->caller_uid, since, a->user, a->device_id,
+                      a->detail);
+        if (r >= 0)
+                r = step_row(c, st);
+        return r == -ENOENT ? 0 : r < 0 ? r : sqlite3_column_int64(st, 0);
+}
+
+/* Add a to the row it was found in (id > 0), or insert it. */
+static int audit_join(conn *c, const store_audit *a, int64_t id) {
+        int r = id > 0 ? run(c, S_AUDIT_BUMP, "ii", a->time, id) : audit_insert(c, a);
+        return r < 0 ? r : 0;
+}
+
+static int audit_coalesce_tx(conn *c, void *p, bool *keep _unused_) {
+        coalesce_args *x = p;
+        const store_audit *a = x->a;
+        int64_t since = a->time - x->window, id, rows;
+
+        id = audit_find(c, a, since);
+        if (id != 0)
+                return id < 0 ? (int) id : audit_join(c, a, id);
+        {
+                _cleanup_(stmt_reset) sqlite3_stmt *st = NULL;
+                int r = query(c, S_AUDIT_WINDOW_ROWS, &st, "tii", a->event, a->caller_uid, since);
+                if (r >= 0)
+                        r = step_row(c, st);
+                if (r < 0)
+                        return r;
+                rows = sqlite3_column_int64(st, 0);
+        }
+        if (rows < STORE_AUDIT_COALESCE_KEYS)
+                return audit_join(c, a, 0);
+
+        /* Too many distinct keys (a caller varying user names, hosts…): the
+         * rest of the window goes into one row. */
+        char detail[128];
+        snprintf(detail, sizeof detail, "more than %u distinct %s events of this caller within %llds: counted here",
+                 STORE_AUDIT_COALESCE_KEYS, a->event, (long long) x->window);
+        store_audit o = { .time = a->time, .event = a->event, .caller_uid = a->caller_uid,
+                          .caller_pid = a->caller_pid, .detail = detail };
+        id = audit_find(c, &o, since);
+        return id < 0 ? (int) id : audit_join(c, &o, id);
+}
+
+int store_audit_coalesce(tokend_store *s, const store_audit *a, int64_t window) {
+        if (!s || !audit_ok(a) || window < 1)
+                return -EINVAL;
+        coalesce_args x = { a, window };
+        return write_op(s, audit_coalesce_tx, &x);
+}
+
 static void audit_row(sqlite3_stmt *st, void *p) {
         store_audit_entry *e = p;
         *e = (store_audit_entry){};
@@ -812,6 +871,8 @@ static void audit_row(sqlite3_stmt *st, void *p) {
         e->caller_uid = sqlite3_column_int64(st, 5);
         e->caller_pid = sqlite3_column_int64(st, 6);
         copy_text(e->detail, sizeof e->detail, st, 7);
+        e->count = sqlite3_column_int64(st, 8);
+        e->last_time = sqlite3_column_type(st, 9) == SQLITE_NULL ? e->time : sqlite3_column_int64(st, 9);
 }
 
 int store_audit_list(tokend_store *s, const char *user, size_t limit, store_audit_entry **ret, size_t *ret_n) {

@@ -26,6 +26,7 @@
 #define STORE_JTI_MAX 128U
 #define STORE_EVENT_MAX 32U
 #define STORE_AUDIT_DETAIL_MAX 1024U
+#define STORE_AUDIT_COALESCE_KEYS 32U   /* distinct coalesced rows per event and caller per window */
 #define STORE_BUSY_TIMEOUT_MS 2000
 #define STORE_RETENTION ((int64_t) 90 * 24 * 3600) /* audit rows, dead devices, old rotated tokens */
 
@@ -69,6 +70,8 @@ typedef struct store_audit_entry {
         int64_t caller_uid;
         int64_t caller_pid;
         char detail[STORE_AUDIT_DETAIL_MAX + 1];
+        int64_t count;          /* events this row stands for (1 unless coalesced) */
+        int64_t last_time;      /* of the latest of them (== time when count is 1) */
 } store_audit_entry;
 
 typedef struct store_rotate_result {
@@ -160,6 +163,19 @@ _warn_unused_result_ int store_proof_jti_use(tokend_store *s, const char *jti, i
 
 /* Append an audit row. 0, -EINVAL (no event, over-long fields). */
 int store_audit_add(tokend_store *s, const store_audit *a);
+
+/* Append a repeatable refusal or failure (token_denied, login_failed,
+ * verify_failed, …) coalesced: when a row of the same event, user,
+ * device_id, caller_uid and detail was started less than window seconds
+ * before a->time, its count goes up by one and its last_time becomes
+ * a->time (caller_pid stays the first event's). Otherwise a new row with
+ * count 1, unless STORE_AUDIT_COALESCE_KEYS rows of this event and
+ * caller_uid were already started within the window: then the event is
+ * counted in one overflow row of that event and caller (no user or device,
+ * the detail says so). So one event class of one caller adds at most
+ * STORE_AUDIT_COALESCE_KEYS + 1 rows per window, whatever it sends.
+ * 0, -EINVAL (as store_audit_add, or window < 1). */
+int store_audit_coalesce(tokend_store *s, const store_audit *a, int64_t window);
 
 /* The newest limit (≥ 1) audit rows, optionally only those of user, newest
  * first. *ret: malloc'ed array of *ret_n entries (NULL when 0). */

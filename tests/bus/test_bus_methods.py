@@ -199,6 +199,8 @@ def test_login_with_a_password(pam_user, bus_tokend, client):  # noqa: F811
             "x", "")
     # each failure is held back for [Login] FailureDelay (1s), as on the socket
     assert time.monotonic() - started >= 1.98
-    # MaxFailures=2 for this user name: now even the right password waits
+    # MaxFailures=2 for this user name (the unknown name counts for itself): one
+    # more failure, and now even the right password waits
+    refused(c, "io.tokend.Error.InvalidCredentials", "wrong user name or password", "Login", user.name, "wrong2", "")
     refused(c, "io.tokend.Error.TooManyRequests", "retry in", "Login", user.name, user.password, "")
     assert d.api.login(user.name, user.password).status == 429  # one limit for both front ends

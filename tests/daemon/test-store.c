@@ -20,7 +20,9 @@
 #include <sqlite3.h>
 
 #include "tokend-store.h"
+#include "tokend-store-sql.h" /* migrations[], to build a database of an older schema */
 
+#define SCHEMA_VERSION ((int) ELEMENTSOF(migrations))
 #define T0 ((int64_t) 1700000000)
 #define DAY ((int64_t) 86400)
 
@@ -117,7 +119,7 @@ static void test_open_and_migrate(void **state) {
         struct stat st;
         store_device d;
 
-        assert_int_equal(store_schema_version(f->s), 1);
+        assert_int_equal(store_schema_version(f->s), SCHEMA_VERSION);
         assert_int_equal(stat(f->db, &st), 0);
         assert_int_equal(st.st_mode & 07777, 0600);
         assert_int_equal(store_integrity_check(f->s), 0);
@@ -128,7 +130,7 @@ static void test_open_and_migrate(void **state) {
         assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
         assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
         assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-        assert_int_equal(sqlite3_column_int(q, 0), 1);
+        assert_int_equal(sqlite3_column_int(q, 0), SCHEMA_VERSION);
         sqlite3_finalize(q);
         assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
         assert_int_equal(sqlite3_step(q), SQLITE_ROW);
@@ -141,7 +143,7 @@ static void test_open_and_migrate(void **state) {
         store_close(f->s);
         f->s = NULL;
         assert_int_equal(store_open(f->db, &f->s), 0);
-        assert_int_equal(store_schema_version(f->s), 1);
+        assert_int_equal(store_schema_version(f->s), SCHEMA_VERSION);
         assert_int_equal(store_device_get(f->s, "dev_0001", &d), 0);
         assert_string_equal(d.user, "alice");
         assert_int_equal(d.uid, 1001);
@@ -183,7 +185,7 @@ static void test_open_errors(void **state) {
         assert_non_null(o);
         fclose(o);
         assert_int_equal(store_open(path, &s), 0);
-        assert_int_equal(store_schema_version(s), 1);
+        assert_int_equal(store_schema_version(s), SCHEMA_VERSION);
         store_close(s);
 }
 
@@ -634,6 +636,151 @@ static void test_audit(void **state) {
         assert_int_equal(store_audit_list(f->s, NULL, 0, &v, &n), -EINVAL);
 }
 
+/* Repeated refusals: one row with a count per key and window; too many
+ * distinct keys of one event and caller fold into one overflow row. */
+static void test_audit_coalesce(void **state) {
+        fixture *f = *state;
+        _cleanup_(freep) store_audit_entry *v = NULL;
+        size_t n = 0;
+
+        store_audit a = { .time = T0, .event = "token_denied", .user = "root", .caller_uid = 1000,
+                          .caller_pid = 10, .detail = "uid 1000 asked for another user" };
+        for (int i = 0; i < 5; i++) {
+                a.time = T0 + i * 10; /* all within 60 s of the first */
+                a.caller_pid = 10 + i;
+                assert_int_equal(store_audit_coalesce(f->s, &a, 60), 0);
+        }
+        assert_int_equal(store_audit_list(f->s, NULL, 100, &v, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(v[0].count, 5);
+        assert_int_equal(v[0].time, T0);
+        assert_int_equal(v[0].last_time, T0 + 40);
+        assert_int_equal(v[0].caller_pid, 10); /* the first event's */
+        assert_string_equal(v[0].detail, "uid 1000 asked for another user");
+        free(v);
+        v = NULL;
+
+        /* Past the window: a new row. Another user, caller, device or
+         * detail: a row of its own. */
+        a.time = T0 + 60;
+        assert_int_equal(store_audit_coalesce(f->s, &a, 60), 0);
+        a.time = T0 + 61;
+        assert_int_equal(store_audit_coalesce(f->s, &a, 60), 0);
+        store_audit b = a;
+        b.user = "alice";
+        assert_int_equal(store_audit_coalesce(f->s, &b, 60), 0);
+        b = a;
+        b.caller_uid = 1001;
+        assert_int_equal(store_audit_coalesce(f->s, &b, 60), 0);
+        b = a;
+        b.device_id = "dev_0001";
+        assert_int_equal(store_audit_coalesce(f->s, &b, 60), 0);
+        b = a;
+        b.detail = NULL;
+        assert_int_equal(store_audit_coalesce(f->s, &b, 60), 0);
+        assert_int_equal(store_audit_coalesce(f->s, &b, 60), 0);
+        assert_int_equal(store_audit_list(f->s, NULL, 100, &v, &n), 0);
+        assert_int_equal(n, 6);
+        assert_int_equal(v[0].count, 2); /* detail NULL, twice */
+        assert_string_equal(v[0].detail, "");
+        assert_int_equal(v[4].count, 2); /* T0 + 60 and T0 + 61 */
+        assert_int_equal(v[4].time, T0 + 60);
+        assert_int_equal(v[4].last_time, T0 + 61);
+        assert_int_equal(v[5].count, 5);
+        free(v);
+        v = NULL;
+
+        /* One caller varying the user name: at most STORE_AUDIT_COALESCE_KEYS
+         * rows, then one overflow row that counts the rest. */
+        char name[32];
+        for (unsigned i = 0; i < STORE_AUDIT_COALESCE_KEYS + 40; i++) {
+                snprintf(name, sizeof name, "spray%u", i);
+                store_audit s1 = { .time = T0 + 1000, .event = "login_failed", .user = name, .caller_uid = 2000,
+                                   .caller_pid = 1 };
+                assert_int_equal(store_audit_coalesce(f->s, &s1, 60), 0);
+        }
+        /* Another caller still gets its own row (control). */
+        store_audit other = { .time = T0 + 1000, .event = "login_failed", .user = "spray0", .caller_uid = 2001,
+                              .caller_pid = 1 };
+        assert_int_equal(store_audit_coalesce(f->s, &other, 60), 0);
+        assert_int_equal(store_audit_list(f->s, NULL, 1000, &v, &n), 0);
+        size_t spray = 0, overflow = 0, total = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (!streq(v[i].event, "login_failed"))
+                        continue;
+                total += (size_t) v[i].count;
+                if (v[i].caller_uid == 2001) {
+                        assert_string_equal(v[i].user, "spray0");
+                        assert_int_equal(v[i].count, 1);
+                } else if (v[i].user[0] == 0) {
+                        overflow++;
+                        assert_int_equal(v[i].count, 40);
+                        assert_non_null(strstr(v[i].detail, "counted here"));
+                } else
+                        spray++;
+        }
+        assert_int_equal(spray, STORE_AUDIT_COALESCE_KEYS);
+        assert_int_equal(overflow, 1);
+        assert_int_equal(total, STORE_AUDIT_COALESCE_KEYS + 40 + 1); /* every event counted */
+        free(v);
+        v = NULL;
+
+        /* Successes are never coalesced (control): one row each. */
+        store_audit ok = { .time = T0 + 2000, .event = "login", .user = "alice", .caller_uid = 1000,
+                           .caller_pid = 1, .detail = "jti" };
+        assert_int_equal(store_audit_add(f->s, &ok), 0);
+        assert_int_equal(store_audit_add(f->s, &ok), 0);
+        assert_int_equal(store_audit_list(f->s, "alice", 2, &v, &n), 0);
+        assert_int_equal(n, 2);
+        assert_int_equal(v[0].count, 1);
+        assert_int_equal(v[1].count, 1);
+        assert_int_equal(v[0].last_time, T0 + 2000);
+
+        assert_int_equal(store_audit_coalesce(f->s, &ok, 0), -EINVAL);
+        store_audit bad = { .time = T0, .event = NULL };
+        assert_int_equal(store_audit_coalesce(f->s, &bad, 60), -EINVAL);
+}
+
+/* A database of schema 1 (before coalescing) is migrated and keeps its
+ * audit rows, each counted once. */
+static void test_migrate_from_1(void **state) {
+        fixture *f = *state;
+        char path[256];
+        sqlite3 *db = NULL;
+        tokend_store *s = NULL;
+
+        snprintf(path, sizeof path, "%s/v1.db", f->dir);
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, migrations[0], NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 1;"
+                                          "INSERT INTO audit (time, event, user, caller_uid, caller_pid, detail) "
+                                          "VALUES (1700000000, 'login_failed', 'bob', 1000, 7, 'old');",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+        sqlite3_close(db);
+
+        assert_int_equal(store_open(path, &s), 0);
+        assert_int_equal(store_schema_version(s), SCHEMA_VERSION);
+        _cleanup_(freep) store_audit_entry *v = NULL;
+        size_t n = 0;
+        assert_int_equal(store_audit_list(s, NULL, 10, &v, &n), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(v[0].detail, "old");
+        assert_int_equal(v[0].count, 1);
+        assert_int_equal(v[0].last_time, 1700000000);
+        /* and the old row is joined by the same refusal */
+        store_audit a = { .time = 1700000010, .event = "login_failed", .user = "bob", .caller_uid = 1000,
+                          .caller_pid = 8, .detail = "old" };
+        assert_int_equal(store_audit_coalesce(s, &a, 60), 0);
+        free(v);
+        v = NULL;
+        assert_int_equal(store_audit_list(s, NULL, 10, &v, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(v[0].count, 2);
+        assert_int_equal(store_integrity_check(s), 0);
+        store_close(s);
+}
+
 /* ------------------------------------------------------------ prune */
 
 static void test_prune(void **state) {
@@ -724,6 +871,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_batch_isolation, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_jtis, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_audit_coalesce, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_migrate_from_1, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
         };

@@ -217,10 +217,7 @@ static void start_daemon(void) {
         HTTP_CHECK(r >= 0, "keydir_load: %s", err ? err : strerror(-r));
         r = store_open(t->config->database, &t->store);
         HTTP_CHECK(r >= 0, "store_open %s: %s", t->config->database, strerror(-r));
-        HTTP_CHECK(ratelimit_new(t->config->max_failures, t->config->failure_window, &t->login_fail_user) >= 0 &&
-                           ratelimit_new(t->config->max_failures, t->config->failure_window, &t->login_fail_uid) >= 0 &&
-                           ratelimit_new(t->config->max_failures, t->config->failure_window, &t->verify_fail_uid) >= 0,
-                   "ratelimit_new");
+        HTTP_CHECK(tokend_limits_new(t) >= 0, "tokend_limits_new");
         HTTP_CHECK(workers_new(2, 64, &login_workers) >= 0, "workers_new");
         http_limits lim = {
                 .max_request_bytes = t->config->max_request_bytes,

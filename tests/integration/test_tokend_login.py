@@ -3,7 +3,9 @@ and a throwaway /etc/pam.d service (root only), and pam_matrix under
 pam_wrapper (any uid). Right password → tokens, wrong password and unknown
 user → the same 400 invalid_credentials, repeated failures → 429 with
 Retry-After and recovery after [Login] FailureWindow, a broken PAM stack →
-500."""
+500. The limiter holds concurrent guesses to MaxFailures (each attempt is
+reserved before PAM runs), and a caller's failures for other users' names
+never block her own login."""
 
 import os
 import pwd
@@ -12,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import pytest
@@ -171,7 +174,78 @@ def test_broken_pam_stack_is_500(tokend_factory):  # noqa: F811
             r = d.api.login("root", "whatever")
             assert r.status == 500 and r.error == "internal_error", r
             assert "server side" in r.message
-        assert len(d.audit("login_error")) == 2
+        (row,) = d.audit("login_error")  # the same refusal twice: one row, counted twice
+        assert row["count"] == 2 and row["user"] == "root", row
         assert not d.audit("login_throttled")
     finally:
         broken.close()
+
+
+def test_concurrent_guesses_are_held_to_max_failures(backend):
+    # 12 wrong passwords at once from one caller: each attempt is reserved before
+    # PAM runs, so no more than MaxFailures of them reach PAM (the old
+    # check-then-count let MaxFailures + workers - 1 through)
+    d = backend.start("MaxFailures=3\nFailureWindow=1h\n")
+    results, start = [], threading.Barrier(12)
+
+    def guess(i):
+        start.wait()
+        results.append(d.api.login(backend.user, "wrong-%d" % i))
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(12)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    statuses = sorted(r.status for r in results)
+    assert statuses == [400] * 3 + [429] * 9, (statuses, d.log())
+    assert all(r.error == "too_many_requests" for r in results if r.status == 429)
+    rows = d.audit("login_failed")
+    assert sum(r["count"] for r in rows) == 3, rows  # exactly 3 passwords were tried
+    # the right password is refused too within the window
+    r = d.api.login(backend.user, backend.password)
+    assert r.status == 429, r
+    # the refusals are coalesced: one row per window, counted
+    assert sum(r["count"] for r in d.audit("login_throttled")) == 10
+
+
+def test_other_names_do_not_lock_a_user_out_of_her_own_login(backend):
+    # a uid that mistypes other users' names (even past MaxFailures, up to the
+    # per-uid total of 4 x MaxFailures) still logs in as herself
+    need_root("call tokend as the user herself")
+    d = backend.start("MaxFailures=3\nFailureWindow=1h\nFailureDelay=0\n")
+    me = d.client(user=backend.user)
+    others = ["root", backend.user + "x", "tdnobody_" + secrets.token_hex(4)]
+    for i in range(5):
+        r = me.login(others[i % len(others)], "typo")
+        assert r.status == 400 and r.error == "invalid_credentials", r
+    r = me.login(backend.user, backend.password)
+    assert r.status == 200, (r, d.log())
+    # the per-uid total over other names (4 x 3 = 12) still stops spraying
+    for i in range(7):
+        r = me.login("tdspray_%d_%s" % (i, secrets.token_hex(2)), "guess")
+        assert r.status == 400, (i, r)
+    r = me.login("tdspray_last_" + secrets.token_hex(2), "guess")
+    assert r.status == 429 and r.error == "too_many_requests", r
+    # ... and still not her own login
+    assert me.login(backend.user, backend.password).status == 200
+    # control: her own wrong passwords do count, for her own login (MaxFailures)
+    for _ in range(3):
+        assert me.login(backend.user, "wrong").status == 400
+    r = me.login(backend.user, backend.password)
+    assert r.status == 429, r
+    # her failures as herself count for her uid only: another caller (root) who
+    # knows the password still gets in
+    assert d.api.login(backend.user, backend.password).status == 200
+
+
+def test_other_callers_failures_do_not_lock_out_the_owner(backend):
+    need_root("call tokend as the user herself")
+    d = backend.start("MaxFailures=3\nFailureWindow=1h\nFailureDelay=0\n")
+    for _ in range(3):  # another caller (root here) guesses her password
+        assert d.api.login(backend.user, "guess").status == 400
+    r = d.api.login(backend.user, backend.password)
+    assert r.status == 429, r  # that caller is stopped
+    # she, calling as herself, is not locked out by someone else's guesses
+    r = d.client(user=backend.user).login(backend.user, backend.password)
+    assert r.status == 200, (r, d.log())
