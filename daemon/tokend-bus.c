@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
@@ -39,6 +40,9 @@
 /* A refresh proof names the operation it is for; the bus takes the same
  * proof as the socket (DPoP-style htm/htu), so a client builds one kind. */
 #define REFRESH_HTU "/api/auth/refresh"
+/* The caller uid on a bus tokend does not trust (no passwd entry, not
+ * root, in no group): what every caller there is. */
+#define BUS_UID_UNTRUSTED ((uid_t) -1)
 
 typedef enum item_kind {
         ITEM_LOGIN,          /* a password login, queued once the worker is done */
@@ -73,6 +77,8 @@ struct bus_server {
         tokend *t;
         workers *workers;
         sd_bus *bus;
+        bool trusted;             /* the bus daemon is root or tokend's own uid: its caller uids count */
+        uid_t bus_daemon_uid;     /* as SO_PEERCRED of the bus socket says; UID_INVALID if unknown */
         sd_event *event;
         bus_watchers *watchers;   /* bus thread only: who gets DeviceRevoked */
         creds_entry creds_cache[64]; /* bus thread only, replaced round-robin */
@@ -188,7 +194,25 @@ static int call_begin(bus_server *b, sd_bus_message *m, td_caller *ret, const ch
         }
         if (r < 0)
                 return r;
-        return identify(b, m, ret) < 0 ? 0 : 1;
+        if (identify(b, m, ret) < 0)
+                return 0;
+        if (!b->trusted)
+                ret->uid = BUS_UID_UNTRUSTED;
+        return 1;
+}
+
+/* Calls that act as the caller's own user (IssueToken, ListDevices,
+ * RevokeDevice, Subscribe) need a caller uid tokend can believe. Returns 1
+ * to go on, 0 when m was answered (refused). */
+static int need_identity(bus_server *b, sd_bus_message *m, const td_caller *c) {
+        td_status st = { .code = TD_FORBIDDEN };
+        if (b->trusted)
+                return 1;
+        snprintf(st.message, sizeof st.message, "this bus cannot vouch for who calls: its daemon runs as uid %d, not "
+                       "root or tokend's own user; use the system bus or tokend's socket (Login, Refresh, Logout, "
+                       "Verify and GetJWKS work here, for nobody's uid)", (int) b->bus_daemon_uid);
+        (void) reply_status(m, c, &st);
+        return 0;
 }
 
 /* ---- answers --------------------------------------------------------- */
@@ -418,7 +442,7 @@ static int method_issue_token(sd_bus_message *m, void *userdata, sd_bus_error *e
         int r;
         (void) error;
 
-        if ((r = call_begin(b, m, &c, "s", &user)) <= 0)
+        if ((r = call_begin(b, m, &c, "s", &user)) <= 0 || (r = need_identity(b, m, &c)) <= 0)
                 return r;
         r = bus_read_audience(m, aud, &ir.audience);
         if (r == -E2BIG) {
@@ -457,7 +481,7 @@ static int do_revocation(sd_bus_message *m, bus_server *b, bool by_token) {
         td_status st = { 0 };
         td_caller c;
         int r = call_begin(b, m, &c, "s", &arg);
-        if (r <= 0)
+        if (r <= 0 || (!by_token && (r = need_identity(b, m, &c)) <= 0))
                 return r;
         td_code code = by_token ? td_logout(b->t, &c, arg, &st) : td_device_revoke(b->t, &c, NULL, arg, &st);
         if (code != TD_OK)
@@ -511,7 +535,7 @@ static int method_list_devices(sd_bus_message *m, void *userdata, sd_bus_error *
         int r;
         (void) error;
 
-        if ((r = call_begin(b, m, &c, "s", &user)) <= 0)
+        if ((r = call_begin(b, m, &c, "s", &user)) <= 0 || (r = need_identity(b, m, &c)) <= 0)
                 return r;
         if (td_devices_list(b->t, &c, NULL, *user ? user : NULL, &list, &st) != TD_OK)
                 return reply_status(m, &c, &st);
@@ -545,7 +569,7 @@ static int method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error *err
         (void) error;
 
         int r = call_begin(b, m, &c, "");
-        if (r <= 0)
+        if (r <= 0 || (r = need_identity(b, m, &c)) <= 0)
                 return r;
         r = bus_watchers_add(b->watchers, m, c.uid);
         if (r == -EUSERS)
@@ -674,6 +698,24 @@ static const char *bus_description(const tokend_config *cfg) {
         }
 }
 
+/* Whose word the caller uids are: the bus daemon reads them with
+ * SO_PEERCRED, but a daemon a user runs (a session bus, Bus=ADDRESS) can
+ * report any uid, 0 included. Trusted: a daemon that is root or tokend's own
+ * uid, as SO_PEERCRED of our connection to it says (the kernel's record of
+ * who set up the listening socket; the system bus's is root even after it
+ * drops to "messagebus"). Not a Unix socket, or unknown: not trusted. */
+static bool bus_daemon_trusted(sd_bus *bus, uid_t *ret_uid) {
+        struct ucred uc;
+        socklen_t l = sizeof uc;
+        int fd = sd_bus_get_fd(bus);
+
+        *ret_uid = (uid_t) -1;
+        if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &l) < 0 || l != sizeof uc)
+                return false;
+        *ret_uid = uc.uid;
+        return uc.uid == 0 || uc.uid == geteuid();
+}
+
 static void *bus_thread(void *userdata) {
         bus_server *b = userdata;
         int r = sd_event_loop(b->event);
@@ -712,6 +754,12 @@ static int bus_setup(bus_server *b) {
                 return r;
         }
         (void) sd_bus_set_description(b->bus, "tokend");
+        b->trusted = bus_daemon_trusted(b->bus, &b->bus_daemon_uid);
+        if (!b->trusted)
+                log_warning("D-Bus: the daemon of %s runs as uid %d, not root or tokend's own uid: it could claim "
+                            "any caller uid, so every caller there is treated as nobody (no peer login, device "
+                            "lists, revocation by id or Subscribe; no root or admin rights)", where,
+                            (int) b->bus_daemon_uid);
         r = bus_watchers_new(b->bus, &b->watchers);
         if (r >= 0)
                 r = sd_bus_add_object_vtable(b->bus, NULL, BUS_PATH, BUS_IFACE, tokend_vtable, b);

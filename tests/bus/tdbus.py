@@ -4,7 +4,9 @@ tokend on it, and three D-Bus clients nobody here wrote.
 BusDaemon     `dbus-daemon --config-file=…` on unix:path=DIR/bus.sock with a
               custom config that lets every uid connect, call, own, receive
               and eavesdrop; with policy=FILE that file is included after it,
-              so FILE alone must enforce its rules (the shipped policy).
+              so FILE alone must enforce its rules (the shipped policy);
+              with user=NAME the daemon runs as that user (a bus tokend
+              must not trust), else as us (root: a bus it trusts).
 BusTokend     tdharness.Tokend started with `--bus ADDRESS` instead of
               `--bus none`.
 BusClient     one method call through busctl, gdbus or python3-dbus,
@@ -90,10 +92,13 @@ OPEN_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Confi
 class BusDaemon:
     """A dbus-daemon of our own; .address is its D-Bus address."""
 
-    def __init__(self, policy=None):
+    def __init__(self, policy=None, user=None):
         binary = need_tool("dbus-daemon")
         self.dir = tempfile.mkdtemp(prefix="tdbus-", dir="/tmp")
         os.chmod(self.dir, 0o755)  # other uids must reach the socket
+        if user:
+            pw = pwd.getpwnam(user)
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)  # it creates the socket
         self.sock = os.path.join(self.dir, "bus.sock")
         self.address = "unix:path=" + self.sock
         self.config = os.path.join(self.dir, "bus.conf")
@@ -101,7 +106,8 @@ class BusDaemon:
             f.write(OPEN_CONFIG % {"sock": self.sock, "include": "<include>%s</include>" % policy if policy else ""})
         self.log_path = os.path.join(self.dir, "dbus.log")
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([binary, "--config-file=" + self.config, "--nofork", "--print-address"],
+        self.proc = subprocess.Popen(as_user([binary, "--config-file=" + self.config, "--nofork", "--print-address"],
+                                             user, long_running=True),
                                      stdout=subprocess.PIPE, stderr=self.log, text=True)
         line = self.proc.stdout.readline()  # printed once it listens
         assert line.startswith("unix:"), "dbus-daemon did not start: %r\n%s" % (line, self.read_log())
