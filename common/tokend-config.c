@@ -196,6 +196,8 @@ static const key keys[] = {
         { "Limits", "MaxRequestBytes", K_SIZE, F(max_request_bytes), "65536", 1024, 16 * MiB, NULL, false, "1024..16777216" },
         { "Limits", "RequestTimeout", K_TIMESPAN, F(request_timeout), "10s", 1, 3600, NULL, false, "1s..1h" },
         { "Limits", "MaxConnections", K_UNSIGNED, F(max_connections), "1024", 1, 65536, NULL, false, "1..65536" },
+        { "Limits", "MaxConnectionsPerUser", K_UNSIGNED, F(max_connections_per_user), "64", 1, 65536, NULL, false, "1..65536" },
+        { "Limits", "ReservedRootConnections", K_UNSIGNED, F(reserved_root_connections), "64", 0, 32768, NULL, false, "0..32768" },
         { "API", "EnableDocs", K_BOOL, F(enable_docs), "no", 0, 0, NULL, false, NULL },
 };
 

@@ -69,6 +69,8 @@ typedef struct tokend_config {
         size_t max_request_bytes;        /* 65536; 1024..16MiB */
         int64_t request_timeout;         /* 10s; 1s..1h */
         unsigned max_connections;        /* 1024; 1..65536 */
+        unsigned max_connections_per_user;  /* 64; 1..65536: per non-root uid */
+        unsigned reserved_root_connections; /* 64; 0..32768: of MaxConnections, for uid 0 only (at most half) */
 
         /* [API] */
         bool enable_docs;                /* no */

@@ -13,6 +13,7 @@
 #include "json-util.h"
 #include "macro.h"
 #include "str-escape.h"
+#include "tokend-conns.h"
 #include "tokend-http.h"
 #include "tokend-log.h"
 #include "tokend-openapi.h"
@@ -33,6 +34,7 @@ struct http_server {
                                  * concurrent rotations share a group commit */
         struct MHD_Daemon *mhd;
         http_limits lim;
+        conn_table *conns; /* who may connect; request deadlines */
         /* Answers held back until td_status.not_before_usec (failed
          * logins): a list sorted by that time, resumed by delay_thread.
          * One entry per suspended connection at most: bounded by
@@ -92,6 +94,12 @@ static void free_secret(void *p) {
         erase_and_free(p);
 }
 
+/* The conn_slot of a connection (its MHD socket context), or NULL. */
+static conn_slot *slot_of(struct MHD_Connection *conn) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        return ci ? ci->socket_context : NULL;
+}
+
 static enum MHD_Result queue_body(struct MHD_Connection *conn, unsigned status, const char *ctype, char *body,
                                   bool secret, const char *extra_hdr, const char *extra_val) {
         struct MHD_Response *resp;
@@ -117,6 +125,7 @@ static enum MHD_Result queue_body(struct MHD_Connection *conn, unsigned status, 
                 MHD_add_response_header(resp, extra_hdr, extra_val);
         ret = MHD_queue_response(conn, status, resp);
         MHD_destroy_response(resp);
+        conn_deadline_arm(slot_of(conn)); /* the answer, too, leaves within RequestTimeout */
         return ret;
 }
 
@@ -534,12 +543,52 @@ static enum MHD_Result dispatch(request *rq, const char *url, const char *method
 
 static int peer_caller(struct MHD_Connection *conn, td_caller *ret) {
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        struct ucred uc;
-        socklen_t l = sizeof uc;
-        if (!ci || getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &uc, &l) < 0 || l != sizeof uc)
-                return -EIO;
-        *ret = (td_caller){ .uid = uc.uid, .gid = uc.gid, .pid = uc.pid };
-        return 0;
+        return ci ? conn_peer(ci->connect_fd, ret) : -EIO;
+}
+
+/* A connection conn_admit() refused: tell the client why, in an answer
+ * of its own (before it sent anything, or while it still sends), and
+ * shut the socket down; libmicrohttpd then reads end-of-file and closes it. */
+static void refuse_connection(int fd, const td_status *st) {
+        unsigned status = http_status_of(st->code);
+        json_t *j = json_pack("{s:s,s:s}", "error", td_code_to_string(st->code), "message", st->message);
+        char *body = NULL, head[256];
+
+        if (j && json_dump_compact(j, &body) == 0) {
+                int n = snprintf(head, sizeof head,
+                                 "HTTP/1.1 %u %s\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n"
+                                 "Retry-After: %lld\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n",
+                                 status, MHD_get_reason_phrase_for(status), (long long) st->retry_after,
+                                 strlen(body));
+                /* A fresh socket's buffer takes these few hundred bytes whole. */
+                if (n > 0 && (size_t) n < sizeof head && send(fd, head, (size_t) n, MSG_NOSIGNAL | MSG_DONTWAIT) == n)
+                        (void) send(fd, body, strlen(body), MSG_NOSIGNAL | MSG_DONTWAIT);
+        }
+        free(body);
+        json_decref(j);
+        (void) shutdown(fd, SHUT_RDWR);
+}
+
+/* Admission at accept ([Limits] MaxConnectionsPerUser,
+ * ReservedRootConnections), and the slot's release at close. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+        http_server *srv = cls;
+        conn_slot *c = NULL;
+        td_status st;
+
+        if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+                conn_release(*socket_context);
+                *socket_context = NULL;
+                return;
+        }
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!ci)
+                return; /* cannot happen; on_request then fails to read the peer and refuses */
+        bool ok = conn_admit(srv->conns, ci->connect_fd, &c, &st);
+        *socket_context = c;
+        if (!ok)
+                refuse_connection(ci->connect_fd, &st);
 }
 
 /* Bytes in MHD's own buffers (request body, header values) that held a
@@ -611,6 +660,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 wipe_mhd_bytes(upload_data, n);
                 return ok ? MHD_YES : MHD_NO;
         }
+        /* The request is all here: tokend's own work on it has no deadline
+         * (queueing its answer starts one). */
+        conn_deadline_disarm(slot_of(conn));
         if (rq->too_big)
                 return queue_error(rq, 413, "payload_too_large", "request body exceeds MaxRequestBytes", 0);
         return dispatch(rq, url, method);
@@ -623,6 +675,7 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **req
         (void) cls, (void) toe;
         if (auth) /* a bearer access token */
                 wipe_mhd_bytes(auth, strlen(auth));
+        conn_deadline_arm(slot_of(conn)); /* a kept-alive connection's next request */
         if (!rq)
                 return;
         if (rq->state == REQ_ASYNC_PENDING) {
@@ -659,7 +712,8 @@ static void http_server_free(http_server *s) {
         }
         workers_free(s->store_workers); /* runs what is queued: their connections still exist */
         if (s->mhd)
-                MHD_stop_daemon(s->mhd);
+                MHD_stop_daemon(s->mhd); /* releases every connection slot */
+        conn_table_free(s->conns);
         pthread_cond_destroy(&s->delay_cond);
         pthread_mutex_destroy(&s->delay_lock);
         free(s);
@@ -690,6 +744,13 @@ int http_server_start(tokend *t, workers *login_workers, int fd, const http_limi
                 http_server_free(s);
                 return -ENOMEM;
         }
+        conn_limits cl = { .max_connections = lim->max_connections, .per_user = lim->max_connections_per_user,
+                           .reserved_root = lim->reserved_root_connections, .timeout = lim->timeout };
+        int r = conn_table_new(&cl, &s->conns);
+        if (r < 0) {
+                http_server_free(s);
+                return r;
+        }
         s->mhd = MHD_start_daemon(
                 MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
                         MHD_USE_ERROR_LOG, 0,
@@ -703,6 +764,7 @@ int http_server_start(tokend *t, workers *login_workers, int fd, const http_limi
                  * which made a new connection cost ~1 ms of TLB shootdowns. */
                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 32 * 1024,
                 MHD_OPTION_NOTIFY_COMPLETED, request_completed, s,
+                MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                 MHD_OPTION_END);
         if (!s->mhd) {
                 http_server_free(s);

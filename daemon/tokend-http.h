@@ -11,8 +11,10 @@ typedef struct http_server http_server;
 
 typedef struct http_limits {
         size_t max_request_bytes;  /* body cap → 413 */
-        unsigned timeout;          /* idle/slow connection timeout, seconds */
+        unsigned timeout;          /* seconds for a request to arrive, or its answer to leave */
         unsigned max_connections;
+        unsigned max_connections_per_user;  /* per non-root uid */
+        unsigned reserved_root_connections; /* of max_connections, for uid 0 only */
         unsigned threads;          /* 0: one per core */
         int enable_docs;           /* serve GET /api */
 } http_limits;

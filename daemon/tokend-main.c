@@ -293,6 +293,8 @@ static int run(const options *o) {
                 .max_request_bytes = t.config->max_request_bytes,
                 .timeout = (unsigned) t.config->request_timeout,
                 .max_connections = t.config->max_connections,
+                .max_connections_per_user = t.config->max_connections_per_user,
+                .reserved_root_connections = t.config->reserved_root_connections,
                 .enable_docs = t.config->enable_docs,
         };
         r = http_server_start(&t, w, fd, &lim, &http);

@@ -111,6 +111,8 @@ static void assert_defaults(const tokend_config *c) {
         assert_int_equal(c->max_request_bytes, 65536);
         assert_int_equal(c->request_timeout, 10);
         assert_int_equal(c->max_connections, 1024);
+        assert_int_equal(c->max_connections_per_user, 64);
+        assert_int_equal(c->reserved_root_connections, 64);
         assert_false(c->enable_docs);
 }
 
@@ -296,6 +298,9 @@ static void test_invalid_values(void **state) {
                 { "[Limits]\nMaxRequestBytes=16777217\n", "2: [Limits] MaxRequestBytes=16777217: out of range" },
                 { "[Limits]\nRequestTimeout=0\n", "2: [Limits] RequestTimeout=0: out of range (1s..1h)" },
                 { "[Limits]\nMaxConnections=65537\n", "2: [Limits] MaxConnections=65537: out of range (1..65536)" },
+                { "[Limits]\nMaxConnectionsPerUser=0\n", "2: [Limits] MaxConnectionsPerUser=0: out of range (1..65536)" },
+                { "[Limits]\nReservedRootConnections=32769\n",
+                  "2: [Limits] ReservedRootConnections=32769: out of range (0..32768)" },
                 { "[API]\nEnableDocs=\"yes\"\n", "2: [API] EnableDocs=\"yes\": not a boolean" },
                 { "# ok\n[Token]\nthis line has no equals sign\n", "3: syntax error" },
                 { "[Token\nIssuer=x\n", "1: syntax error" },
@@ -337,6 +342,8 @@ static void test_boundaries_accepted(void **state) {
                 "[Socket]\nMode=0777\nPath=/run/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock\n",
                 "[Limits]\nMaxRequestBytes=1024\nMaxConnections=65536\nRequestTimeout=1h\n",
                 "[Limits]\nMaxRequestBytes=16777216\nMaxConnections=1\nRequestTimeout=1s\n",
+                "[Limits]\nMaxConnectionsPerUser=1\nReservedRootConnections=0\n",
+                "[Limits]\nMaxConnectionsPerUser=65536\nReservedRootConnections=32768\n",
                 "[Login]\nMaxFailures=1000000\nAllowPeerLogin=TRUE\nPAMService=sshd\n",
                 "[Bus]\nBus=session\n",
                 "[Keys]\nActive=abcdefgh1234\n",
