@@ -1,3 +1,4 @@
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -215,6 +216,79 @@ static const key *key_find(const char *section, const char *name, bool *ret_sect
         return NULL;
 }
 
+/* Levenshtein distance, ASCII case folded, between two short names (a
+ * longer name is "far": config names are at most 64 characters). */
+#define SUGGEST_NAME_MAX 64U
+static size_t edit_distance(const char *a, const char *b) {
+        size_t la = strlen(a), lb = strlen(b), row[SUGGEST_NAME_MAX + 1];
+
+        if (la > SUGGEST_NAME_MAX || lb > SUGGEST_NAME_MAX)
+                return SIZE_MAX;
+        for (size_t j = 0; j <= lb; j++)
+                row[j] = j;
+        for (size_t i = 1; i <= la; i++) {
+                size_t diag = row[0];
+                row[0] = i;
+                for (size_t j = 1; j <= lb; j++) {
+                        size_t up = row[j];
+                        size_t cost = tolower((unsigned char) a[i - 1]) != tolower((unsigned char) b[j - 1]);
+                        size_t best = diag + cost;
+                        if (up + 1 < best)
+                                best = up + 1;
+                        if (row[j - 1] + 1 < best)
+                                best = row[j - 1] + 1;
+                        row[j] = best;
+                        diag = up;
+                }
+        }
+        return row[lb];
+}
+
+/* How far off a name may be and still be suggested: 1 for short names, 2 up
+ * to 8 characters, 3 beyond ("AccessTokenLifetme" → AccessTokenLifetime). */
+static size_t suggest_limit(const char *name) {
+        size_t n = strlen(name);
+        return n <= 4 ? 1 : n <= 8 ? 2 : 3;
+}
+
+/* Write " (did you mean …?)" for an unknown [section] name into out, or ""
+ * when nothing is close: the nearest key of the section, else (unknown
+ * section) the nearest section, else the section a key of that name (in any
+ * case) belongs to. */
+static void suggest(const char *section, const char *name, bool section_known, char out[160]) {
+        size_t best = SIZE_MAX;
+        const key *hit = NULL;
+
+        out[0] = 0;
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                size_t d = edit_distance(keys[i].name, name);
+                if (streq(keys[i].section, section) && d <= suggest_limit(name) && d < best) {
+                        best = d;
+                        hit = &keys[i];
+                }
+        }
+        if (hit) {
+                snprintf(out, 160, " (did you mean %s?)", hit->name);
+                return;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(keys) && !section_known; i++) {
+                size_t d = edit_distance(keys[i].section, section);
+                if (d <= suggest_limit(section) && d < best) {
+                        best = d;
+                        hit = &keys[i];
+                }
+        }
+        if (hit) {
+                snprintf(out, 160, " (did you mean [%s]?)", hit->section);
+                return;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                if (strcasecmp(keys[i].name, name) == 0) {
+                        snprintf(out, 160, " (did you mean %s in section [%s]?)", keys[i].name, keys[i].section);
+                        return;
+                }
+}
+
 /* ------------------------------------------------------------ value parsers */
 
 static int parse_decimal(const char *v, int64_t min, int64_t max, int64_t *ret) {
@@ -417,6 +491,7 @@ typedef struct parser {
         unsigned error_line;
         int error_r;
         char *where[ELEMENTSOF(keys)]; /* "FILE:LINE: [S] K=v" of the last assignment */
+        bool check; /* tokend_config_check(): record every problem and read on */
 } parser;
 
 /* What a message may show of a value: bounded and printable. */
@@ -430,11 +505,23 @@ static void shown_value(const char *v, char out[SHOWN_VALUE_MAX + 4]) {
 }
 
 static void parser_fail(parser *p, int r, const char *fmt, ...) _printf_(3, 4);
+static int config_add(char ***l, size_t *n, const char *fmt, va_list ap) _printf_(3, 0);
+
+/* The first error stops loading, except in check mode: there every problem
+ * goes to config->errors (up to TOKEND_CONFIG_MAX_ERRORS) and the caller
+ * reads on; only -ENOMEM stops. */
 static void parser_fail(parser *p, int r, const char *fmt, ...) {
         va_list ap;
         if (p->error || p->error_r)
                 return;
         va_start(ap, fmt);
+        if (p->check && r != -ENOMEM) {
+                if (p->config->n_errors < TOKEND_CONFIG_MAX_ERRORS &&
+                    config_add(&p->config->errors, &p->config->n_errors, fmt, ap) < 0)
+                        p->error_r = -ENOMEM;
+                va_end(ap);
+                return;
+        }
         if (vasprintf(&p->error, fmt, ap) < 0) {
                 p->error = NULL;
                 r = -ENOMEM;
@@ -444,20 +531,24 @@ static void parser_fail(parser *p, int r, const char *fmt, ...) {
         p->error_r = r;
 }
 
-static int config_warn(tokend_config *c, const char *fmt, ...) _printf_(2, 3);
-static int config_warn(tokend_config *c, const char *fmt, ...) {
-        va_list ap;
+static int config_add(char ***l, size_t *n, const char *fmt, va_list ap) {
         char *s;
-        va_start(ap, fmt);
-        int r = vasprintf(&s, fmt, ap);
-        va_end(ap);
-        if (r < 0)
+        if (vasprintf(&s, fmt, ap) < 0)
                 return -ENOMEM;
-        if (strv_push(&c->warnings, &c->n_warnings, s) < 0) {
+        if (strv_push(l, n, s) < 0) {
                 free(s);
                 return -ENOMEM;
         }
         return 0;
+}
+
+static int config_warn(tokend_config *c, const char *fmt, ...) _printf_(2, 3);
+static int config_warn(tokend_config *c, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        int r = config_add(&c->warnings, &c->n_warnings, fmt, ap);
+        va_end(ap);
+        return r;
 }
 
 /* inih reader: one line per call, so p->line is the line inih reports.
@@ -503,8 +594,16 @@ static int handler(void *userdata, const char *section, const char *name, const 
         bool section_known = false;
         const key *k = key_find(section, name, &section_known);
         if (!k) {
-                int r = config_warn(p->config, "%s:%u: unknown %s [%s] %s, ignoring", p->file, p->line,
-                                    section_known ? "key" : "section", section, name);
+                char hint[160];
+                suggest(section, name, section_known, hint);
+                const char *what = section_known ? "key" : "section";
+                if (p->check) {
+                        parser_fail(p, -EINVAL, "%s:%u: unknown %s [%s] %s%s", p->file, p->line, what, section,
+                                    name, hint);
+                        return 1;
+                }
+                int r = config_warn(p->config, "%s:%u: unknown %s [%s] %s%s, ignoring", p->file, p->line, what,
+                                    section, name, hint);
                 if (r < 0)
                         p->error_r = r;
                 return 1;
@@ -524,7 +623,7 @@ static int handler(void *userdata, const char *section, const char *name, const 
                 else
                         parser_fail(p, r, "%s:%u: [%s] %s=%s: %s", p->file, p->line, k->section, k->name, shown,
                                     reason ?: "invalid value");
-                return 0;
+                return p->check ? 1 : 0; /* check mode reads on; inih's own count is for syntax errors */
         }
         size_t i = (size_t) (k - keys);
         free(p->where[i]);
@@ -599,7 +698,9 @@ static int parse_file(parser *p, const char *path) {
                 return -ENOMEM;
         if (r == -2)
                 return -ENOMEM;
-        if (r > 0 && (!p->error || (unsigned) r < p->error_line)) {
+        if (r > 0 && p->check)
+                parser_fail(p, -EINVAL, "%s:%d: syntax error (expected [Section] or Key=value)", path, r);
+        else if (r > 0 && (!p->error || (unsigned) r < p->error_line)) {
                 free(p->error);
                 p->error = NULL;
                 p->error_r = 0;
@@ -663,7 +764,7 @@ static int parse_dropins(parser *p, const char *dir) {
                 r = parse_file(p, path);
                 if (r == -ENOENT && !p->error)
                         continue; /* removed while we read the directory */
-                if (r < 0)
+                if (r < 0 && (!p->check || r == -ENOMEM))
                         return r;
         }
         return 0;
@@ -705,6 +806,7 @@ void tokend_config_free(tokend_config *c) {
                 }
         free(c->bus_address);
         strv_free(c->warnings);
+        strv_free(c->errors);
         free(c);
 }
 
@@ -757,10 +859,10 @@ bool tokend_config_audience_allowed(const tokend_config *c, const char *aud) {
         return !c->allowed_audiences || strv_contains(c->allowed_audiences, aud);
 }
 
-int tokend_config_load(const char *path, const char *state_dir, tokend_config **ret, char **ret_error) {
+static int load(const char *path, const char *state_dir, bool check, tokend_config **ret, char **ret_error) {
         _cleanup_(tokend_config_freep) tokend_config *c = NULL;
         _cleanup_(freep) char *dropin_dir = NULL;
-        parser p = {};
+        parser p = { .check = check };
         int r;
 
         r = tokend_config_new_default(&c);
@@ -776,14 +878,20 @@ int tokend_config_load(const char *path, const char *state_dir, tokend_config **
         if (r == -ENOENT && !p.error) {
                 r = explicit ? config_warn(c, "%s: not found, using built-in defaults", path) : 0;
         }
+        if (check && r < 0 && r != -ENOMEM)
+                r = 0; /* recorded in c->errors; read the drop-ins too */
         if (r >= 0) {
                 if (asprintf(&dropin_dir, "%s.d", path) < 0)
                         r = -ENOMEM;
                 else
                         r = parse_dropins(&p, dropin_dir);
         }
+        if (check && r < 0 && r != -ENOMEM)
+                r = 0;
         if (r >= 0)
                 r = check_cross(&p);
+        if (check && r < 0 && r != -ENOMEM)
+                r = 0;
         if (r >= 0 && state_dir)
                 r = tokend_config_set_state_dir(c, state_dir);
         if (r >= 0 && p.error_r < 0)
@@ -801,4 +909,87 @@ int tokend_config_load(const char *path, const char *state_dir, tokend_config **
         free(p.error);
         *ret = TAKE_PTR(c);
         return 0;
+}
+
+int tokend_config_load(const char *path, const char *state_dir, tokend_config **ret, char **ret_error) {
+        return load(path, state_dir, false, ret, ret_error);
+}
+
+int tokend_config_check(const char *path, const char *state_dir, tokend_config **ret) {
+        return load(path, state_dir, true, ret, NULL);
+}
+
+/* One key's effective value as it would be written in the file. */
+static int format_value(const tokend_config *c, const key *k, char **ret) {
+        const void *field = (const uint8_t *) c + k->offset;
+        char buf[TIMESPAN_FORMAT_MAX];
+
+        switch (k->kind) {
+        case K_STRING: {
+                const char *v = *(char *const *) field;
+                *ret = strdup(v ?: "");
+                break;
+        }
+        case K_TIMESPAN:
+                *ret = strdup(timespan_format(*(const int64_t *) field, buf, sizeof buf));
+                break;
+        case K_UNSIGNED:
+                return asprintf(ret, "%u", *(const unsigned *) field) < 0 ? -ENOMEM : 0;
+        case K_SIZE:
+                return asprintf(ret, "%zu", *(const size_t *) field) < 0 ? -ENOMEM : 0;
+        case K_BOOL:
+                *ret = strdup(*(const bool *) field ? "yes" : "no");
+                break;
+        case K_MODE:
+                return asprintf(ret, "%04o", (unsigned) *(const mode_t *) field) < 0 ? -ENOMEM : 0;
+        case K_ALG:
+                *ret = strdup(jose_alg_to_string(*(const jose_alg *) field));
+                break;
+        case K_AUDIENCES: {
+                char *const *l = *(char **const *) field;
+                size_t len = 0;
+                if (!l) {
+                        *ret = strdup("*");
+                        break;
+                }
+                for (size_t i = 0; l[i]; i++)
+                        len += strlen(l[i]) + 1;
+                char *s = calloc(1, len + 1);
+                if (!s)
+                        return -ENOMEM;
+                for (size_t i = 0; l[i]; i++) {
+                        if (i > 0)
+                                strcat(s, " ");
+                        strcat(s, l[i]);
+                }
+                *ret = s;
+                break;
+        }
+        case K_BUS:
+                *ret = strdup(c->bus == TOKEND_BUS_SYSTEM    ? "system"
+                              : c->bus == TOKEND_BUS_SESSION ? "session"
+                              : c->bus == TOKEND_BUS_NONE    ? "none"
+                                                             : c->bus_address);
+                break;
+        }
+        return *ret ? 0 : -ENOMEM;
+}
+
+int tokend_config_dump(const tokend_config *c, FILE *f) {
+        const char *section = NULL;
+
+        if (!c || !f)
+                return -EINVAL;
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                _cleanup_(freep) char *v = NULL;
+                int r = format_value(c, &keys[i], &v);
+                if (r < 0)
+                        return r;
+                if (!section || !streq(section, keys[i].section)) {
+                        fprintf(f, "%s[%s]\n", section ? "\n" : "", keys[i].section);
+                        section = keys[i].section;
+                }
+                fprintf(f, "%s=%s\n", keys[i].name, v);
+        }
+        return ferror(f) ? -EIO : 0;
 }

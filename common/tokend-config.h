@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "jose-key.h"
@@ -16,6 +17,7 @@
 #define TOKEND_CONFIG_PATH "/etc/tokend/tokend.conf" /* drop-ins: PATH ".d/NAME.conf" */
 #define TOKEND_CONFIG_MAX_FILE_BYTES (1024U * 1024U) /* per file */
 #define TOKEND_CONFIG_MAX_DROPINS 256U
+#define TOKEND_CONFIG_MAX_ERRORS 100U /* problems one tokend_config_check() lists */
 #define TOKEND_AUDIENCE_MAX 64U /* an audience is [A-Za-z0-9_.@-]{1,64} */
 #define TOKEND_AUDIENCES_MAX 32U /* entries in one audience list */
 
@@ -80,6 +82,13 @@ typedef struct tokend_config {
          * NULL when there are none. */
         char **warnings;
         size_t n_warnings;
+
+        /* Only from tokend_config_check(): every problem found ("FILE:LINE:
+         * [Section] Key=value: reason", "FILE:LINE: unknown key [Token] Foo
+         * (did you mean Bar?)"), NULL-terminated; NULL when the
+         * configuration is good. */
+        char **errors;
+        size_t n_errors;
 } tokend_config;
 
 /* Built-in defaults only (what an empty file gives). Returns 0 or -ENOMEM. */
@@ -102,6 +111,21 @@ int tokend_config_new_default(tokend_config **ret);
  * and capped at TOKEND_CONFIG_MAX_FILE_BYTES. */
 _warn_unused_result_ int tokend_config_load(const char *path, const char *state_dir,
                                             tokend_config **ret, char **ret_error);
+
+/* For tokend --check-config: load like tokend_config_load() but read on past
+ * every problem (the rest of a file after a bad value, the next drop-in after
+ * an unreadable or broken one) so one run names them all, and count unknown
+ * sections and keys as problems, not warnings. Returns 0 and *ret with
+ * (*ret)->errors listing the problems (NULL when there are none; at most
+ * TOKEND_CONFIG_MAX_ERRORS); -ENOMEM only. The values of a configuration with
+ * errors are the defaults and the good assignments: only for messages. */
+_warn_unused_result_ int tokend_config_check(const char *path, const char *state_dir, tokend_config **ret);
+
+/* Write the effective configuration to f in tokend.conf form: every section
+ * and key in the order tokend.conf(5) lists them, with values that load back
+ * to the same configuration ("Key=" for an unset optional key). Returns 0,
+ * -EIO (write error), -ENOMEM. */
+int tokend_config_dump(const tokend_config *c, FILE *f);
 
 /* Point database and key directory into dir (made absolute against the
  * current directory if relative). Returns 0, -EINVAL (empty), -ENOMEM; the

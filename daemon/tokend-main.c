@@ -31,12 +31,18 @@ typedef struct options {
         const char *socket;
         const char *bus;
         int verbose;
+        bool check;
+        bool dump;
 } options;
 
 static void usage(FILE *f) {
         fputs("Usage: tokend [--config FILE] [--state-dir DIR] [--socket PATH]\n"
               "              [--bus system|session|none|ADDRESS] [--foreground] [--verbose]\n"
-              "Issue, refresh, revoke and verify device-bound login tokens.\n", f);
+              "       tokend --check-config [--dump] [--config FILE] [--state-dir DIR] ...\n"
+              "Issue, refresh, revoke and verify device-bound login tokens.\n"
+              "--check-config reads the configuration and the keys, lists every problem\n"
+              "(FILE:LINE: reason) and exits 1, or 0 when all is well; --dump prints the\n"
+              "effective configuration.\n", f);
 }
 
 static int parse_args(int argc, char **argv, options *o) {
@@ -45,10 +51,11 @@ static int parse_args(int argc, char **argv, options *o) {
                 { "socket", required_argument, NULL, 's' },  { "bus", required_argument, NULL, 'b' },
                 { "foreground", no_argument, NULL, 'f' },    { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },          { "version", no_argument, NULL, 'V' },
+                { "check-config", no_argument, NULL, 't' },  { "dump", no_argument, NULL, 'D' },
                 {},
         };
         int c;
-        while ((c = getopt_long(argc, argv, "c:d:s:b:fvhV", opts, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "c:d:s:b:fvhVt", opts, NULL)) >= 0)
                 switch (c) {
                 case 'c': o->config = optarg; break;
                 case 'd': o->state_dir = optarg; break;
@@ -56,6 +63,8 @@ static int parse_args(int argc, char **argv, options *o) {
                 case 'b': o->bus = optarg; break;
                 case 'f': break; /* tokend never forks; accepted for scripts */
                 case 'v': o->verbose = 1; break;
+                case 't': o->check = true; break;
+                case 'D': o->check = o->dump = true; break;
                 case 'h': usage(stdout); exit(0);
                 case 'V': puts(PACKAGE_STRING); exit(0);
                 default: usage(stderr); return -EINVAL;
@@ -64,6 +73,23 @@ static int parse_args(int argc, char **argv, options *o) {
                 fprintf(stderr, "tokend: unexpected argument '%s'\n", argv[optind]);
                 usage(stderr);
                 return -EINVAL;
+        }
+        return 0;
+}
+
+/* The command line beats the files: --socket and --bus. */
+static int apply_overrides(const options *o, tokend_config *c) {
+        int r;
+        if (o->socket) {
+                char *s = strdup(o->socket);
+                if (!s)
+                        return -ENOMEM;
+                free(c->socket_path);
+                c->socket_path = s;
+        }
+        if (o->bus && (r = tokend_config_set_bus(c, o->bus)) < 0) {
+                log_error("--bus %s: not system, session, none or a D-Bus address", o->bus);
+                return r;
         }
         return 0;
 }
@@ -78,17 +104,8 @@ static int load_config(const options *o, tokend_config **ret) {
         }
         for (size_t i = 0; i < c->n_warnings; i++)
                 log_warning("configuration: %s", c->warnings[i]);
-        if (o->socket) {
-                char *s = strdup(o->socket);
-                if (!s) {
-                        tokend_config_free(c);
-                        return -ENOMEM;
-                }
-                free(c->socket_path);
-                c->socket_path = s;
-        }
-        if (o->bus && (r = tokend_config_set_bus(c, o->bus)) < 0) {
-                log_error("--bus %s: not system, session, none or a D-Bus address", o->bus);
+        r = apply_overrides(o, c);
+        if (r < 0) {
                 tokend_config_free(c);
                 return r;
         }
@@ -120,6 +137,57 @@ int tokend_load_keys(const tokend_config *cfg, keydir *ret, char **ret_error) {
                 r = keydir_load(cfg->keys_directory, cfg->keys_active, pass, ret, ret_error);
         }
         return r;
+}
+
+/* tokend --check-config [--dump]: every problem of the files, then whether
+ * the keys load (read-only: a missing key is generated at start, not here).
+ * Messages go to stderr (the journal under ExecStartPre=/ExecReload=), the
+ * dump to stdout. Returns the exit status. */
+static int check_config(const options *o) {
+        _cleanup_(tokend_config_freep) tokend_config *c = NULL;
+        size_t problems = 0;
+
+        int r = tokend_config_check(o->config, o->state_dir, &c);
+        if (r < 0) {
+                fprintf(stderr, "tokend: cannot check the configuration: %s\n", strerror(-r));
+                return 1;
+        }
+        for (size_t i = 0; i < c->n_warnings; i++)
+                fprintf(stderr, "tokend: warning: %s\n", c->warnings[i]);
+        for (size_t i = 0; i < c->n_errors; i++)
+                fprintf(stderr, "tokend: %s\n", c->errors[i]);
+        problems = c->n_errors;
+        if (c->n_errors >= TOKEND_CONFIG_MAX_ERRORS)
+                fprintf(stderr, "tokend: (stopped listing after %u problems)\n", TOKEND_CONFIG_MAX_ERRORS);
+        if (apply_overrides(o, c) < 0)
+                problems++;
+        if (problems == 0) {
+                _cleanup_(freep) char *err = NULL;
+                _cleanup_(erase_and_freep) char *pass = NULL;
+                keydir kd = { 0 };
+                r = keydir_passphrase(c->keys_passphrase_file, &pass);
+                if (r < 0) {
+                        fprintf(stderr, "tokend: keys: cannot read the key passphrase: %s\n", strerror(-r));
+                        problems++;
+                } else if ((r = keydir_load(c->keys_directory, c->keys_active, pass, &kd, &err)) == -ENOENT)
+                        fprintf(stderr, "tokend: note: no signing key in %s yet; tokend generates one when it "
+                                "starts\n", c->keys_directory);
+                else if (r < 0) {
+                        fprintf(stderr, "tokend: keys: %s\n", err ?: strerror(-r));
+                        problems++;
+                }
+                keydir_done(&kd);
+        }
+        if (problems > 0) {
+                fprintf(stderr, "tokend: %zu problem%s in the configuration; not loaded\n", problems,
+                        problems == 1 ? "" : "s");
+                return 1;
+        }
+        if (o->dump && (tokend_config_dump(c, stdout) < 0 || fflush(stdout) != 0)) {
+                fprintf(stderr, "tokend: cannot write the configuration: %m\n");
+                return 1;
+        }
+        return 0;
 }
 
 /* A socket from systemd (socket activation), else our own. */
@@ -349,5 +417,7 @@ int main(int argc, char **argv) {
         log_setup(o.verbose);
         /* Request and answer JSON holds passwords, refresh and access tokens. */
         json_set_alloc_funcs(malloc, json_wiping_free);
+        if (o.check)
+                return check_config(&o);
         return run(&o) < 0 ? 1 : 0;
 }

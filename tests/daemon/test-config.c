@@ -415,6 +415,19 @@ static void test_hostile_files(void **state) {
         assert_int_equal(tokend_config_load(p, NULL, &c, NULL), -EINVAL);
 }
 
+/* got (n entries, NULL-terminated) is exactly path + each of want. */
+static void assert_messages(char *const *got, size_t n, const char *path, const char *const *want) {
+        char line[512];
+        size_t i = 0;
+        for (; want[i]; i++) {
+                assert_true(i < n);
+                snprintf(line, sizeof line, "%s%s", path, want[i]);
+                assert_string_equal(got[i], line);
+        }
+        assert_int_equal(n, i);
+        assert_null(got[i]);
+}
+
 static void test_unknown_keys(void **state) {
         fixture *f = *state;
         const char *p = write_file(f, "unknown.conf",
@@ -425,20 +438,157 @@ static void test_unknown_keys(void **state) {
                                    "Lifetime=1h\n"
                                    "[Tokens]\n"
                                    "Issuer=typo-section\n");
-        char want[256];
 
         _cleanup_(tokend_config_freep) tokend_config *c = load_ok(p);
         assert_string_equal(c->issuer, "known");
-        assert_int_equal(c->n_warnings, 4);
-        snprintf(want, sizeof want, "%s:1: unknown section [] TopLevel, ignoring", p);
-        assert_string_equal(c->warnings[0], want);
-        snprintf(want, sizeof want, "%s:4: unknown key [Token] issuer, ignoring", p);
-        assert_string_equal(c->warnings[1], want);
-        snprintf(want, sizeof want, "%s:5: unknown key [Token] Lifetime, ignoring", p);
-        assert_string_equal(c->warnings[2], want);
-        snprintf(want, sizeof want, "%s:7: unknown section [Tokens] Issuer, ignoring", p);
-        assert_string_equal(c->warnings[3], want);
-        assert_null(c->warnings[4]);
+        assert_messages(c->warnings, c->n_warnings, p,
+                        (const char *const[]){ ":1: unknown section [] TopLevel, ignoring",
+                                               ":4: unknown key [Token] issuer (did you mean Issuer?), ignoring",
+                                               ":5: unknown key [Token] Lifetime, ignoring",
+                                               ":7: unknown section [Tokens] Issuer (did you mean [Token]?), ignoring",
+                                               NULL });
+}
+
+/* The hint names the nearest key of the section (edit distance, case
+ * folded), else the nearest section, else the section a key of that name
+ * lives in; names too far off get none. */
+static void test_did_you_mean(void **state) {
+        static const struct {
+                const char *conf, *want;
+        } cases[] = {
+                { "[Token]\nAccessTokenLifetme=5min\n", "unknown key [Token] AccessTokenLifetme (did you mean AccessTokenLifetime?)" },
+                { "[Token]\nAcessTokenLiftime=5min\n", "unknown key [Token] AcessTokenLiftime (did you mean AccessTokenLifetime?)" },
+                { "[Token]\naccesstokenlifetime=5min\n", "unknown key [Token] accesstokenlifetime (did you mean AccessTokenLifetime?)" },
+                { "[Token]\nRefreshTokenLifetim=1d\n", "unknown key [Token] RefreshTokenLifetim (did you mean RefreshTokenLifetime?)" },
+                { "[Token]\nAllowedAudience=sudo\n", "unknown key [Token] AllowedAudience (did you mean AllowedAudiences?)" },
+                { "[Login]\nMaxFailure=3\n", "unknown key [Login] MaxFailure (did you mean MaxFailures?)" },
+                { "[Login]\nAccessTokenLifetime=1h\n", "unknown key [Login] AccessTokenLifetime (did you mean AccessTokenLifetime in section [Token]?)" },
+                { "[login]\nMaxFailures=3\n", "unknown section [login] MaxFailures (did you mean [Login]?)" },
+                { "[Limit]\nMaxConnections=3\n", "unknown section [Limit] MaxConnections (did you mean [Limits]?)" },
+                { "[Nowhere]\nIssuer=x\n", "unknown section [Nowhere] Issuer (did you mean Issuer in section [Token]?)" },
+                /* Controls: nothing close, no hint. */
+                { "[Token]\nLifetime=1h\n", "unknown key [Token] Lifetime, ignoring" },
+                { "[Token]\nXyz=1\n", "unknown key [Token] Xyz, ignoring" },
+                { "[Nowhere]\nFoo=1\n", "unknown section [Nowhere] Foo, ignoring" },
+                { "[Token]\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=1\n",
+                  "unknown key [Token] AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA, ignoring" },
+        };
+        fixture *f = *state;
+        char want[512];
+
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                const char *p = write_file(f, "typo.conf", cases[i].conf);
+                _cleanup_(tokend_config_freep) tokend_config *c = load_ok(p);
+                assert_int_equal(c->n_warnings, 1);
+                if (strstr(cases[i].want, ", ignoring"))
+                        snprintf(want, sizeof want, "%s:2: %s", p, cases[i].want);
+                else
+                        snprintf(want, sizeof want, "%s:2: %s, ignoring", p, cases[i].want);
+                assert_string_equal(c->warnings[0], want);
+                /* The typo changed nothing: defaults stay. */
+                assert_int_equal(c->access_token_lifetime, 15 * 60);
+                assert_int_equal(c->max_failures, 5);
+        }
+        /* The control: the right spelling is taken. */
+        const char *p = write_file(f, "typo.conf", "[Token]\nAccessTokenLifetime=5min\n");
+        _cleanup_(tokend_config_freep) tokend_config *c = load_ok(p);
+        assert_int_equal(c->n_warnings, 0);
+        assert_int_equal(c->access_token_lifetime, 5 * 60);
+}
+
+/* tokend_config_check(): every problem of every file, unknown keys as
+ * problems; a good configuration has none and dumps to a file that loads
+ * back to the same dump. */
+static void test_check(void **state) {
+        fixture *f = *state;
+        char want[512];
+
+        const char *main_conf = write_file(f, "main.conf",
+                                           "[Token]\n"
+                                           "AccessTokenLifetme=5min\n"
+                                           "MaxLength=1\n"
+                                           "Issuer=good\n"
+                                           "[Login]\n"
+                                           "MaxFailures=many\n");
+        char path[256];
+        snprintf(path, sizeof path, "%s", main_conf);
+        make_dir(f, "main.conf.d");
+        write_file(f, "main.conf.d/10-a.conf", "[Token]\nClockSkew=2h\n");
+        write_file_n(f, "main.conf.d/20-b.conf", "[Token]\nIss\0uer=x\n", 18);
+        write_file(f, "main.conf.d/30-c.conf", "no section line\n[Socket]\nMode=0644\n");
+
+        tokend_config *c = NULL;
+        assert_int_equal(tokend_config_check(path, NULL, &c), 0);
+        assert_messages(c->errors, c->n_errors, path,
+                        (const char *const[]){
+                                ":2: unknown key [Token] AccessTokenLifetme (did you mean AccessTokenLifetime?)",
+                                ":3: [Token] MaxLength=1: out of range (128..8192)",
+                                ":6: [Login] MaxFailures=many: not a decimal number",
+                                ".d/10-a.conf:2: [Token] ClockSkew=2h: out of range (at most 1h)",
+                                ".d/20-b.conf:2: contains a NUL byte",
+                                ".d/30-c.conf:1: syntax error (expected [Section] or Key=value)", NULL });
+        /* The good lines around the bad ones were read. */
+        assert_string_equal(c->issuer, "good");
+        assert_int_equal(c->socket_mode, 0644);
+        tokend_config_free(c);
+
+        /* The same files through tokend_config_load(): the first problem only,
+         * and the unknown key is a warning. */
+        char *err = NULL;
+        assert_int_equal(tokend_config_load(path, NULL, &c, &err), -EINVAL);
+        snprintf(want, sizeof want, "%s:3: [Token] MaxLength=1: out of range (128..8192)", path);
+        assert_string_equal(err, want);
+        free(err);
+
+        /* Control: a good configuration has no errors; its dump loads back,
+         * under check, to the same dump. */
+        main_conf = write_file(f, "good.conf",
+                               "[Token]\nIssuer=me\nAccessTokenLifetime=90min\nRefreshTokenLifetime=0\n"
+                               "DefaultAudience=sudo sshd\nAllowedAudiences=sshd sudo su\nAlgorithm=ES256\n"
+                               "[Keys]\nActive=k1\n[Socket]\nMode=600\n[Bus]\nBus=unix:path=/run/x\n"
+                               "[Login]\nAllowPeerLogin=off\n");
+        snprintf(path, sizeof path, "%s", main_conf);
+        char *dump1 = NULL, *dump2 = NULL;
+        size_t len1 = 0, len2 = 0;
+        assert_int_equal(tokend_config_check(path, NULL, &c), 0);
+        assert_int_equal(c->n_errors, 0);
+        assert_null(c->errors);
+        FILE *m = open_memstream(&dump1, &len1);
+        assert_int_equal(tokend_config_dump(c, m), 0);
+        assert_int_equal(fclose(m), 0);
+        tokend_config_free(c);
+        assert_non_null(strstr(dump1, "[Token]\nIssuer=me\nAccessTokenLifetime=1h 30min\nRefreshTokenLifetime=0\n"));
+        assert_non_null(strstr(dump1, "\nDefaultAudience=sudo sshd\nAllowedAudiences=sshd sudo su\n"));
+        assert_non_null(strstr(dump1, "\nAlgorithm=ES256\n"));
+        assert_non_null(strstr(dump1, "\n[Keys]\nDirectory=/var/lib/tokend/keys\nActive=k1\nPassphraseFile=\n"));
+        assert_non_null(strstr(dump1, "\nMode=0600\n"));
+        assert_non_null(strstr(dump1, "\n[Bus]\nBus=unix:path=/run/x\n"));
+        assert_non_null(strstr(dump1, "\nAllowPeerLogin=no\n"));
+        assert_non_null(strstr(dump1, "\n[API]\nEnableDocs=no\n"));
+
+        const char *again = write_file(f, "again.conf", dump1);
+        assert_int_equal(tokend_config_check(again, NULL, &c), 0);
+        assert_int_equal(c->n_errors, 0);
+        m = open_memstream(&dump2, &len2);
+        assert_int_equal(tokend_config_dump(c, m), 0);
+        assert_int_equal(fclose(m), 0);
+        tokend_config_free(c);
+        assert_string_equal(dump1, dump2);
+        free(dump1);
+        free(dump2);
+
+        /* The defaults dump to a file that loads to the defaults. */
+        assert_int_equal(tokend_config_new_default(&c), 0);
+        m = open_memstream(&dump1, &len1);
+        assert_int_equal(tokend_config_dump(c, m), 0);
+        assert_int_equal(fclose(m), 0);
+        tokend_config_free(c);
+        again = write_file(f, "defaults.conf", dump1);
+        free(dump1);
+        c = load_ok(again);
+        assert_int_equal(c->n_warnings, 0);
+        assert_defaults(c);
+        tokend_config_free(c);
 }
 
 static void test_state_dir(void **state) {
@@ -511,6 +661,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_boundaries_accepted, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hostile_files, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unknown_keys, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_did_you_mean, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_check, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_state_dir, setup, teardown),
                 cmocka_unit_test(test_set_bus),
                 cmocka_unit_test(test_audience_names),

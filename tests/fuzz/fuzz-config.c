@@ -3,7 +3,9 @@
  * written to a memfd and loaded through /proc/self/fd/N (a regular file;
  * its ".d" drop-in directory does not exist). Invariants: the documented
  * ranges of every field on success; an error message on failure; the
- * warning list's count and NULL terminator agree. */
+ * warning list's count and NULL terminator agree; tokend_config_check()
+ * (--check-config) lists a problem whenever the load fails, and the dump of
+ * a configuration it finds good loads back to the same dump. */
 #include "config.h"
 
 #include <stdint.h>
@@ -68,27 +70,67 @@ static void check_config(const tokend_config *c) {
         FUZZ_CHECK(n == c->n_warnings);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-        tokend_config *c = NULL;
-        char *error = NULL;
+static void put(const void *data, size_t size) {
         size_t done = 0;
-        int r;
-
         FUZZ_CHECK(ftruncate(fd, 0) == 0);
         while (done < size) {
-                ssize_t n = pwrite(fd, data + done, size - done, (off_t) done);
+                ssize_t n = pwrite(fd, (const uint8_t *) data + done, size - done, (off_t) done);
                 FUZZ_CHECK(n > 0);
                 done += (size_t) n;
         }
+}
+
+static char *dump(const tokend_config *c) {
+        char *s = NULL;
+        size_t len = 0;
+        FILE *m = open_memstream(&s, &len);
+        FUZZ_CHECK(m);
+        FUZZ_CHECK(tokend_config_dump(c, m) == 0);
+        FUZZ_CHECK(fclose(m) == 0);
+        return s;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        tokend_config *c = NULL, *checked = NULL;
+        char *error = NULL;
+        size_t n = 0;
+        int r;
+
+        put(data, size);
+        /* tokend --check-config: never fails but for memory, lists at least
+         * one problem whenever the load fails, and its values are valid. */
+        FUZZ_CHECK(tokend_config_check(path, NULL, &checked) == 0);
+        check_config(checked);
+        for (; checked->errors && checked->errors[n]; n++)
+                FUZZ_CHECK(checked->errors[n][0]);
+        FUZZ_CHECK(n == checked->n_errors && n <= TOKEND_CONFIG_MAX_ERRORS);
+
         r = tokend_config_load(path, NULL, &c, &error);
         if (r < 0) {
                 FUZZ_CHECK(error && error[0]);
                 FUZZ_CHECK(!c);
+                FUZZ_CHECK(checked->n_errors > 0);
                 free(error);
+                tokend_config_free(checked);
                 return 0;
         }
         FUZZ_CHECK(!error);
         check_config(c);
+        FUZZ_CHECK(checked->n_errors == 0 || c->n_warnings > 0);
         tokend_config_free(c);
+
+        /* --dump of a good configuration loads back to the same dump. */
+        if (checked->n_errors == 0) {
+                char *d1 = dump(checked), *d2;
+                put(d1, strlen(d1));
+                FUZZ_CHECK(tokend_config_check(path, NULL, &c) == 0);
+                FUZZ_CHECK(c->n_errors == 0 && c->n_warnings == 0);
+                d2 = dump(c);
+                FUZZ_CHECK(strcmp(d1, d2) == 0);
+                free(d1);
+                free(d2);
+                tokend_config_free(c);
+        }
+        tokend_config_free(checked);
         return 0;
 }
