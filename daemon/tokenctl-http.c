@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "json-util.h"
 #include "tokenctl-transport.h"
@@ -53,6 +55,62 @@ static int add_header(struct curl_slist **l, const char *h) {
         return 0;
 }
 
+static const char *file_kind(mode_t m) {
+        return S_ISREG(m) ? "a regular file" : S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO"
+               : S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device" : S_ISLNK(m) ? "a symlink"
+                                                                 : "not a socket";
+}
+
+/* Why connecting to ctx->socket failed, from the path itself (curl reports
+ * "couldn't connect" for all of these; connect() on a file that is not a
+ * socket says ECONNREFUSED): printed with the errno text and what to do.
+ * Returns the -errno (every one maps to EXIT_UNREACHABLE). */
+static int report_connect(const tc_ctx *ctx, long os_errno) {
+        const char *path = ctx->socket;
+        /* Where a path other than the default came from, for the hint. */
+        const char *from = streq(path, TOKENCTL_DEFAULT_SOCKET) ? NULL
+                           : ctx->socket_given                  ? "--socket"
+                                                                : "$TOKEND_SOCKET";
+        struct stat st;
+        int e = stat(path, &st) < 0 ? errno : !S_ISSOCK(st.st_mode) ? ENOTSOCK : (int) os_errno;
+
+        switch (e) {
+        case ENOENT:
+        case ENOTDIR:
+                if (from)
+                        tc_error(ctx, 0, "cannot reach tokend: no socket at %s (%s); this path comes from %s, "
+                                 "the default is %s: check the path, or start tokend there", path, strerror(e),
+                                 from, TOKENCTL_DEFAULT_SOCKET);
+                else
+                        tc_error(ctx, 0, "cannot reach tokend: no socket at %s (%s): tokend is not running: "
+                                 "systemctl start tokend.socket", path, strerror(e));
+                return -ENOENT;
+        case ENOTSOCK:
+                tc_error(ctx, 0, "cannot reach tokend: %s is %s, not a socket (%s); %s", path, file_kind(st.st_mode),
+                         strerror(e), from ? "give tokend's socket ([Socket] Path=, default " TOKENCTL_DEFAULT_SOCKET ")"
+                                           : "something replaced tokend's socket: systemctl restart tokend.socket");
+                return -ENOTSOCK;
+        case EACCES:
+        case EPERM:
+                tc_error(ctx, 0, "cannot reach tokend: permission denied on %s (%s): you (uid %u) may not use the "
+                         "socket or a directory above it; check their modes and owners ([Socket] Mode=, "
+                         "SocketMode= in tokend.socket)", path, strerror(e), (unsigned) getuid());
+                return -EACCES;
+        case ECONNREFUSED:
+                tc_error(ctx, 0, "cannot reach tokend: nothing is listening on %s (%s): tokend is not running: "
+                         "systemctl start tokend.socket", path, strerror(e));
+                return -ECONNREFUSED;
+        case EAGAIN:
+                tc_error(ctx, 0, "cannot reach tokend: its queue on %s is full (%s): tokend is overloaded or "
+                         "stuck; try again, or see systemctl status tokend", path, strerror(e));
+                return -EAGAIN;
+        default:
+                tc_error(ctx, 0, "cannot reach tokend: cannot connect to %s (%s)", path,
+                         e ? strerror(e) : "unknown error");
+                return -ECONNREFUSED;
+        }
+}
+
 static int report_transport(const tc_ctx *ctx, CURLcode cc, long os_errno, bool too_big) {
         if (too_big) {
                 tc_error(ctx, 0, "the answer of tokend on %s is larger than %u bytes; is this really tokend?",
@@ -61,16 +119,11 @@ static int report_transport(const tc_ctx *ctx, CURLcode cc, long os_errno, bool 
         }
         switch (cc) {
         case CURLE_COULDNT_CONNECT:
-                if (os_errno == EACCES || os_errno == EPERM) {
-                        tc_error(ctx, 0, "permission denied on the socket %s: check its mode ([Socket] Mode=)",
-                                 ctx->socket);
-                        return -ECONNREFUSED;
-                }
-                tc_error(ctx, 0, "tokend is not running: systemctl start tokend.socket (socket %s)", ctx->socket);
-                return os_errno == ENOENT ? -ENOENT : -ECONNREFUSED;
+                return report_connect(ctx, os_errno);
         case CURLE_OPERATION_TIMEDOUT:
-                tc_error(ctx, 0, "tokend on %s did not answer in time: check it with systemctl status tokend",
-                         ctx->socket);
+                tc_error(ctx, 0, "cannot reach tokend: %s accepted the connection but nothing answered within %ld s "
+                         "(%s): tokend is stuck or this is not tokend; check systemctl status tokend and "
+                         "journalctl -u tokend", ctx->socket, TC_CALL_TIMEOUT_MS / 1000, strerror(ETIMEDOUT));
                 return -ETIMEDOUT;
         case CURLE_OUT_OF_MEMORY:
                 return -ENOMEM; /* printed by tc_http() */

@@ -368,7 +368,8 @@ int verb_status(tc_ctx *ctx, int argc, char **argv) {
         static const char usage[] =
                 "Usage: tokenctl status\n"
                 "Show the logged-in user and device, token expiry times and whether tokend answers.\n"
-                "Exit status: 0 logged in and tokend reachable, 1 not logged in, 3 tokend unreachable.\n";
+                "Exit status: 0 logged in and tokend reachable, 1 not logged in, 3 tokend unreachable\n"
+                "(whether logged in or not).\n";
         static const struct option opts[] = {
                 TC_COMMON_OPTIONS,
         };
@@ -408,5 +409,6 @@ int verb_status(tc_ctx *ctx, int argc, char **argv) {
         } else
                 print_status_text(ctx, logged_in ? &c : NULL, toks, reachable, dir);
         tc_creds_done(&c);
-        return !logged_in ? EXIT_REFUSED : !reachable ? EXIT_UNREACHABLE : EXIT_OK;
+        /* Unreachable wins: a script must tell "tokend down" from "not logged in". */
+        return !reachable ? EXIT_UNREACHABLE : !logged_in ? EXIT_REFUSED : EXIT_OK;
 }

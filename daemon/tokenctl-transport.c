@@ -91,7 +91,10 @@ int tc_answer_fail(const tc_ctx *ctx, const tc_answer *a) {
 int tc_transport_exit(int r) {
         switch (r) {
         case -ENOENT:
+        case -ENOTSOCK:
+        case -EACCES:
         case -ECONNREFUSED:
+        case -EAGAIN:
         case -ETIMEDOUT:
                 return EXIT_UNREACHABLE;
         case -EINVAL:

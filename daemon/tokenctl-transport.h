@@ -37,7 +37,8 @@ typedef struct tc_refresh_req {
  * tokend (tc_answer_ok() tells them apart; release with tc_answer_done()) —
  * or, when tokend could not be asked or its answer is unusable, prints why
  * and what to do on stderr and returns -errno: -ECONNREFUSED/-ENOENT/
- * -ETIMEDOUT (unreachable), -EINVAL (malformed --bus address or argument),
+ * -ENOTSOCK/-EACCES/-EAGAIN/-ETIMEDOUT (unreachable; the message names the
+ * cause and the errno text), -EINVAL (malformed --bus address or argument),
  * -EIO/-EBADMSG/-E2BIG (not tokend's answer), -ENOMEM. Secrets sent or
  * received are wiped from the transport's memory. */
 typedef struct tc_transport {
@@ -86,6 +87,6 @@ int tc_answer_refusal(tc_answer *ret, long status, const char *code, const char 
  * status for it: invalid_request → EXIT_USAGE, anything else → EXIT_REFUSED. */
 int tc_answer_fail(const tc_ctx *ctx, const tc_answer *a);
 
-/* The exit status for a failed operation's -errno (EXIT_UNREACHABLE,
- * EXIT_USAGE for -EINVAL, else EXIT_REFUSED). */
+/* The exit status for a failed operation's -errno (EXIT_UNREACHABLE for the
+ * unreachable ones above, EXIT_USAGE for -EINVAL, else EXIT_REFUSED). */
 int tc_transport_exit(int r);

@@ -257,7 +257,7 @@ def test_status(ctl, daemon):
     p = ctl.run("--json", "status")
     assert p.returncode == 3 and json.loads(p.stdout)["tokend_reachable"] is False
     hint = ("tokend is not on %s: start it there" % ctl.where() if ctl.prefix else
-            "tokend is not running: systemctl start tokend.socket")
+            "cannot reach tokend: no socket at %s (No such file or directory)" % daemon.socket)
     assert hint in p.stderr
 
 
