@@ -10,6 +10,7 @@
 
 #include "json-util.h"
 #include "tokenctl-state.h"
+#include "tokenctl-token.h"
 #include "tokenctl-transport.h"
 
 static const char usage[] =
@@ -159,6 +160,77 @@ static int devices_revoke(const tc_ctx *ctx, const dev_opts *o, const char *id) 
                         fprintf(stderr, "That was this machine's login: deleted the local credentials.\n");
         }
         return EXIT_OK;
+}
+
+/* Whether token's verification by tokend says its device was revoked. */
+static int verify_token_state(const tc_ctx *ctx, const char *token, tc_device_state *ret) {
+        tc_answer a = { 0 };
+        int r = tc_transport_of(ctx)->verify(ctx, token, NULL, NULL, &a);
+
+        if (r < 0)
+                return tc_transport_exit(r);
+        const char *code = a.body ? json_object_get_str(a.body, "error") : NULL;
+        if (tc_answer_ok(&a) && json_is_true(json_object_get(a.body, "active")))
+                ret->state = TC_DEVICE_ALIVE;
+        else if (streq_ptr(code, "token_revoked"))
+                ret->state = TC_DEVICE_REVOKED;
+        tc_answer_done(&a);
+        return EXIT_OK;
+}
+
+int tc_device_check(const tc_ctx *ctx, const tc_creds *c, const char *token, tc_device_state *ret) {
+        tc_answer a = { 0 };
+        size_t i;
+        const json_t *d;
+
+        *ret = (tc_device_state){ .state = TC_DEVICE_UNKNOWN };
+        /* The credentials are the caller's own (the usual case): tokend lists
+         * the caller's devices by its uid, no token needed. */
+        if (c->uid != (int64_t) getuid())
+                return token ? verify_token_state(ctx, token, ret) : EXIT_OK;
+        int r = tc_transport_of(ctx)->devices_list(ctx, c->user, &a);
+        if (r < 0)
+                return tc_transport_exit(r);
+        if (!tc_answer_ok(&a) || !json_is_array(json_object_get(a.body, "devices"))) {
+                tc_answer_done(&a);
+                return token ? verify_token_state(ctx, token, ret) : EXIT_OK;
+        }
+        ret->state = TC_DEVICE_GONE;
+        json_array_foreach(json_object_get(a.body, "devices"), i, d) {
+                if (!streq_ptr(json_object_get_str(d, "id"), c->device_id))
+                        continue;
+                ret->state = json_is_true(json_object_get(d, "revoked")) ? TC_DEVICE_REVOKED : TC_DEVICE_ALIVE;
+                const char *reason = json_object_get_str(d, "revoke_reason");
+                if (reason) /* tokend's text, escaped for the terminal */
+                        (void) tc_safe(reason, ret->reason, sizeof ret->reason);
+                if (json_object_get_int_range(d, "revoked_at", 0, INT64_MAX / 2, &ret->revoked_at) < 0)
+                        ret->revoked_at = 0;
+                break;
+        }
+        tc_answer_done(&a);
+        return EXIT_OK;
+}
+
+const char *tc_device_state_text(const tc_device_state *s, char *buf, size_t size) {
+        char when[128];
+        switch (s->state) {
+        case TC_DEVICE_ALIVE:
+                snprintf(buf, size, "active");
+                break;
+        case TC_DEVICE_REVOKED:
+                if (s->revoked_at > 0)
+                        snprintf(buf, size, "revoked (%s, %s)", s->reason[0] ? s->reason : "no reason given",
+                                 tc_format_time(s->revoked_at, when, sizeof when));
+                else
+                        snprintf(buf, size, "revoked");
+                break;
+        case TC_DEVICE_GONE:
+                snprintf(buf, size, "unknown to tokend (removed, or tokend's database was replaced)");
+                break;
+        default:
+                snprintf(buf, size, "not known (tokend could not tell)");
+        }
+        return buf;
 }
 
 int verb_devices(tc_ctx *ctx, int argc, char **argv) {

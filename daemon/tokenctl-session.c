@@ -329,9 +329,24 @@ static json_t *cached_tokens_json(const json_t *cache, const char *device_id) {
         return arr;
 }
 
+/* Some cached access token of the device, for tc_device_check()'s fallback. */
+static const char *any_cached_token(const json_t *cache, const char *device_id) {
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *) cache, k, v)
+                if (json_is_object(v) && streq_ptr(json_object_get_str(v, "device_id"), device_id) &&
+                    json_object_get_str(v, "access_token"))
+                        return json_object_get_str(v, "access_token");
+        return NULL;
+}
+
+static bool device_dead(const tc_device_state *ds) {
+        return ds->state == TC_DEVICE_REVOKED || ds->state == TC_DEVICE_GONE;
+}
+
 static void print_status_text(const tc_ctx *ctx, const tc_creds *c, const json_t *toks, bool reachable,
-                              const char *dir) {
-        char w[128], su[1024], sd[256], sn[512];
+                              const char *dir, const tc_device_state *ds) {
+        char w[256], su[1024], sd[256], sn[512];
         size_t i;
         const json_t *e;
         int64_t exp;
@@ -341,15 +356,27 @@ static void print_status_text(const tc_ctx *ctx, const tc_creds *c, const json_t
                 printf("User:           %s (uid %lld)\n", tc_safe(c->user, su, sizeof su), (long long) c->uid);
                 printf("Device:         %s%s%s%s\n", tc_safe(c->device_id, sd, sizeof sd), c->device_name ? " \"" : "",
                        tc_safe(c->device_name, sn, sizeof sn), c->device_name ? "\"" : "");
+                if (reachable)
+                        printf("Device state:   %s%s\n", tc_device_state_text(ds, w, sizeof w),
+                               device_dead(ds) ? ": run tokenctl login" : "");
                 printf("Device key:     %s\n", c->device_key_pem ? "Ed25519 (refresh needs its proof)" : "none");
-                if (!c->refresh_expires_at)
+                if (device_dead(ds)) {
+                        /* Whatever the local files say, nothing of a dead device works. */
+                        printf("Refresh token:  dead with the device\n");
+                        if (json_array_size(toks) > 0)
+                                printf("Access tokens:  dead with the device (%zu cached)\n", json_array_size(toks));
+                } else if (!c->refresh_expires_at)
                         printf("Refresh token:  never expires\n");
                 else
                         printf("Refresh token:  %s %s\n", c->refresh_expires_at > time(NULL) ? "valid until" :
                                "EXPIRED", tc_format_time(c->refresh_expires_at, w, sizeof w));
-                if (json_array_size(toks) == 0)
+                if (device_dead(ds))
+                        ;
+                else if (json_array_size(toks) == 0)
                         printf("Access tokens:  none cached\n");
                 json_array_foreach(toks, i, e) {
+                        if (device_dead(ds))
+                                break;
                         if (json_object_get_int_range(e, "expires_at", 0, INT64_MAX / 2, &exp) < 0)
                                 exp = 0;
                         printf("%s%s: %s %s\n", i == 0 ? "Access tokens:  " : "                ",
@@ -368,8 +395,9 @@ int verb_status(tc_ctx *ctx, int argc, char **argv) {
         static const char usage[] =
                 "Usage: tokenctl status\n"
                 "Show the logged-in user and device, token expiry times and whether tokend answers.\n"
-                "Exit status: 0 logged in and tokend reachable, 1 not logged in, 3 tokend unreachable\n"
-                "(whether logged in or not).\n";
+                "Asks tokend whether this device is still alive (not revoked).\n"
+                "Exit status: 0 logged in and tokend reachable, 1 not logged in or the device\n"
+                "revoked, 3 tokend unreachable (whether logged in or not).\n";
         static const struct option opts[] = {
                 TC_COMMON_OPTIONS,
         };
@@ -377,6 +405,7 @@ int verb_status(tc_ctx *ctx, int argc, char **argv) {
         _cleanup_(json_decrefp) json_t *cache = NULL, *toks = NULL, *out = NULL;
         tc_creds c = { 0 };
         tc_answer a = { 0 };
+        tc_device_state ds = { .state = TC_DEVICE_UNKNOWN };
         bool logged_in = false;
         int r, ex;
 
@@ -393,6 +422,8 @@ int verb_status(tc_ctx *ctx, int argc, char **argv) {
         /* Reachable: tokend answers with its JWKS (GET /.well-known/jwks.json, GetJWKS). */
         bool reachable = tc_transport_of(ctx)->jwks(ctx, &a) >= 0 && tc_answer_ok(&a);
         tc_answer_done(&a);
+        if (reachable && logged_in && tc_device_check(ctx, &c, any_cached_token(cache, c.device_id), &ds) != EXIT_OK)
+                reachable = false;
         if (ctx->json) {
                 out = json_pack("{s:b,s:b,s:s,s:s?}", "logged_in", logged_in, "tokend_reachable", reachable,
                                 ctx->bus ? "bus" : "socket", ctx->bus ? ctx->bus : ctx->socket, "state_dir", dir);
@@ -404,11 +435,22 @@ int verb_status(tc_ctx *ctx, int argc, char **argv) {
                         json_object_set_new(out, "device_key", json_boolean(c.device_key_pem != NULL));
                         json_object_set_new(out, "refresh_expires_at", json_integer(c.refresh_expires_at));
                         json_object_set_new(out, "access_tokens", toks ? json_incref(toks) : json_array());
+                        static const char *const states[] = { [TC_DEVICE_UNKNOWN] = "unknown",
+                                                              [TC_DEVICE_ALIVE] = "active",
+                                                              [TC_DEVICE_REVOKED] = "revoked",
+                                                              [TC_DEVICE_GONE] = "gone" };
+                        json_object_set_new(out, "device_state", json_string(states[ds.state]));
+                        if (ds.state == TC_DEVICE_REVOKED) {
+                                json_object_set_new(out, "revoke_reason",
+                                                    ds.reason[0] ? json_string(ds.reason) : json_null());
+                                json_object_set_new(out, "revoked_at",
+                                                    ds.revoked_at ? json_integer(ds.revoked_at) : json_null());
+                        }
                 }
                 tc_print_json(out);
         } else
-                print_status_text(ctx, logged_in ? &c : NULL, toks, reachable, dir);
+                print_status_text(ctx, logged_in ? &c : NULL, toks, reachable, dir, &ds);
         tc_creds_done(&c);
         /* Unreachable wins: a script must tell "tokend down" from "not logged in". */
-        return !reachable ? EXIT_UNREACHABLE : !logged_in ? EXIT_REFUSED : EXIT_OK;
+        return !reachable ? EXIT_UNREACHABLE : !logged_in || device_dead(&ds) ? EXIT_REFUSED : EXIT_OK;
 }

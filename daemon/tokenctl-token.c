@@ -209,6 +209,41 @@ static int cache_find(const tc_ctx *ctx, const json_t *cache, const char *audien
         return 0;
 }
 
+/* Forget every cached access token of this login (they die with the device). */
+static void cache_drop(const tc_ctx *ctx, const char *dir, int *lock) {
+        _cleanup_(json_decrefp) json_t *empty = json_object();
+        if (*lock < 0)
+                *lock = tc_state_lock(ctx, dir);
+        if (*lock < 0 || !empty || tc_tokens_save(ctx, dir, empty) < 0)
+                tc_error(ctx, 0, "cannot clear the cached access tokens, ignoring");
+}
+
+/* May the cached token tok of c's device be handed out? Not when the
+ * device's refresh token has expired or tokend says the device is revoked
+ * or gone: then the cache is dropped and the reason printed (EXIT_REFUSED).
+ * Unreachable tokend: EXIT_UNREACHABLE (nothing handed out either: without
+ * tokend no PAM login can verify it, and an offline verifier would take a
+ * revoked token). */
+static int cached_token_usable(const tc_ctx *ctx, const char *dir, const tc_creds *c, const char *tok, int *lock) {
+        tc_device_state ds;
+        char why[256], when[128];
+        int r;
+
+        if (c->refresh_expires_at && time(NULL) >= c->refresh_expires_at) {
+                cache_drop(ctx, dir, lock);
+                return tc_error(ctx, EXIT_REFUSED, "not handing out the cached access token: this device's login "
+                                "expired %s (its refresh token); dropped the cached tokens: run tokenctl login",
+                                tc_format_time(c->refresh_expires_at, when, sizeof when));
+        }
+        if ((r = tc_device_check(ctx, c, tok, &ds)) != EXIT_OK)
+                return r;
+        if (ds.state != TC_DEVICE_REVOKED && ds.state != TC_DEVICE_GONE)
+                return EXIT_OK;
+        cache_drop(ctx, dir, lock);
+        return tc_error(ctx, EXIT_REFUSED, "not handing out the cached access token: device %s is %s; dropped the "
+                        "cached tokens: run tokenctl login", c->device_id, tc_device_state_text(&ds, why, sizeof why));
+}
+
 int tc_access_token(const tc_ctx *ctx, const char *audience, bool force, char **ret_token, int64_t *ret_exp) {
         _cleanup_(freep) char *dir = NULL;
         _cleanup_(json_decrefp) json_t *cache = NULL;
@@ -255,6 +290,10 @@ int tc_access_token(const tc_ctx *ctx, const char *audience, bool force, char **
         r = do_refresh(ctx, dir, &c, audience, ret_token, ret_exp);
         goto out;
 found:
+        /* A cached token is only as good as its device: tokend may have
+         * revoked it since (reuse detection, an admin, a logout elsewhere). */
+        if ((r = cached_token_usable(ctx, dir, &c, tok, &lock)) != EXIT_OK)
+                goto out;
         if (!(*ret_token = strdup(tok))) {
                 r = tc_error(ctx, EXIT_REFUSED, "out of memory");
                 goto out;
