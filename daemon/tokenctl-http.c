@@ -258,6 +258,8 @@ static int http_refresh(const tc_ctx *ctx, const tc_refresh_req *req, tc_answer 
         _cleanup_(json_decrefp) json_t *body = json_pack("{s:s,s:s,s:s?,s:s?}", "refresh_token", req->refresh_token,
                                                          "device_id", req->device_id, "proof", req->proof,
                                                          "audience", req->audience);
+        if (body && req->ttl > 0 && json_object_set_new(body, "ttl", json_integer(req->ttl)) < 0)
+                return oom(ctx);
         return http_post(ctx, "/api/auth/refresh", body, ret);
 }
 

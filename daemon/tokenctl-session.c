@@ -244,7 +244,7 @@ int verb_login(tc_ctx *ctx, int argc, char **argv) {
         if (cred_path && access(cred_path, F_OK) == 0 && tc_creds_load(ctx, dir, &old) >= 0)
                 old_device = TAKE_PTR(old.device_id);
         tc_creds_done(&old);
-        ex = tc_apply_answer(ctx, dir, &c, NULL, a.body, NULL, &exp);
+        ex = tc_apply_answer(ctx, dir, &c, NULL, a.body, true, NULL, &exp);
         if (ex != EXIT_OK)
                 goto out;
         print_login(ctx, &c, exp);
@@ -280,7 +280,7 @@ int verb_logout(tc_ctx *ctx, int argc, char **argv) {
                 return tc_usage_error(ctx, usage, "unexpected argument '%s'", argv[r]);
         if (tc_state_dir(ctx, false, &dir) < 0 || tc_creds_load(ctx, dir, &c) < 0)
                 return EXIT_REFUSED;
-        ex = tc_access_token(ctx, NULL, false, &tok, NULL);
+        ex = tc_access_token(ctx, NULL, false, 0, &tok, NULL);
         if (ex == EXIT_UNREACHABLE)
                 goto out;
         if (ex == EXIT_OK) {

@@ -89,7 +89,7 @@ static int cache_store(const tc_ctx *ctx, const char *dir, const char *device_id
 }
 
 int tc_apply_answer(const tc_ctx *ctx, const char *dir, tc_creds *c, const char *audience, const json_t *ans,
-                    char **ret_token, int64_t *ret_exp) {
+                    bool cache, char **ret_token, int64_t *ret_exp) {
         const char *at = json_object_get_str(ans, "access_token"), *rt = json_object_get_str(ans, "refresh_token");
         const char *dev = json_object_get_str(ans, "device_id");
         int64_t exp_in, rexp_in, now = time(NULL);
@@ -114,7 +114,7 @@ int tc_apply_answer(const tc_ctx *ctx, const char *dir, tc_creds *c, const char 
         if (tc_creds_save(ctx, dir, c) < 0)
                 return tc_error(ctx, EXIT_REFUSED, "the refresh token was rotated but cannot be saved; this "
                                 "device must log in again (tokenctl login) once the problem is fixed");
-        if (cache_store(ctx, dir, c->device_id, aud_key(audience), at, now + exp_in, now) < 0)
+        if (cache && cache_store(ctx, dir, c->device_id, aud_key(audience), at, now + exp_in, now) < 0)
                 tc_error(ctx, 0, "cannot cache the access token, ignoring");
         if (ret_token && !(*ret_token = strdup(at)))
                 return tc_error(ctx, EXIT_REFUSED, "out of memory");
@@ -148,7 +148,7 @@ static int apply_default_audience_answer(const tc_ctx *ctx, const char *dir, tc_
                                          const json_t *ans, char **ret_token, int64_t *ret_exp) {
         _cleanup_(freep) char *tok = NULL;
         int64_t exp = 0;
-        int r = tc_apply_answer(ctx, dir, c, NULL, ans, &tok, &exp);
+        int r = tc_apply_answer(ctx, dir, c, NULL, ans, true, &tok, &exp);
 
         if (r != EXIT_OK)
                 return r;
@@ -165,8 +165,8 @@ static int apply_default_audience_answer(const tc_ctx *ctx, const char *dir, tc_
         return EXIT_OK;
 }
 
-static int do_refresh(const tc_ctx *ctx, const char *dir, tc_creds *c, const char *audience, char **ret_token,
-                      int64_t *ret_exp) {
+static int do_refresh(const tc_ctx *ctx, const char *dir, tc_creds *c, const char *audience, int64_t ttl,
+                      char **ret_token, int64_t *ret_exp) {
         const tc_transport *t = tc_transport_of(ctx);
         _cleanup_(erase_and_freep) char *proof = NULL;
         tc_answer a = { 0 };
@@ -176,7 +176,7 @@ static int do_refresh(const tc_ctx *ctx, const char *dir, tc_creds *c, const cha
                 return tc_error(ctx, EXIT_REFUSED, "cannot sign the refresh proof with the device key (%s): "
                                 "run tokenctl login", strerror(-r));
         tc_refresh_req req = { .refresh_token = c->refresh_token, .device_id = c->device_id, .proof = proof,
-                               .audience = audience };
+                               .audience = audience, .ttl = ttl };
         r = t->refresh(ctx, &req, &a);
         if (r < 0)
                 return tc_transport_exit(r);
@@ -185,7 +185,7 @@ static int do_refresh(const tc_ctx *ctx, const char *dir, tc_creds *c, const cha
         else if (audience && !t->chooses_audience)
                 r = apply_default_audience_answer(ctx, dir, c, audience, a.body, ret_token, ret_exp);
         else
-                r = tc_apply_answer(ctx, dir, c, audience, a.body, ret_token, ret_exp);
+                r = tc_apply_answer(ctx, dir, c, audience, a.body, ttl == 0, ret_token, ret_exp);
         tc_answer_done(&a);
         return r;
 }
@@ -244,7 +244,8 @@ static int cached_token_usable(const tc_ctx *ctx, const char *dir, const tc_cred
                         "cached tokens: run tokenctl login", c->device_id, tc_device_state_text(&ds, why, sizeof why));
 }
 
-int tc_access_token(const tc_ctx *ctx, const char *audience, bool force, char **ret_token, int64_t *ret_exp) {
+int tc_access_token(const tc_ctx *ctx, const char *audience, bool force, int64_t ttl, char **ret_token,
+                    int64_t *ret_exp) {
         _cleanup_(freep) char *dir = NULL;
         _cleanup_(json_decrefp) json_t *cache = NULL;
         _cleanup_(closep) int lock = -EBADF;
@@ -253,6 +254,11 @@ int tc_access_token(const tc_ctx *ctx, const char *audience, bool force, char **
         int64_t exp, fetched, start = time(NULL), now;
         int r;
 
+        if (ttl > 0 && !tc_transport_of(ctx)->chooses_audience)
+                return tc_error(ctx, EXIT_USAGE, "--ttl needs the socket: over %s tokend issues tokens of its "
+                                "[Token] AccessTokenLifetime only", tc_transport_of(ctx)->name);
+        if (ttl > 0)
+                force = true; /* a short token is always a fresh one */
         if (tc_state_dir(ctx, false, &dir) < 0 || tc_creds_load(ctx, dir, &c) < 0)
                 return EXIT_REFUSED;
         if (!force) {
@@ -287,7 +293,7 @@ int tc_access_token(const tc_ctx *ctx, const char *audience, bool force, char **
                              tc_format_time(c.refresh_expires_at, when, sizeof when));
                 goto out;
         }
-        r = do_refresh(ctx, dir, &c, audience, ret_token, ret_exp);
+        r = do_refresh(ctx, dir, &c, audience, ttl, ret_token, ret_exp);
         goto out;
 found:
         /* A cached token is only as good as its device: tokend may have
@@ -312,11 +318,19 @@ typedef struct aud_opts {
         const tc_ctx *ctx;
         const char *usage;
         const char *audience;
+        int64_t ttl; /* --ttl, seconds; 0: not given */
 } aud_opts;
+
+#define OPT_TTL (OPT_FIRST_VERB_OPTION + 1)
 
 static int on_audience(void *userdata, int val, const char *arg) {
         aud_opts *o = userdata;
-        (void) val;
+        if (val == OPT_TTL) {
+                if (timespan_parse(arg, &o->ttl) < 0 || o->ttl <= 0)
+                        return tc_usage_error(o->ctx, o->usage, "--ttl: '%s' is not a time span of more than 0 "
+                                              "(e.g. 90s, 5min, 1h)", arg);
+                return 0;
+        }
         if (!tokend_audience_name_valid(arg))
                 return tc_usage_error(o->ctx, o->usage, "--audience: '%s' is not an audience name "
                                       "([A-Za-z0-9_.@-], 1-64 characters)", arg);
@@ -325,6 +339,7 @@ static int on_audience(void *userdata, int val, const char *arg) {
 }
 
 #define AUDIENCE_OPTIONS { "audience", required_argument, NULL, OPT_FIRST_VERB_OPTION }, TC_COMMON_OPTIONS
+#define TOKEN_OPTIONS { "ttl", required_argument, NULL, OPT_TTL }, AUDIENCE_OPTIONS
 
 static int print_token(const tc_ctx *ctx, const char *audience, const char *tok, int64_t exp) {
         if (!ctx->json) {
@@ -341,7 +356,7 @@ static int print_token(const tc_ctx *ctx, const char *audience, const char *tok,
 
 /* token and refresh: the same options, refresh always rotates. */
 static int token_or_refresh(tc_ctx *ctx, int argc, char **argv, const char *usage, bool force) {
-        static const struct option opts[] = { AUDIENCE_OPTIONS };
+        static const struct option opts[] = { TOKEN_OPTIONS };
         aud_opts o = { .ctx = ctx, .usage = usage };
         _cleanup_(freep) char *tok = NULL;
         char when[128];
@@ -352,7 +367,7 @@ static int token_or_refresh(tc_ctx *ctx, int argc, char **argv, const char *usag
                 return ex;
         if (r < argc)
                 return tc_usage_error(ctx, usage, "unexpected argument '%s'", argv[r]);
-        if ((ex = tc_access_token(ctx, o.audience, force, &tok, &exp)) != EXIT_OK)
+        if ((ex = tc_access_token(ctx, o.audience, force, o.ttl, &tok, &exp)) != EXIT_OK)
                 return ex;
         if (!force || ctx->json)
                 return print_token(ctx, o.audience, tok, exp);
@@ -363,18 +378,21 @@ static int token_or_refresh(tc_ctx *ctx, int argc, char **argv, const char *usag
 
 int verb_token(tc_ctx *ctx, int argc, char **argv) {
         static const char usage[] =
-                "Usage: tokenctl token [--audience A]\n"
+                "Usage: tokenctl token [--audience A] [--ttl SPAN]\n"
                 "Print a valid access token on stdout, refreshing first (with the device key\n"
                 "proof) when fewer than 60 s remain or none is cached for that audience.\n"
-                "  --audience A   PAM service the token is for (default: tokend's DefaultAudience)\n";
+                "  --audience A   PAM service the token is for (default: tokend's DefaultAudience)\n"
+                "  --ttl SPAN     a fresh token valid at most SPAN (90s, 5min, 1h; capped by tokend's\n"
+                "                 AccessTokenLifetime), not cached; needs the socket\n";
         return token_or_refresh(ctx, argc, argv, usage, false);
 }
 
 int verb_refresh(tc_ctx *ctx, int argc, char **argv) {
         static const char usage[] =
-                "Usage: tokenctl refresh [--audience A]\n"
+                "Usage: tokenctl refresh [--audience A] [--ttl SPAN]\n"
                 "Refresh now: rotate the refresh token and cache a new access token.\n"
-                "  --audience A   PAM service the new access token is for\n";
+                "  --audience A   PAM service the new access token is for\n"
+                "  --ttl SPAN     the new access token lasts at most SPAN (then it is not cached)\n";
         return token_or_refresh(ctx, argc, argv, usage, true);
 }
 
@@ -418,7 +436,7 @@ static int askpass_answer(const tc_ctx *ctx, const char *audience, const char *p
         }
         if (!tokend_audience_name_valid(audience))
                 return tc_error(ctx, EXIT_USAGE, "TOKENCTL_AUDIENCE='%s' is not an audience name", audience);
-        if ((ex = tc_access_token(ctx, audience, false, &tok, NULL)) != EXIT_OK)
+        if ((ex = tc_access_token(ctx, audience, false, 0, &tok, NULL)) != EXIT_OK)
                 return ex;
         printf("%s\n", tok);
         return EXIT_OK;

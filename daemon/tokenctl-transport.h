@@ -31,6 +31,7 @@ typedef struct tc_refresh_req {
         const char *device_id;
         const char *proof;    /* device-key proof JWS, or NULL for a device without key */
         const char *audience; /* NULL: [Token] DefaultAudience; honoured only if chooses_audience */
+        int64_t ttl;          /* 0: [Token] AccessTokenLifetime; else at most that many seconds (chooses_audience only) */
 } tc_refresh_req;
 
 /* Every operation returns 0 with *ret filled — a success or a refusal by
@@ -44,7 +45,7 @@ typedef struct tc_refresh_req {
 typedef struct tc_transport {
         const char *name;              /* "the socket", "D-Bus" */
         bool registers_device_key;     /* login registers tc_login_req.device_key */
-        bool chooses_audience;         /* refresh honours tc_refresh_req.audience */
+        bool chooses_audience;         /* refresh honours tc_refresh_req.audience and .ttl */
         const char *peer_device_name;  /* the name peer login gives a device; NULL: device_name is used */
         int (*login)(const tc_ctx *ctx, const tc_login_req *req, tc_answer *ret);
         int (*refresh)(const tc_ctx *ctx, const tc_refresh_req *req, tc_answer *ret);

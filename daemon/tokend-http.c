@@ -337,6 +337,16 @@ static td_code job_login(request *rq, const json_t *j) {
         return td_login(rq->srv->t, &rq->caller, &lr, &rq->tokens, &rq->st);
 }
 
+/* The optional "ttl" member (seconds, ≥ 1): 0 and *ret when fine or absent
+ * (*ret = 0), -EINVAL otherwise. */
+static int member_ttl(const json_t *j, int64_t *ret) {
+        const json_t *ttl = json_object_get(j, "ttl");
+        *ret = 0;
+        if (!ttl || json_is_null(ttl))
+                return 0;
+        return json_object_get_int_range(j, "ttl", 1, INT32_MAX, ret) < 0 ? -EINVAL : 0;
+}
+
 static td_code job_issue(request *rq, const json_t *j) {
         const char *aud[MAX_AUDIENCES + 1];
         bool have_aud;
@@ -347,13 +357,8 @@ static td_code job_issue(request *rq, const json_t *j) {
                 return job_fail(rq, TD_INVALID_REQUEST, "user, device_name, device_key must be strings, "
                                "audience a string or an array of strings");
         ir.audience = have_aud ? aud : NULL;
-        const json_t *ttl = json_object_get(j, "ttl");
-        if (ttl && !json_is_null(ttl)) {
-                int64_t v;
-                if (json_object_get_int_range(j, "ttl", 1, INT32_MAX, &v) < 0)
-                        return job_fail(rq, TD_INVALID_REQUEST, "ttl must be a positive integer (seconds)");
-                ir.ttl = v;
-        }
+        if (member_ttl(j, &ir.ttl) < 0)
+                return job_fail(rq, TD_INVALID_REQUEST, "ttl must be a positive integer (seconds)");
         return td_issue(rq->srv->t, &rq->caller, &ir, &rq->tokens, &rq->st);
 }
 
@@ -366,6 +371,8 @@ static td_code job_refresh(request *rq, const json_t *j) {
             member_str(j, "proof", &fr.proof) < 0 || member_audience(j, aud, &have_aud) < 0)
                 return job_fail(rq, TD_INVALID_REQUEST, "refresh_token, device_id, proof must be strings");
         fr.audience = have_aud ? aud : NULL;
+        if (member_ttl(j, &fr.ttl) < 0)
+                return job_fail(rq, TD_INVALID_REQUEST, "ttl must be a positive integer (seconds)");
         return td_refresh(rq->srv->t, &rq->caller, &fr, &rq->tokens, &rq->st);
 }
 

@@ -235,6 +235,11 @@ static int new_refresh_token(char **ret, uint8_t hash[static STORE_HASH_LEN]) {
         return 0;
 }
 
+/* A requested ttl (0: none) may shorten the configured lifetime, never lengthen it. */
+static int64_t shorter_lifetime(int64_t configured, int64_t ttl) {
+        return ttl > 0 && ttl < configured ? ttl : configured;
+}
+
 /* Enrol a new device for user and answer with its first tokens. Caller
  * holds the read lock. */
 static td_code enrol(tokend *t, const td_caller *c, const td_user *u, const char *device_name,
@@ -258,9 +263,7 @@ static td_code enrol(tokend *t, const td_caller *c, const td_user *u, const char
                 return tc;
 
         int64_t now = td_now();
-        int64_t life = t->config->access_token_lifetime;
-        if (ttl > 0 && ttl < life)
-                life = ttl;
+        int64_t life = shorter_lifetime(t->config->access_token_lifetime, ttl);
         memcpy(d.id, "dev_", 4);
         (void) b64url_random(DEVICE_ID_BYTES, d.id + 4, sizeof d.id - 4);
         issue_ctx ic = { .user = u, .device_id = d.id, .device_key = device_key ? pk : NULL,
@@ -551,7 +554,8 @@ td_code td_refresh(tokend *t, const td_caller *c, const td_refresh_req *req, td_
                 goto out;
         /* Sign first, rotate second: if signing fails nothing is rotated. */
         issue_ctx ic = { .user = &u, .device_id = d.id, .device_key = d.has_public_key ? d.public_key : NULL,
-                         .aud = aud, .n_aud = n_aud, .now = now, .lifetime = t->config->access_token_lifetime };
+                         .aud = aud, .n_aud = n_aud, .now = now,
+                         .lifetime = shorter_lifetime(t->config->access_token_lifetime, req->ttl) };
         if ((tc = build_access(t, &ic, &tok, jti, st)) != TD_OK)
                 goto out;
         if (new_refresh_token(&tok.refresh_token, hash) < 0) {

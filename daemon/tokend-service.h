@@ -98,6 +98,7 @@ typedef struct td_refresh_req {
         const char *proof;          /* may be NULL */
         const char *const *audience;/* optional narrowing/choice */
         const char *htu;            /* the endpoint the proof must name */
+        int64_t ttl;                /* 0: default lifetime; else a shorter one (never longer) */
 } td_refresh_req;
 
 typedef struct td_verify_req {

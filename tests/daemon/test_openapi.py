@@ -186,7 +186,7 @@ def test_request_bodies(doc):
 
     assert props("LoginRequest") == ({"username", "password", "device_name", "device_key"}, {"username", "password"})
     assert props("IssueRequest") == ({"audience", "ttl", "device_name", "device_key", "user"}, set())
-    assert props("RefreshRequest") == ({"refresh_token", "device_id", "proof", "audience"},
+    assert props("RefreshRequest") == ({"refresh_token", "device_id", "proof", "audience", "ttl"},
                                        {"refresh_token", "device_id"})
     assert props("VerifyRequest")[1] == {"token"}
     assert {"token", "user", "service"} <= props("VerifyRequest")[0]

@@ -12,16 +12,9 @@ import time
 
 import pytest
 
-from test_tokenctl_util import ASKPASS, Client, audit_count, base, have_binaries, start_tokend  # noqa: F401
+from test_tokenctl_util import ASKPASS, Client, audit_count, base, daemon, have_binaries  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.skipif(not have_binaries(), reason="tokend/tokenctl not built")
-
-
-@pytest.fixture
-def daemon():
-    t = start_tokend()
-    yield t
-    t.close()
 
 
 def save(c, name):

@@ -118,3 +118,11 @@ def base():
     d = tmpdir()
     yield d
     rmtree(d)
+
+
+@pytest.fixture
+def daemon():
+    """A started tokend with the default configuration, closed afterwards."""
+    t = start_tokend()
+    yield t
+    t.close()
