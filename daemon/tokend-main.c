@@ -16,6 +16,7 @@
 
 #include "json-util.h"
 #include "macro.h"
+#include "str-escape.h"
 #include "tokend-bus.h"
 #include "tokend-http.h"
 #include "tokend-log.h"
@@ -139,6 +140,13 @@ int tokend_load_keys(const tokend_config *cfg, keydir *ret, char **ret_error) {
         return r;
 }
 
+/* One line of --check-config on stderr; file names and values are the
+ * admin's, but a drop-in's name may hold anything: escaped. */
+static void check_say(const char *kind, const char *msg) {
+        _cleanup_(freep) char *safe = str_escape_controls_dup(msg);
+        fprintf(stderr, "tokend: %s%s\n", kind, safe ?: "(out of memory)");
+}
+
 /* tokend --check-config [--dump]: every problem of the files, then whether
  * the keys load (read-only: a missing key is generated at start, not here).
  * Messages go to stderr (the journal under ExecStartPre=/ExecReload=), the
@@ -153,9 +161,9 @@ static int check_config(const options *o) {
                 return 1;
         }
         for (size_t i = 0; i < c->n_warnings; i++)
-                fprintf(stderr, "tokend: warning: %s\n", c->warnings[i]);
+                check_say("warning: ", c->warnings[i]);
         for (size_t i = 0; i < c->n_errors; i++)
-                fprintf(stderr, "tokend: %s\n", c->errors[i]);
+                check_say("", c->errors[i]);
         problems = c->n_errors;
         if (c->n_errors >= TOKEND_CONFIG_MAX_ERRORS)
                 fprintf(stderr, "tokend: (stopped listing after %u problems)\n", TOKEND_CONFIG_MAX_ERRORS);
@@ -173,7 +181,7 @@ static int check_config(const options *o) {
                         fprintf(stderr, "tokend: note: no signing key in %s yet; tokend generates one when it "
                                 "starts\n", c->keys_directory);
                 else if (r < 0) {
-                        fprintf(stderr, "tokend: keys: %s\n", err ?: strerror(-r));
+                        check_say("keys: ", err ?: strerror(-r));
                         problems++;
                 }
                 keydir_done(&kd);

@@ -182,3 +182,15 @@ def test_unit_checks_before_start_and_reload():
     # so a bad edit never reaches the running daemon.
     assert reload_ == ["ExecReload=@sbindir@/tokend --check-config --config @sysconfdir@/tokend/tokend.conf",
                        "ExecReload=/bin/kill -HUP $MAINPID"]
+
+
+def test_hostile_dropin_name_escaped(work):
+    d = work / "tokend.conf.d"
+    d.mkdir()
+    (d / "a\x1b[31mred.conf").write_text("[Token]\nMaxLength=1\n")
+    (d / "b.conf").write_text("[Token]\nClockSkew=2h\n")     # control: a plain name, as is
+    r = check(work)
+    assert r.returncode == 1
+    assert "\x1b" not in r.stderr
+    assert "a\\x1b[31mred.conf:2: [Token] MaxLength=1: out of range" in r.stderr, r.stderr
+    assert "%s/b.conf:2: [Token] ClockSkew=2h" % d in r.stderr
