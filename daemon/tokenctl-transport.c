@@ -57,11 +57,15 @@ int tc_answer_refusal(tc_answer *ret, long status, const char *code, const char 
         return 0;
 }
 
-static const char *hint_for(const char *code, long status) {
+static const char *hint_for(const char *code, const char *message, long status) {
         if (streq(code, "token_revoked") || streq(code, "token_expired"))
-                return "log in again: tokenctl login";
+                /* tokend's message may say "log in again" already: say it once */
+                return message && strstr(message, "log in again") ? "tokenctl login" : "log in again: tokenctl login";
         if (streq(code, "invalid_credentials"))
                 return "check the user name and password";
+        if (streq(code, "forbidden") && message && strstr(message, "AllowedAudiences"))
+                return "tokend's administrator can allow that audience: [Token] AllowedAudiences= in "
+                       "tokend.conf(5), then systemctl reload tokend";
         if (streq(code, "forbidden"))
                 return "this needs root or a member of tokend's admin group ([Login] AdminGroup=)";
         if (streq(code, "too_many_requests"))
@@ -74,7 +78,7 @@ static const char *hint_for(const char *code, long status) {
 int tc_answer_fail(const tc_ctx *ctx, const tc_answer *a) {
         const char *code = a->body ? json_object_get_str(a->body, "error") : NULL;
         const char *msg = a->body ? json_object_get_str(a->body, "message") : NULL;
-        const char *hint = hint_for(code ? code : "", a->status);
+        const char *hint = hint_for(code ? code : "", msg, a->status);
         char how[64];
 
         if (!code)

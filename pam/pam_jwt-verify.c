@@ -8,6 +8,7 @@
 
 #include "pam_jwt-http.h"
 #include "pam_jwt-verify.h"
+#include "str-escape.h"
 
 static void set_reason(JwtVerifyResult *ret, const char *s) {
         size_t i = 0;
@@ -108,7 +109,12 @@ static int aud_contains(const json_t *aud, const char *service) {
 static void parse_refusal(const char *body, size_t body_len, JwtVerifyResult *ret) {
         _cleanup_(json_decrefp) json_t *j = json_loadb(body, body_len, JSON_REJECT_DUPLICATES, NULL);
         const char *code = json_string_value(json_object_get(j, "error"));
+        const json_t *msg = json_object_get(j, "message");
 
+        /* For the log line: tokend's words, never raw (a log line is one line). */
+        if (json_is_string(msg))
+                (void) str_escape_controls(json_string_value(msg), json_string_length(msg), ret->message,
+                                           sizeof ret->message);
         ret->verdict = JWT_VERDICT_REFUSED;
         if (!code) {
                 set_reason(ret, "refused");

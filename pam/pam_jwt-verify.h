@@ -14,6 +14,7 @@
 #define JWT_TOKEN_MAX (8U * 1024U)  /* longest answer we send to tokend */
 #define JWT_ID_MAX 128U             /* client_id / jti: printable ASCII, no space */
 #define JWT_REASON_MAX 48U
+#define JWT_MESSAGE_MAX 256U        /* tokend's refusal message, escaped, cut between whole characters */
 
 typedef enum JwtVerdict {
         JWT_VERDICT_VALID,        /* 200, active:true, sub == user, service ∈ aud */
@@ -41,6 +42,8 @@ typedef struct JwtVerifyResult {
         unsigned status;              /* HTTP status, 0 when none */
         char reason[JWT_REASON_MAX];  /* tokend's error code or what was malformed;
                                          sanitized to [A-Za-z0-9_. -], never token bytes */
+        char message[JWT_MESSAGE_MAX]; /* a 400/401 refusal: tokend's "message", control, bidi and
+                                          invalid UTF-8 characters escaped; "" when none */
         /* only for JWT_VERDICT_VALID: */
         int64_t exp;
         int64_t uid;                  /* -1 when tokend did not say */

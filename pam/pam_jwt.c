@@ -47,6 +47,7 @@ typedef struct Options {
         bool try_first_pass;
         bool only_tokens;
         bool debug;
+        bool silent; /* PAM_SILENT in this call's flags: no message to the user */
 } Options;
 
 /* What a successful authentication leaves on the handle. The token is needed
@@ -259,8 +260,39 @@ static void log_verdict(pam_handle_t *pamh, const Options *o, const char *what, 
                                    o->socket_path, res->status, res->reason);
                 break;
         default:
-                pam_syslog(pamh, LOG_NOTICE, "%s: token %s for user %s, service %s: %s", what,
-                           jwt_verdict_to_string(res->verdict), printable(user), printable(audience), res->reason);
+                /* tokend's message says why ("the token is not for service
+                 * sudo …"); verify-parse escaped it. */
+                pam_syslog(pamh, LOG_NOTICE, "%s: token %s for user %s, service %s: %s%s%s%s", what,
+                           jwt_verdict_to_string(res->verdict), printable(user), printable(audience), res->reason,
+                           res->message[0] ? " (" : "", res->message, res->message[0] ? ")" : "");
+        }
+}
+
+/* One short line for the user (PAM_ERROR_MSG) on a refusal: what happened
+ * and what to do, from the verdict alone — never tokend's free text, and
+ * nothing the holder of the token could not learn from tokenctl verify. */
+static void tell_user(pam_handle_t *pamh, const Options *o, const char *service, const JwtVerifyResult *res) {
+        if (o->silent)
+                return;
+        switch (res->verdict) {
+        case JWT_VERDICT_REFUSED:
+                (void) pam_error(pamh, "Token not accepted for %s (invalid, or not issued for it): "
+                                 "tokenctl token --audience %s", printable(service), printable(service));
+                break;
+        case JWT_VERDICT_EXPIRED:
+                (void) pam_error(pamh, "Token expired: get a fresh one with tokenctl token");
+                break;
+        case JWT_VERDICT_REVOKED:
+                (void) pam_error(pamh, "Token revoked with its device: log in again with tokenctl login");
+                break;
+        case JWT_VERDICT_RATE_LIMITED:
+                (void) pam_error(pamh, "Too many failed token checks: try again later");
+                break;
+        case JWT_VERDICT_UNAVAILABLE:
+                (void) pam_error(pamh, "Tokens cannot be checked now (tokend unavailable)");
+                break;
+        default:
+                break;
         }
 }
 
@@ -363,6 +395,7 @@ static int authenticate(pam_handle_t *pamh, const Options *o) {
                            o->socket_path, len, printable(user), printable(service));
         jwt_verify(&req, &res);
         log_verdict(pamh, o, "auth", user, service, &res);
+        tell_user(pamh, o, service, &res);
 
         r = verdict_to_pam(res.verdict, PHASE_AUTH);
         if (r == PAM_SUCCESS)
@@ -370,11 +403,12 @@ static int authenticate(pam_handle_t *pamh, const Options *o) {
         return r;
 }
 
-_public_ int pam_sm_authenticate(pam_handle_t *pamh, int flags _unused_, int argc, const char **argv) {
+_public_ int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv) {
         Options o;
         int r = options_parse(pamh, argc, argv, &o);
         if (r != PAM_SUCCESS)
                 return r;
+        o.silent = flags & PAM_SILENT;
 
         r = authenticate(pamh, &o);
         if (r == PAM_AUTH_ERR)
@@ -442,6 +476,7 @@ static int account(pam_handle_t *pamh, const Options *o, State *s) {
         state_drop_token(s);
         if (o->debug || res.verdict != JWT_VERDICT_VALID)
                 log_verdict(pamh, o, "account", s->user, s->audience, &res);
+        tell_user(pamh, o, s->audience, &res);
 
         r = verdict_to_pam(res.verdict, PHASE_ACCOUNT);
         if (r == PAM_SUCCESS && res.exp < s->exp)
@@ -455,7 +490,7 @@ static int account(pam_handle_t *pamh, const Options *o, State *s) {
         return r;
 }
 
-_public_ int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags _unused_, int argc, const char **argv) {
+_public_ int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv) {
         State *s = state_get(pamh);
         Options o;
         int r;
@@ -465,6 +500,7 @@ _public_ int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags _unused_, int argc, 
         r = options_parse(pamh, argc, argv, &o);
         if (r != PAM_SUCCESS)
                 return r;
+        o.silent = flags & PAM_SILENT;
         r = account(pamh, &o, s);
         if (o.debug)
                 pam_syslog(pamh, LOG_DEBUG, "acct_mgmt: %s", pam_strerror(pamh, r));

@@ -1,12 +1,14 @@
 /* libFuzzer target: whatever a (hostile or broken) daemon could send back to
  * pam_jwt — the HTTP response parser, then the verdict reader on its body.
- * Invariant checked: only a 200 can ever come out as VALID, and a body never
- * exceeds its cap. */
+ * Invariant checked: only a 200 can ever come out as VALID, a body never
+ * exceeds its cap, and tokend's message (for the log line) is safe text. */
 #include <assert.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "pam_jwt-http.h"
 #include "pam_jwt-verify.h"
+#include "str-escape.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         JwtHttpResponse resp = {};
@@ -18,6 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         assert(resp.body_len <= JWT_HTTP_BODY_MAX);
         jwt_verify_parse_answer(resp.status, resp.body, resp.body_len, "alice", "sshd", &res);
         assert(res.verdict != JWT_VERDICT_VALID || resp.status == 200);
+        assert(memchr(res.message, 0, sizeof res.message));
+        assert(str_is_safe_text(res.message, strlen(res.message)));
         jwt_http_response_done(&resp);
         return 0;
 }

@@ -50,6 +50,8 @@ def test_reuse_detection_then_status_token_askpass(base, daemon):
     restore(c, "credentials")
     p = c.run("refresh")
     assert p.returncode == 1 and "token_revoked" in p.stderr, p.stderr
+    # tokend's message says "log in again" already: tokenctl does not repeat it.
+    assert p.stderr.count("log in again") == 1 and "; tokenctl login" in p.stderr, p.stderr
     assert audit_count(daemon, "refresh_reuse") == 1
     assert [d["revoked"] for d in daemon.api.devices().json["devices"]] == [True]
     # The cache still holds tokens that look valid locally.

@@ -6,7 +6,7 @@
  * (with --stdin) from lines of standard input.
  *
  * usage: pam-app [--answer TEXT]... [--answer-file FILE] [--stdin] [--rhost H]
- *                [--tty T] SERVICE USER {auth|setcred|acct|open|close|user:NAME}...
+ *                [--tty T] SERVICE USER {auth|auth-silent|setcred|acct|open|close|user:NAME}...
  * exit: 0 every call returned PAM_SUCCESS, 1 one did not, 2 usage/setup error */
 #include <errno.h>
 #include <stdio.h>
@@ -140,6 +140,8 @@ static int read_file(const char *path, char **ret) {
 static int run(pam_handle_t *pamh, const char *op) {
         if (strcmp(op, "auth") == 0)
                 return pam_authenticate(pamh, 0);
+        if (strcmp(op, "auth-silent") == 0)
+                return pam_authenticate(pamh, PAM_SILENT);
         if (strcmp(op, "setcred") == 0)
                 return pam_setcred(pamh, PAM_ESTABLISH_CRED);
         if (strcmp(op, "acct") == 0)
