@@ -36,7 +36,7 @@ static char *own_device_id(const tc_ctx *ctx, char **ret_dir) {
         tc_creds c = { 0 };
         char *id = NULL;
 
-        if (tc_state_dir(ctx, false, &dir) < 0 || !(path = tc_path_join(dir, TC_CREDENTIALS_FILE)) ||
+        if (tc_state_dir_if_any(ctx, &dir) < 0 || !(path = tc_path_join(dir, TC_CREDENTIALS_FILE)) ||
             access(path, F_OK) < 0 || tc_creds_load(ctx, dir, &c) < 0)
                 return NULL;
         id = TAKE_PTR(c.device_id);

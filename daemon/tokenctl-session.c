@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/utsname.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -149,6 +150,54 @@ static void print_login(const tc_ctx *ctx, const tc_creds *c, int64_t exp) {
                c->refresh_expires_at ? tc_format_time(c->refresh_expires_at, w2, sizeof w2) : "never expires");
 }
 
+/* What this machine runs, for the default device name: os-release(5)'s
+ * PRETTY_NAME, else uname's system and release; printable ASCII only. */
+static void os_name(char *buf, size_t size) {
+        static const char *const files[] = { "/etc/os-release", "/usr/lib/os-release" };
+        char line[512];
+        struct utsname u;
+
+        buf[0] = 0;
+        for (size_t i = 0; i < ELEMENTSOF(files) && !buf[0]; i++) {
+                FILE *f = fopen(files[i], "re");
+                if (!f)
+                        continue;
+                while (!buf[0] && fgets(line, sizeof line, f))
+                        if (strncmp(line, "PRETTY_NAME=", 12) == 0) {
+                                char *v = line + 12;
+                                v[strcspn(v, "\n")] = 0;
+                                size_t n = strlen(v);
+                                if (n >= 2 && (v[0] == '"' || v[0] == '\'') && v[n - 1] == v[0]) {
+                                        v[n - 1] = 0;
+                                        v++;
+                                }
+                                snprintf(buf, size, "%.*s", (int) size - 1, v);
+                        }
+                fclose(f);
+        }
+        if (!buf[0] && uname(&u) == 0)
+                snprintf(buf, size, "%.40s %.40s", u.sysname, u.release);
+        for (char *p = buf; *p; p++)
+                if (*p < ' ' || *p > '~')
+                        *p = '?';
+}
+
+/* "HOST (Debian GNU/Linux 12 (bookworm))": which machine, and what it runs. */
+static void default_device_name(char *buf, size_t size) {
+        char host[256] = "localhost", os[128];
+
+        if (gethostname(host, sizeof host - 1) < 0 || !host[0])
+                snprintf(host, sizeof host, "localhost");
+        for (char *p = host; *p; p++)
+                if (*p < ' ' || *p > '~')
+                        *p = '?';
+        os_name(os, sizeof os);
+        if (os[0])
+                snprintf(buf, size, "%.64s (%s)", host, os);
+        else
+                snprintf(buf, size, "%.64s", host);
+}
+
 int verb_login(tc_ctx *ctx, int argc, char **argv) {
         static const char usage[] =
                 "Usage: tokenctl login [--user U] [--device-name N] [--peer]\n"
@@ -157,7 +206,8 @@ int verb_login(tc_ctx *ctx, int argc, char **argv) {
                 "$XDG_STATE_HOME/tokend/ (default ~/.local/state/tokend/).\n"
                 "The password is read from the terminal without echo, or from stdin.\n"
                 "  --user U          user to log in as (default: you)\n"
-                "  --device-name N   name shown in tokenctl devices (default: tokenctl on HOST)\n"
+                "  --device-name N   name shown in tokenctl devices (default: HOST (OS), e.g.\n"
+                "                    \"vm (Debian GNU/Linux 12 (bookworm))\")\n"
                 "  --peer            no password: tokend trusts your local uid (root: any --user)\n";
         static const struct option opts[] = {
                 { "user", required_argument, NULL, OPT_USER },
@@ -168,7 +218,7 @@ int verb_login(tc_ctx *ctx, int argc, char **argv) {
         login_opts o = { .ctx = ctx, .usage = usage };
         _cleanup_(freep) char *dir = NULL, *pub = NULL, *old_device = NULL, *cred_path = NULL;
         _cleanup_(closep) int lock = -EBADF;
-        char password[PASSWORD_MAX + 1], host[256] = "localhost", name[DEVICE_NAME_MAX + 1];
+        char password[PASSWORD_MAX + 1], name[DEVICE_NAME_MAX + 1];
         tc_creds c = { 0 }, old = { 0 };
         tc_answer a = { 0 };
         int64_t exp = 0;
@@ -195,10 +245,8 @@ int verb_login(tc_ctx *ctx, int argc, char **argv) {
                 return tc_error(ctx, EXIT_REFUSED, "out of memory");
         if (o.peer && t->peer_device_name)
                 snprintf(name, sizeof name, "%s", t->peer_device_name);
-        else if (!o.device_name) {
-                (void) gethostname(host, sizeof host - 1);
-                snprintf(name, sizeof name, "tokenctl on %s", host);
-        }
+        else if (!o.device_name)
+                default_device_name(name, sizeof name);
         if (tc_state_dir(ctx, true, &dir) < 0)
                 return EXIT_REFUSED;
         c = (tc_creds){ .user = NULL, .created = time(NULL) };

@@ -88,6 +88,17 @@ int tc_state_dir(const tc_ctx *ctx, bool create, char **ret) {
         return 0;
 }
 
+int tc_state_dir_if_any(const tc_ctx *ctx, char **ret) {
+        _cleanup_(freep) char *base = NULL, *dir = NULL;
+        struct stat st;
+
+        if (state_base(&base) < 0 || !(dir = tc_path_join(base, "tokend")))
+                return -ENOENT;
+        if (lstat(dir, &st) < 0 && errno == ENOENT)
+                return -ENOENT;
+        return tc_state_dir(ctx, false, ret);
+}
+
 int tc_state_lock(const tc_ctx *ctx, const char *dir) {
         _cleanup_(freep) char *path = tc_path_join(dir, TC_LOCK_FILE);
         if (!path)

@@ -36,6 +36,11 @@ void tc_creds_done(tc_creds *c);
  * Returns 0, -ENOENT (missing, !create), -EPERM, -errno. */
 int tc_state_dir(const tc_ctx *ctx, bool create, char **ret);
 
+/* tc_state_dir(ctx, false, ret), but silent when there is no state
+ * directory at all (-ENOENT): for commands that only mark this machine's
+ * login if there is one (devices). Other problems are printed. */
+int tc_state_dir_if_any(const tc_ctx *ctx, char **ret);
+
 /* Take the exclusive lock of the state directory (blocks). Returns the
  * lock fd (close it to unlock) or -errno. */
 int tc_state_lock(const tc_ctx *ctx, const char *dir);

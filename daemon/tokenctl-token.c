@@ -424,12 +424,24 @@ static bool prompt_wants_token(const char *prompt) {
         return false;
 }
 
+/* ssh's question about an unknown host key ("Are you sure you want to
+ * continue connecting (yes/no/[fingerprint])?") is not ours to answer, but
+ * without a word ssh only says "Host key verification failed". */
+static void explain_host_key_question(const tc_ctx *ctx, const char *prompt) {
+        if (prompt && strstr(prompt, "continue connecting"))
+                tc_error(ctx, 0, "not a token prompt: ssh asks whether to trust this server's unknown host key. "
+                         "Check its fingerprint and accept it once without SSH_ASKPASS_REQUIRE=force (or put "
+                         "the key into ~/.ssh/known_hosts); then tokens go through askpass");
+}
+
 static int askpass_answer(const tc_ctx *ctx, const char *audience, const char *prompt) {
         _cleanup_(freep) char *tok = NULL;
         int ex;
 
-        if (!prompt_wants_token(prompt))
-                return EXIT_REFUSED; /* not ours: no output at all */
+        if (!prompt_wants_token(prompt)) {
+                explain_host_key_question(ctx, prompt);
+                return EXIT_REFUSED; /* not ours: nothing on stdout */
+        }
         if (!audience) {
                 const char *e = getenv("TOKENCTL_AUDIENCE");
                 audience = e && *e ? e : ASKPASS_DEFAULT_AUDIENCE;
