@@ -195,7 +195,7 @@ int tc_device_check(const tc_ctx *ctx, const tc_creds *c, const char *token, tc_
                 tc_answer_done(&a);
                 return token ? verify_token_state(ctx, token, ret) : EXIT_OK;
         }
-        ret->state = TC_DEVICE_GONE;
+        ret->state = TC_DEVICE_UNKNOWN;
         json_array_foreach(json_object_get(a.body, "devices"), i, d) {
                 if (!streq_ptr(json_object_get_str(d, "id"), c->device_id))
                         continue;
@@ -207,7 +207,14 @@ int tc_device_check(const tc_ctx *ctx, const tc_creds *c, const char *token, tc_
                         ret->revoked_at = 0;
                 break;
         }
+        /* Not listed: gone, unless the answer may be one page of more (any
+         * member besides "devices"); then only a token can tell. */
+        bool complete = json_object_size(a.body) == 1;
         tc_answer_done(&a);
+        if (ret->state == TC_DEVICE_UNKNOWN && complete)
+                ret->state = TC_DEVICE_GONE;
+        else if (ret->state == TC_DEVICE_UNKNOWN && token)
+                return verify_token_state(ctx, token, ret);
         return EXIT_OK;
 }
 

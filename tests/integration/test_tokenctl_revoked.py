@@ -130,3 +130,24 @@ def test_unreachable_tokend_hands_out_nothing(base, daemon):
     daemon.stop()
     p = c.run("token")
     assert p.returncode == 3 and p.stdout == "" and "cannot reach tokend" in p.stderr
+
+
+def test_device_gone_from_tokend(base, daemon):
+    """A device tokend no longer knows (pruned, or the database replaced):
+    status says so (exit 1) and the cached token is not handed out."""
+    import sqlite3
+    c = Client(base, daemon.socket)
+    c.ok("login", "--peer")
+    dev = c.credentials()["device_id"]
+    tok = c.ok("token").stdout.strip()
+    assert daemon.stop() == 0
+    with sqlite3.connect(daemon.db_path) as db:
+        db.execute("PRAGMA foreign_keys = ON")
+        assert db.execute("DELETE FROM devices WHERE id = ?", (dev,)).rowcount == 1
+    daemon.start()
+    p = c.run("status")
+    assert p.returncode == 1 and "Device state:   unknown to tokend" in p.stdout, p.stdout + p.stderr
+    assert json.loads(c.run("--json", "status").stdout)["device_state"] == "gone"
+    p = c.run("token")
+    assert p.returncode == 1 and p.stdout == "" and tok not in p.stdout
+    assert "device %s is unknown to tokend" % dev in p.stderr, p.stderr
