@@ -15,7 +15,10 @@
  * survives a process crash; a rotation lost by the OS would make the
  * client's new refresh token unknown and its old one look "reused" after
  * reboot, revoking a legitimate device. Group commit is what makes FULL
- * affordable (numbers in the commit message). */
+ * affordable (numbers in the commit message). A batch made only of
+ * coalesced refusals (store_audit_coalesce) commits with NORMAL: losing the
+ * last counts to a power cut harms nothing, and a flood of refusals then
+ * costs no fsync per request. */
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -53,6 +56,7 @@ typedef int (*write_fn)(conn *c, void *args, bool *keep);
 typedef struct write_req {
         write_fn fn;
         void *args;
+        bool lazy; /* may be lost in a power failure: no fsync needed (coalesced refusals) */
         int result;
         bool done;
         struct write_req *next;
@@ -66,6 +70,7 @@ struct tokend_store {
         write_req **queue_tail;
         bool leader;
         conn writer; /* used by the leader only */
+        bool writer_lazy; /* the writer runs synchronous=NORMAL right now (leader only) */
         conn readers[N_READERS];
         bool reader_busy[N_READERS];
         int version;
@@ -355,7 +360,21 @@ static void reader_release(tokend_store *s, conn *c) {
  * the leader without the lock. */
 static void batch_run(tokend_store *s, write_req *batch) {
         conn *c = &s->writer;
-        int r = run(c, S_BEGIN, "");
+        bool lazy = true;
+        int r = 0;
+
+        /* A batch of nothing but coalesced refusals commits without waiting
+         * for the disk: a flood of them then costs no fsync each, and the
+         * durable writes (rotations) never queue behind such fsyncs. */
+        for (write_req *q = batch; q; q = q->next)
+                lazy = lazy && q->lazy;
+        if (lazy != s->writer_lazy) {
+                r = exec_sql(c->db, lazy ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = " STORE_SYNCHRONOUS);
+                if (r >= 0)
+                        s->writer_lazy = lazy;
+        }
+        if (r >= 0)
+                r = run(c, S_BEGIN, "");
 
         for (write_req *q = batch; q && r >= 0; q = q->next) {
                 bool keep = false;
@@ -386,9 +405,10 @@ static void batch_run(tokend_store *s, write_req *batch) {
                 q->result = r;
 }
 
-/* Queue fn(args) and wait for its result; lead a batch when none runs. */
-static int write_op(tokend_store *s, write_fn fn, void *args) {
-        write_req req = { .fn = fn, .args = args };
+/* Queue fn(args) and wait for its result; lead a batch when none runs.
+ * lazy: the operation need not survive a power failure. */
+static int write_op_full(tokend_store *s, write_fn fn, void *args, bool lazy) {
+        write_req req = { .fn = fn, .args = args, .lazy = lazy };
 
         pthread_mutex_lock(&s->lock);
         *s->queue_tail = &req;
@@ -422,6 +442,10 @@ static int write_op(tokend_store *s, write_fn fn, void *args) {
         }
         pthread_mutex_unlock(&s->lock);
         return req.result;
+}
+
+static int write_op(tokend_store *s, write_fn fn, void *args) {
+        return write_op_full(s, fn, args, false);
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -857,7 +881,7 @@ int store_audit_coalesce(tokend_store *s, const store_audit *a, int64_t window) 
         if (!s || !audit_ok(a) || window < 1)
                 return -EINVAL;
         coalesce_args x = { a, window };
-        return write_op(s, audit_coalesce_tx, &x);
+        return write_op_full(s, audit_coalesce_tx, &x, true);
 }
 
 static void audit_row(sqlite3_stmt *st, void *p) {

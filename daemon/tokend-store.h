@@ -174,6 +174,8 @@ int store_audit_add(tokend_store *s, const store_audit *a);
  * counted in one overflow row of that event and caller (no user or device,
  * the detail says so). So one event class of one caller adds at most
  * STORE_AUDIT_COALESCE_KEYS + 1 rows per window, whatever it sends.
+ * Committed without synchronous=FULL when its group commit holds nothing
+ * else (a power failure may lose the last counts, never other state).
  * 0, -EINVAL (as store_audit_add, or window < 1). */
 int store_audit_coalesce(tokend_store *s, const store_audit *a, int64_t window);
 

@@ -498,6 +498,11 @@ static void *work(void *p) {
                         fail_once(w, "store_device_get", g, r);
                 if ((r = store_jti_is_revoked(w->s, jti)) != 0)
                         fail_once(w, "store_jti_is_revoked", g, r);
+                /* a coalesced refusal: lazy commits mixed into the durable batches */
+                store_audit a = { .time = T0 + g, .event = "token_denied", .user = "root", .caller_uid = 99,
+                                  .caller_pid = (int64_t) w->id };
+                if ((r = store_audit_coalesce(w->s, &a, 60)) != 0)
+                        fail_once(w, "store_audit_coalesce", g, r);
         }
         return NULL;
 }
@@ -519,6 +524,16 @@ static void test_threads(void **state) {
                 if (w[i].failures)
                         fail_msg("%d failures; first: %s", w[i].failures, w[i].first_failure);
         assert_int_equal(count_events(f->s, "refresh"), 6 * 50);
+        _cleanup_(freep) store_audit_entry *v = NULL;
+        size_t n = 0;
+        assert_int_equal(store_audit_list(f->s, NULL, 1000, &v, &n), 0);
+        size_t rows = 0;
+        for (size_t i = 0; i < n; i++)
+                if (streq(v[i].event, "token_denied")) {
+                        rows++;
+                        assert_int_equal(v[i].count, 6 * 50);
+                }
+        assert_int_equal(rows, 1);
 }
 
 /* Group commit: a failing operation (a replayed proof) batched with others
