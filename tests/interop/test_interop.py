@@ -12,8 +12,8 @@ import hashlib
 import hmac
 import json
 import os
-import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -24,6 +24,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+import npmproject  # noqa: E402  (tests/npmproject.py)
+
 TOP_SRCDIR = Path(os.environ.get("TOP_SRCDIR") or HERE.parent.parent)
 TOP_BUILDDIR = Path(os.environ.get("TOP_BUILDDIR") or TOP_SRCDIR)
 TOOL = TOP_BUILDDIR / "tests" / "jose-tool"
@@ -345,41 +348,9 @@ class Node:
         assert r.stderr.startswith(code), r.stderr
 
 
-def _install_jose(dest: Path) -> None:
-    """Copy the npm project into the build tree and `npm ci` it there once
-    per package-lock.json (srcdir may be read-only, e.g. make distcheck)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in ("package.json", "package-lock.json", "jose-interop.mjs"):
-        src, dst = HERE / name, dest / name
-        if not dst.exists() or not os.path.samefile(src, dst):
-            shutil.copyfile(src, dst)
-    marker = dest / ".installed-lock.json"
-    lock = (HERE / "package-lock.json").read_bytes()
-    if (dest / "node_modules" / "jose" / "package.json").exists() and marker.exists() \
-            and marker.read_bytes() == lock:
-        return
-    env = {**os.environ, "npm_config_update_notifier": "false", "npm_config_fund": "false",
-           "npm_config_audit": "false"}
-    try:
-        r = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=dest, env=env, capture_output=True,
-                           text=True, timeout=300)
-    except subprocess.TimeoutExpired:
-        pytest.skip("npm ci timed out (npm registry unreachable?)")
-    if r.returncode != 0:
-        lines = r.stderr.strip().splitlines() or ["?"]
-        why = next((line for line in lines if " code " in line or "ERR" in line), lines[0])
-        pytest.skip(f"npm ci failed (no npm registry?): {why}")
-    marker.write_bytes(lock)
-
-
 @pytest.fixture(scope="module")
 def node():
-    for prog in ("node", "npm"):
-        if not shutil.which(prog):
-            pytest.skip(f"{prog} not installed: npm jose interop not tested")
-    dest = TOP_BUILDDIR / "tests" / "interop"
-    _install_jose(dest)
-    return Node(dest)
+    return Node(npmproject.install(HERE, TOP_BUILDDIR / "tests" / "interop", ["jose-interop.mjs"], "jose"))
 
 
 @pytest.mark.parametrize("alg", ALGS)
