@@ -83,15 +83,21 @@ class SocketProbe(threading.Thread):
 
     def run(self):
         while not self.done.is_set():
-            if self.d.api.verify(self.token).status == 200:
+            try:
+                r = self.d.api.verify(self.token)
+            except Exception as e:  # noqa: BLE001 - collected: finish() asserts in the test's thread
+                r = e
+            if getattr(r, "status", None) == 200:
                 self.ok += 1
             else:
                 self.failed += 1
+                self.last_failure = r
 
     def finish(self):
         self.done.set()
         self.join(30)
-        assert self.failed == 0 and self.ok > 0, (self.ok, self.failed)
+        assert not self.is_alive(), "the socket probe hangs"
+        assert self.failed == 0 and self.ok > 0, (self.ok, self.failed, getattr(self, "last_failure", None))
 
 
 @pytest.mark.parametrize("kind", ["busctl", "python"])

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from tdbus import bus, bus_tokend, system_user, watcher  # noqa: E402,F401
+from tdbus import BusError, bus, bus_tokend, system_user, watcher  # noqa: E402,F401
 from tdharness import ME, need_root  # noqa: E402
 
 
@@ -43,7 +43,7 @@ def test_refresh_token_reuse(bus_tokend, watcher, front):  # noqa: F811
         assert d.api.refresh(t1["refresh_token"], t1["device_id"]).error == "token_revoked"  # theft
     else:
         c.call("Refresh", t1["refresh_token"], t1["device_id"], "")
-        with pytest.raises(Exception) as e:
+        with pytest.raises(BusError) as e:
             c.call("Refresh", t1["refresh_token"], t1["device_id"], "")
         assert e.value.name == "io.tokend.Error.TokenRevoked" and "already used" in e.value.message
     assert w.wait_for(t1["device_id"]) == (ME.pw_name, t1["device_id"])
@@ -58,8 +58,10 @@ def test_revocation_through_the_bus_and_refusals_emit_nothing(system_user, bus_t
     root, me = d.bus("busctl"), d.bus("busctl", user=other.name)
 
     roots = root.call("IssueToken", "", [])["device_id"]
-    with pytest.raises(Exception):
-        me.call("RevokeDevice", roots)  # refused: not the owner
+    with pytest.raises(BusError) as e:  # refused: not the owner (python3-dbus shows the error name)
+        d.bus("python", user=other.name).call("RevokeDevice", roots)
+    assert e.value.name == "io.tokend.Error.Forbidden", e.value
+    assert "belongs to another user" in e.value.message, e.value
     gone = root.call("IssueToken", "", [])["device_id"]
     root.call("RevokeDevice", gone)
     root.call("RevokeDevice", gone)  # already revoked: no second signal

@@ -11,7 +11,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -73,6 +75,53 @@ static tokend_config *load_ok(const char *path) {
         assert_null(err);
         assert_non_null(c);
         return c;
+}
+
+/* Load DIR/public.conf (control: readable, Issuer=public) and DIR/secret.conf
+ * (mode 0: -EACCES, "cannot open: Permission denied"); as root in a child
+ * that dropped to uid/gid 65534, else here. Returns 0 when both behaved. */
+static int unreadable_checks(const char *dir) {
+        char path[256];
+        tokend_config *c = NULL;
+        char *err = NULL;
+        int ok;
+
+        snprintf(path, sizeof path, "%s/public.conf", dir);
+        if (tokend_config_load(path, NULL, &c, &err) < 0 || !c || !c->issuer || strcmp(c->issuer, "public") != 0) {
+                fprintf(stderr, "control: %s did not load: %s\n", path, err ?: "(no message)");
+                tokend_config_free(c);
+                free(err);
+                return -1;
+        }
+        tokend_config_free(c), c = NULL;
+        snprintf(path, sizeof path, "%s/secret.conf", dir);
+        ok = tokend_config_load(path, NULL, &c, &err) == -EACCES && !c && err &&
+             strstr(err, "secret.conf: cannot open: Permission denied");
+        if (!ok)
+                fprintf(stderr, "%s: want -EACCES and \"cannot open: Permission denied\", got %s\n", path,
+                        err ?: "(no message)");
+        tokend_config_free(c);
+        free(err);
+        return ok ? 0 : -1;
+}
+
+static int unreadable_as_nobody(const char *dir) {
+        if (geteuid() != 0)
+                return unreadable_checks(dir);
+        fflush(NULL);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0 || geteuid() != 65534) {
+                        perror("dropping to uid 65534");
+                        _exit(2);
+                }
+                _exit(unreadable_checks(dir) == 0 ? 0 : 1);
+        }
+        int status = 0;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        return WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
 static void assert_strv(char *const *l, const char *const *want) {
@@ -400,14 +449,13 @@ static void test_hostile_files(void **state) {
         free(err), err = NULL;
         tokend_config_free(load_ok(write_file_n(f, "big-ok.conf", big, TOKEND_CONFIG_MAX_FILE_BYTES)));
 
-        /* Unreadable: only meaningful when not root (root reads anything). */
+        /* Unreadable: root reads anything, so as root the check runs in a
+         * child that became nobody (uid/gid 65534) first. */
         p = write_file(f, "secret.conf", "[Token]\n");
         assert_int_equal(chmod(p, 0), 0);
-        if (geteuid() != 0) {
-                assert_int_equal(tokend_config_load(p, NULL, &c, &err), -EACCES);
-                assert_non_null(strstr(err, "secret.conf: cannot open: Permission denied"));
-                free(err), err = NULL;
-        }
+        assert_int_equal(chmod(write_file(f, "public.conf", "[Token]\nIssuer=public\n"), 0644), 0);
+        assert_int_equal(chmod(f->dir, 0711), 0);
+        assert_int_equal(unreadable_as_nobody(f->dir), 0);
         assert_null(c);
 
         /* The error message is optional. */

@@ -78,6 +78,7 @@ def test_ssh_with_tokenctl_askpass(setup):
     prompt = "(%s@127.0.0.1) Token: " % user.name
     p = ctl.run(prompt, prog=TOKENCTL_ASKPASS)
     assert p.returncode == 0 and p.stdout.count(".") == 2, p
+    earlier = p.stdout.strip()  # kept: after logout, sshd must refuse it itself
     p = ctl.run("(%s@127.0.0.1) Password: " % user.name, prog=TOKENCTL_ASKPASS)
     assert p.returncode == 1 and p.stdout == "", p  # not a token prompt: no answer
 
@@ -86,10 +87,20 @@ def test_ssh_with_tokenctl_askpass(setup):
     assert p.returncode == 0, "rc=%d %s\nsshd:\n%s" % (p.returncode, p.stderr, sshd.log()[-2000:])
     assert p.stdout.splitlines() == [user.name], p
 
+    # control: the token askpass printed earlier is good on its own
+    p = sshd.ssh(user.name, earlier)
+    assert p.returncode == 0 and p.stdout.splitlines() == [user.name], p
+
     assert ctl.run("logout").returncode == 0
     p = sshd.ssh(user.name, askpass=TOKENCTL_ASKPASS, as_user=ctl.pw, env=env)
     assert p.returncode == 255 and user.name not in p.stdout, p
     assert "Permission denied" in p.stderr, p
+    # not only because askpass has nothing left to answer: the earlier token,
+    # still unexpired, is refused by sshd (logout revoked its device)
+    p = sshd.ssh(user.name, earlier)
+    assert p.returncode == 255 and user.name not in p.stdout, p
+    assert "Permission denied" in p.stderr, p
+    wait_audit(daemon, "verify_failed", "revoked")
 
 
 def test_askpass_ignores_token_in_host_name(e2e_user, tokend_factory):

@@ -2,7 +2,8 @@
 a token from the real tokend logs a throwaway user in and runs a command as
 that user; revoked, expired, wrong-user and wrong-audience tokens are refused
 (each next to an accepted control); with tokend stopped the login is refused
-and sshd still answers, and logins work again once tokend is back. Root only."""
+and sshd still answers, and logins work again once tokend is back. Root only.
+(The shipped etc/pam.d files themselves: test_e2e_shipped.py.)"""
 
 from e2e import (daemon, e2e_user, issue, jwt_stack, revoke,  # noqa: F401
                  sshd_factory, system_user, tokend_factory, wait_audit, wait_expired)
@@ -75,15 +76,6 @@ def test_ssh_tokend_down(e2e_user, daemon, sshd_factory):
 
     daemon.start()  # same state dir and keys: the token is good again
     accepted(sshd, user.name, tok)
-
-
-def test_ssh_token_only_stack(e2e_user, daemon, sshd_factory):
-    """etc/pam.d/tokend-only as shipped: pam_jwt is the only auth module."""
-    user = e2e_user()
-    sshd = sshd_factory(jwt_stack(daemon.socket, "sshd"), [user.name])
-    p = sshd.ssh(user.name, issue(daemon, user.name, ["sshd"])[0])
-    assert "Accepted keyboard-interactive/pam for %s" % user.name in sshd.log()  # the token itself was good
-    assert p.returncode == 0, sshd.log()[-2000:]
 
 
 def test_ssh_session_has_device_id(e2e_user, daemon, sshd_factory):

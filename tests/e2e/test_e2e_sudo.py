@@ -26,21 +26,28 @@ def sudo(user, token):
                env={"PATH": "/usr/bin:/bin", "LANG": "C"})
 
 
-def test_sudo_audience(e2e_user, daemon, etc_files):
+def sudo_stack(user, etc_files, pam_text):
+    """/etc/pam.d/sudo replaced by pam_text, and a sudoers rule letting user
+    run anything (one try, no cached credentials). Returns the ReplacedEtcFile."""
     need(SUDO, "/usr/sbin/visudo", "/usr/sbin/runuser")
-    user = e2e_user()
-    pam = ReplacedEtcFile("/etc/pam.d/sudo", jwt_stack(daemon.socket))  # audience: the service name, sudo
+    pam = ReplacedEtcFile("/etc/pam.d/sudo", pam_text)
     etc_files.append(pam)
-    # under pam's lock: only this test writes tde2e_* rules, so any found now
+    # under pam's lock: only these tests write tde2e_* rules, so any found now
     # were left by a killed run
     for name in os.listdir("/etc/sudoers.d"):
         if name.startswith("tde2e_"):
             os.unlink(os.path.join("/etc/sudoers.d", name))
     rules = ("Defaults:%s !lecture, passwd_tries=1, timestamp_timeout=0, !mail_badpass\n"
-             "%s ALL=(ALL:ALL) ALL\n" % (user.name, user.name))
+             "%s ALL=(ALL:ALL) ALL\n" % (user, user))
     etc_files.append(EtcFile("/etc/sudoers.d", rules, prefix="tde2e_", mode=0o440, check=visudo_check))
     p = run(["visudo", "-c", "-q"])
     assert p.returncode == 0, p.stdout + p.stderr
+    return pam
+
+
+def test_sudo_audience(e2e_user, daemon, etc_files):
+    user = e2e_user()
+    pam = sudo_stack(user.name, etc_files, jwt_stack(daemon.socket))  # audience: the service name, sudo
 
     tok, dev = issue(daemon, user.name, ["sudo"])
     p = sudo(user.name, tok)

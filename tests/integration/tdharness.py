@@ -434,6 +434,14 @@ class Tokend:
         except FileNotFoundError:
             return ""
 
+    def wait_log(self, needle, timeout=60):
+        """Wait for needle in the daemon's log (an event to wait for instead
+        of a sleep); fails after timeout seconds, a guard against a hang."""
+        deadline = time.monotonic() + timeout
+        while needle not in self.log():
+            assert time.monotonic() < deadline and self.running(), "no %r in the log:\n%s" % (needle, self.log())
+            time.sleep(0.05)
+
     def start(self, timeout=15):
         assert self.proc is None or self.proc.poll() is not None, "already running"
         argv = [self.binary, "--config", self.config_path, "--state-dir", self.state_dir,

@@ -72,33 +72,57 @@ def test_login_wrong_password(base, daemon, account):
     assert p.returncode == 2 and "no password" in p.stderr
 
 
-def test_login_password_from_terminal_without_echo(base, daemon, account):
-    c = Client(base, daemon.socket)
+def on_pty(argv, env, prompt, typed):
+    """Run argv with a pty as stdin and stderr; when prompt shows up, type
+    typed + newline. Returns (exit status, stdout, everything the terminal
+    showed), read until the pty closes (every holder of the slave side has
+    exited), so that an echo of what was typed is in it."""
     master, slave = pty.openpty()
-    p = subprocess.Popen([TOKENCTL, "login", "--user", account[0]], env=c.env(), stdin=slave, stdout=subprocess.PIPE,
-                         stderr=slave, start_new_session=True)
+    p = subprocess.Popen(argv, env=env, stdin=slave, stdout=subprocess.PIPE, stderr=slave, start_new_session=True)
     os.close(slave)
     seen = b""
-    deadline = time.monotonic() + 30
-
-    def read_until(pred):
-        nonlocal seen
-        while not pred() and time.monotonic() < deadline:
+    typed_yet = False
+    deadline = time.monotonic() + 60  # a guard against a hang, not a measurement
+    try:
+        while time.monotonic() < deadline:
             r, _, _ = select.select([master], [], [], 0.2)
-            if r:
-                try:
-                    seen += os.read(master, 4096)
-                except OSError:
-                    break
-            if p.poll() is not None and not r:
+            if not r:
+                continue
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the slave side is closed everywhere
                 break
+            if not chunk:
+                break
+            seen += chunk
+            if not typed_yet and prompt in seen:
+                os.write(master, typed + b"\n")
+                typed_yet = True
+        else:
+            p.kill()
+            raise AssertionError("the pty never closed: %r" % seen)
+        out, _ = p.communicate(timeout=60)
+    finally:
+        os.close(master)
+    assert typed_yet, "no prompt %r: %r" % (prompt, seen)
+    return p.returncode, out.decode(), seen
 
-    read_until(lambda: b"Password for %s: " % account[0].encode() in seen)
-    assert b"Password for" in seen, seen
-    os.write(master, (PASSWORD + "\n").encode())
-    out, _ = p.communicate(timeout=30)
-    read_until(lambda: True)
-    os.close(master)
-    assert p.returncode == 0, seen
-    assert PASSWORD.encode() not in seen                         # not echoed
-    assert "Logged in as %s" % account[0] in out.decode()
+
+def test_pty_reader_sees_an_echo():
+    """Control for the test below: with echo on (sh's read on the same pty
+    set-up), the typed text does show up, so its absence there means something."""
+    typed = secrets.token_urlsafe(12).encode()
+    rc, out, seen = on_pty(["/bin/sh", "-c", "printf 'Say: ' >&2; read -r x; echo \"got $x\""], os.environ,
+                           b"Say: ", typed)
+    assert rc == 0 and out == "got %s\n" % typed.decode()
+    assert typed in seen, seen
+
+
+def test_login_password_from_terminal_without_echo(base, daemon, account):
+    c = Client(base, daemon.socket)
+    rc, out, seen = on_pty([TOKENCTL, "login", "--user", account[0]], c.env(),
+                           b"Password for %s: " % account[0].encode(), PASSWORD.encode())
+    assert rc == 0, seen
+    assert PASSWORD.encode() not in seen, seen                   # not echoed
+    assert seen.endswith(b"Password for %s: \r\n" % account[0].encode()), seen  # ECHONL: just the newline
+    assert "Logged in as %s" % account[0] in out

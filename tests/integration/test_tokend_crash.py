@@ -85,8 +85,11 @@ class Worker:
 
 def run_until_dead(d, workers):
     def loop(w):
-        while w.step(d.api):
-            pass
+        try:
+            while w.step(d.api):
+                pass
+        except Exception as e:  # noqa: BLE001 - in a thread it would only be a warning: the test asserts w.errors
+            w.errors.append("worker died: %r" % e)
     threads = [threading.Thread(target=loop, args=(w,)) for w in workers]
     for t in threads:
         t.start()

@@ -4,50 +4,27 @@ tokend takes to answer. pam_unix fails an unknown user in microseconds but
 a wrong password only after the yescrypt hash; tokend holds every failed
 password login back until [Login] FailureDelay has passed since it started.
 
-Statistic: the probability that a random "existing" sample is slower than
-a random "unknown" one (the Mann-Whitney AUC). 0.5 means no difference;
-the control run (FailureDelay=0) must show the leak (AUC near 1), the real
-run must not (AUC well inside 0.5 ± 0.3, i.e. about 3 standard errors)."""
+Checked by events, not by timing: both failures are decided (tokend logs
+"login failed for ...") and then held back, while the control, a login with
+the right password sent after them, is answered at once; only then do the two
+failures come back, both as 400 invalid_credentials. The timing statistics
+(medians, the Mann-Whitney AUC with and without the delay) are printed by
+the benchmark tests/bench/bench-login-timing, which asserts nothing."""
 
 import os
 import secrets
 import sys
 import threading
-import time
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from tdharness import VALGRIND_DIR, PamService, need_root, system_user, tokend_factory  # noqa: E402,F401
+from tdharness import PamService, need_root, system_user, tokend_factory  # noqa: E402,F401
 
-ROUNDS = 16
-
-
-def auc(slow, fast):
-    """P(a sample of slow > a sample of fast), ties counting one half."""
-    wins = sum((a > b) + 0.5 * (a == b) for a in slow for b in fast)
-    return wins / (len(slow) * len(fast))
-
-
-def measure(d, user):
-    """ROUNDS pairs, each pair sent at the same moment from two threads."""
-    existing, unknown = [], []
-
-    def one(name, out):
-        c = d.client()
-        t = time.perf_counter()
-        r = c.login(name, "not-the-password")
-        out.append(time.perf_counter() - t)
-        assert r.status == 400 and r.error == "invalid_credentials", r
-
-    for _ in range(ROUNDS):
-        ts = [threading.Thread(target=one, args=(user.name, existing)),
-              threading.Thread(target=one, args=("tdnone_" + secrets.token_hex(4), unknown))]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
-    return existing, unknown
+# [Login] FailureDelay (its maximum): long next to one request, so that the
+# control is answered while both failures are held back even on a loaded
+# machine.
+DELAY = 10
 
 
 @pytest.fixture
@@ -62,22 +39,29 @@ def pam_unix_daemon(system_user, tokend_factory):  # noqa: F811
     svc.close()
 
 
-def test_failed_logins_take_as_long_for_unknown_users(pam_unix_daemon):
-    if VALGRIND_DIR:
-        pytest.skip("under valgrind the daemon's own slowdown swamps the hash time this test measures")
+def test_failed_logins_are_held_back_for_existing_and_unknown_users(pam_unix_daemon):
     start, user = pam_unix_daemon
-    # control: without the delay, the hash gives existing users away
-    d0 = start("0")
-    existing, unknown = measure(d0, user)
-    leak = auc(existing, unknown)
-    assert leak >= 0.9, "control: expected the timing leak without FailureDelay (AUC %.2f)" % leak
-    assert d0.api.login(user.name, user.password).status == 200  # and logins work
-    # with the delay: indistinguishable, and at least the delay
-    d1 = start("1s")
-    existing, unknown = measure(d1, user)
-    a = auc(existing, unknown)
-    print("AUC without delay %.2f, with 1s delay %.2f; medians %.1f / %.1f ms" % (
-        leak, a, sorted(existing)[ROUNDS // 2] * 1000, sorted(unknown)[ROUNDS // 2] * 1000))
-    assert min(existing + unknown) >= 0.99, "a failed login was answered before FailureDelay"
-    assert 0.2 <= a <= 0.8, "failed logins of existing and unknown users are separable (AUC %.2f)" % a
-    assert d1.api.login(user.name, user.password).status == 200
+    d = start("%ds" % DELAY)
+    unknown = "tdnone_" + secrets.token_hex(4)
+    answers = {}  # filled by the threads, checked here (a failed assert in a thread is only a warning)
+
+    def fail(name):
+        answers[name] = d.client().login(name, "not-the-password")
+
+    threads = [threading.Thread(target=fail, args=(name,), daemon=True) for name in (user.name, unknown)]
+    for t in threads:
+        t.start()
+    # both refused by PAM (the existing user after the hash) ...
+    for name in (user.name, unknown):
+        d.wait_log("login failed for %s " % name)
+    # ... and held back: the right password, sent after them, is answered first
+    ok = d.api.login(user.name, user.password)
+    assert ok.status == 200 and ok.json["user"]["name"] == user.name, ok
+    assert answers == {}, "a failed login was answered before FailureDelay: %r" % answers
+    for t in threads:
+        t.join(DELAY + 60)
+    assert not any(t.is_alive() for t in threads), "a held-back login never came back"
+    for name in (user.name, unknown):
+        r = answers[name]
+        assert r.status == 400 and r.error == "invalid_credentials", (name, r)
+        assert r.message == "wrong user name or password", r  # the same words for both

@@ -71,9 +71,24 @@ def raw(data):
 
 
 def hang():
-    """Accept the request, never answer (until the fake stops)."""
+    """Accept the request, never answer (until the fake stops); when the
+    client hangs up first, set fake.hung_up: the event a test checks instead
+    of timing the client."""
     def run(h, fake, req):
-        fake.stopping.wait(60)
+        conn = h.connection
+        conn.settimeout(0.05)
+        while not fake.stopping.is_set():
+            try:
+                if conn.recv(4096) == b"":
+                    break
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+        else:
+            h.close_connection = True
+            return
+        fake.hung_up.set()
         h.close_connection = True
     return run
 
@@ -156,6 +171,7 @@ class FakeTokend:
         self.tokens = {}
         self.revoked = set()
         self.stopping = threading.Event()
+        self.hung_up = threading.Event()  # see hang()
         self._lock = threading.Lock()
         self._server = None
 
@@ -263,12 +279,20 @@ class RealTokend:
         return resp.status, (json.loads(data) if data else None)
 
     def issue(self, user, aud=("sshd", "login", "su"), ttl=3600, device=None, uid=None):
-        req = {"user": user, "audience": " ".join(aud), "ttl": ttl}
+        """ttl <= 0 (an expired token): the daemon issues no such thing, so a
+        1 s token is waited out (run the daemon with [Token] ClockSkew=0)."""
+        req = {"user": user, "audience": list(aud), "ttl": max(ttl, 1)}
         if device:
             req["device_name"] = device
         status, obj = self._call("POST", "/api/auth/token", req)
         assert status == 200, (status, obj)
-        return obj["access_token"]
+        token = obj["access_token"]
+        if ttl <= 0:
+            payload = token.split(".")[1]
+            exp = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["exp"]
+            while time.time() < exp + 1:
+                time.sleep(0.1)
+        return token
 
     def revoke(self, token):
         status, _ = self._call("POST", "/api/auth/logout", token=token)

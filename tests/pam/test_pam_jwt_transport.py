@@ -1,6 +1,9 @@
 """pam_jwt against a daemon that is down, slow, silent or speaking garbage:
 every such case is PAM_AUTHINFO_UNAVAIL (never success, never ignore), and
-the module gives up within its timeout. Each hostile answer has a control."""
+the module gives up on its own: its log line names the reason (timed out,
+refused, unusable answer) and a silent fake sees it hang up. No wall-clock
+assertions: a module that never gave up is killed by run_app's timeout(1)
+and fails there. Each hostile answer has a control."""
 
 import json
 import os
@@ -12,7 +15,14 @@ import pamtest
 from faketokend import answer, drip, hang, http_response, raw, slow
 from pamtest import run_app
 
-SLACK = 1.5  # seconds allowed above timeout= for process start-up and PAM
+
+
+def asked_log(r, path):
+    """pam_jwt's one error line about its request to tokend at path."""
+    lines = [x for x in r.logs if "cannot ask tokend at %s: " % path in x or
+             "unusable answer from tokend at %s " % path in x]
+    assert len(lines) == 1, r.logs
+    return lines[0]
 
 
 def stack(services, path, extra=""):
@@ -23,7 +33,7 @@ def test_socket_absent(services, sockdir):
     svc = stack(services, os.path.join(sockdir, "nothing.sock"), "timeout=1000")
     r = run_app(services, svc, "alice", answers=["a.b.c"])
     assert r.code() == "PAM_AUTHINFO_UNAVAIL", r
-    assert r.elapsed < 1.0 + SLACK
+    assert asked_log(r, os.path.join(sockdir, "nothing.sock")).endswith(": No such file or directory")
     assert r.fail_delays == []
 
 
@@ -36,6 +46,7 @@ def test_socket_not_listening(services, sockdir):
     finally:
         s.close()
     assert r.code() == "PAM_AUTHINFO_UNAVAIL", r
+    assert asked_log(r, path).endswith(": Connection refused")
 
 
 @pytest.mark.parametrize("timeout_ms", [1000, None])
@@ -44,8 +55,9 @@ def test_daemon_never_answers(services, fake, timeout_ms):
     fake.then(hang())
     r = run_app(services, svc, "alice", answers=[fake.issue("alice")])
     assert r.code() == "PAM_AUTHINFO_UNAVAIL", r
-    limit = (timeout_ms or 3000) / 1000.0
-    assert r.elapsed < limit + SLACK, r.elapsed
+    # the module timed out and hung up; the fake would have waited 60 s
+    assert asked_log(r, fake.path).endswith(": Connection timed out")
+    assert fake.hung_up.wait(10), "pam_jwt never closed its connection"
     assert len(fake.requests) == 1
 
 
@@ -55,11 +67,12 @@ def test_slow_daemon(services, fake):
     # control: slower than usual but within the timeout
     fake.then(slow(0.3))
     assert run_app(services, svc, "alice", answers=[token]).code() == "PAM_SUCCESS"
-    # too slow
-    fake.then(slow(3.5))
+    assert not fake.hung_up.is_set()
+    # too slow: the answer would come long after timeout=2000
+    fake.then(slow(20))
     r = run_app(services, svc, "alice", answers=[token])
     assert r.code() == "PAM_AUTHINFO_UNAVAIL", r
-    assert r.elapsed < 2.0 + SLACK
+    assert asked_log(r, fake.path).endswith(": Connection timed out")
 
 
 def test_answer_in_small_pieces(services, fake):
@@ -118,7 +131,8 @@ def test_hostile_answers(services, fake, case):
     r = run_app(services, svc, "alice", answers=[token])
     assert r.code() == "PAM_AUTHINFO_UNAVAIL", r
     assert r.fail_delays == []
-    assert r.elapsed < 2.0 + SLACK
+    # refused for what came back, not by waiting out timeout=2000
+    assert "timed out" not in asked_log(r, fake.path), r.logs
     # control: the same token, answered properly
     assert run_app(services, svc, "alice", answers=[token]).code() == "PAM_SUCCESS"
 
