@@ -194,6 +194,8 @@ static const key keys[] = {
         { "Login", "MaxFailures", K_UNSIGNED, F(max_failures), "5", 1, 1000000, NULL, false, "1..1000000" },
         { "Login", "FailureWindow", K_TIMESPAN, F(failure_window), "15min", 1, TIMESPAN_MAX, NULL, false, "must be more than 0" },
         { "Login", "FailureDelay", K_TIMESPAN, F(failure_delay), "1s", 0, 10, NULL, false, "at most 10s" },
+        { "Login", "MaxDevicesPerUser", K_UNSIGNED, F(max_devices_per_user), "100", 1, 1000000, NULL, false, "1..1000000" },
+        { "Login", "PeerLoginRate", K_UNSIGNED, F(peer_login_rate), "10", 1, 1000000, NULL, false, "1..1000000" },
         { "Limits", "MaxRequestBytes", K_SIZE, F(max_request_bytes), "65536", 1024, 16 * MiB, NULL, false, "1024..16777216" },
         { "Limits", "RequestTimeout", K_TIMESPAN, F(request_timeout), "10s", 1, 3600, NULL, false, "1s..1h" },
         { "Limits", "MaxConnections", K_UNSIGNED, F(max_connections), "1024", 1, 65536, NULL, false, "1..65536" },

@@ -66,6 +66,8 @@ typedef struct tokend_config {
         unsigned max_failures;           /* 5; 1..1000000 */
         int64_t failure_window;          /* 15min; > 0 */
         int64_t failure_delay;           /* 1s; 0..10s: a failed password login is answered no sooner */
+        unsigned max_devices_per_user;   /* 100; 1..1000000: enrolled devices (rows) one user may have */
+        unsigned peer_login_rate;        /* 10; 1..1000000: peer logins per minute per non-root caller uid */
 
         /* [Limits] */
         size_t max_request_bytes;        /* 65536; 1024..16MiB */

@@ -49,7 +49,7 @@ typedef enum answer_kind {
         ANSWER_NONE,      /* () → 204, no body */
         ANSWER_TOKENS,    /* a{sv} with user/uid/groups → {…, "user": {name, uid, groups}} */
         ANSWER_DICT,      /* a{sv} → object */
-        ANSWER_DEVICES,   /* aa{sv} → {"devices": […]} */
+        ANSWER_DEVICES,   /* aa{sv} s → {"devices": […], "next_cursor": s (unless "")} */
         ANSWER_JSON_TEXT, /* s holding a JSON object → that object */
 } answer_kind;
 
@@ -273,9 +273,14 @@ static int read_devices(sd_bus_message *m, size_t *budget, json_t **ret) {
                 if (json_array_append_new(list, d) < 0)
                         return -ENOMEM;
         }
-        if (r < 0 || (r = sd_bus_message_exit_container(m)) < 0)
+        const char *next;
+        if (r < 0 || (r = sd_bus_message_exit_container(m)) < 0 || (r = sd_bus_message_read(m, "s", &next)) < 0)
                 return r;
         *ret = json_pack("{s:o}", "devices", TAKE_PTR(list));
+        if (*ret && *next && json_object_set_new(*ret, "next_cursor", json_string(next)) < 0) {
+                json_decref(*ret);
+                *ret = NULL;
+        }
         return *ret ? 0 : -ENOMEM;
 }
 
@@ -395,8 +400,9 @@ static int bus_verify(const tc_ctx *ctx, const char *token, const char *user, co
                       empty_if_null(service));
 }
 
-static int bus_devices_list(const tc_ctx *ctx, const char *user, tc_answer *ret) {
-        return bus_op(ctx, "ListDevices", false, ANSWER_DEVICES, ret, "s", empty_if_null(user));
+static int bus_devices_list(const tc_ctx *ctx, const char *user, const char *cursor, tc_answer *ret) {
+        return bus_op(ctx, "ListDevicesPaged", false, ANSWER_DEVICES, ret, "ssu", empty_if_null(user),
+                      empty_if_null(cursor), (uint32_t) TC_DEVICES_PAGE);
 }
 
 static int bus_device_revoke(const tc_ctx *ctx, const char *device_id, tc_answer *ret) {

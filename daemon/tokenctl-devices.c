@@ -46,20 +46,43 @@ static char *own_device_id(const tc_ctx *ctx, char **ret_dir) {
         return id;
 }
 
+/* The whole list, following tokend's cursors page by page, as one
+ * {"devices": […]} in *ret. */
 static int fetch_list(const tc_ctx *ctx, const char *user, tc_answer *ret) {
-        int r = tc_transport_of(ctx)->devices_list(ctx, user, ret);
+        _cleanup_(json_decrefp) json_t *all = json_array();
+        _cleanup_(freep) char *cursor = NULL;
+        tc_answer a = { 0 };
 
-        if (r < 0)
-                return tc_transport_exit(r);
-        if (!tc_answer_ok(ret)) {
-                r = tc_answer_fail(ctx, ret);
-                tc_answer_done(ret);
-                return r;
+        if (!all)
+                return tc_error(ctx, EXIT_REFUSED, "out of memory");
+        for (;;) {
+                int r = tc_transport_of(ctx)->devices_list(ctx, user, cursor, &a);
+                if (r < 0)
+                        return tc_transport_exit(r);
+                if (!tc_answer_ok(&a)) {
+                        r = tc_answer_fail(ctx, &a);
+                        tc_answer_done(&a);
+                        return r;
+                }
+                json_t *page = json_object_get(a.body, "devices");
+                const char *next = json_object_get_str(a.body, "next_cursor");
+                if (!json_is_array(page) || (next && (json_array_size(page) == 0 || streq_ptr(next, cursor)))) {
+                        tc_answer_done(&a);
+                        return tc_error(ctx, EXIT_REFUSED, "tokend's answer has no usable device list; is this "
+                                        "really tokend?");
+                }
+                if (json_array_extend(all, page) < 0 || (next && !(next = strdup(next)))) {
+                        tc_answer_done(&a);
+                        return tc_error(ctx, EXIT_REFUSED, "out of memory");
+                }
+                free(cursor);
+                cursor = (char *) next;
+                if (!cursor)
+                        break;
+                tc_answer_done(&a);
         }
-        if (!json_is_array(json_object_get(ret->body, "devices"))) {
-                tc_answer_done(ret);
-                return tc_error(ctx, EXIT_REFUSED, "tokend's answer has no device list; is this really tokend?");
-        }
+        json_object_set_new(a.body, "devices", TAKE_PTR(all));
+        *ret = a;
         return EXIT_OK;
 }
 
@@ -188,7 +211,9 @@ int tc_device_check(const tc_ctx *ctx, const tc_creds *c, const char *token, tc_
          * the caller's devices by its uid, no token needed. */
         if (c->uid != (int64_t) getuid())
                 return token ? verify_token_state(ctx, token, ret) : EXIT_OK;
-        int r = tc_transport_of(ctx)->devices_list(ctx, c->user, &a);
+        /* The first page only: a user with more devices than fit in it
+         * (next_cursor set) falls back to the token below. */
+        int r = tc_transport_of(ctx)->devices_list(ctx, c->user, NULL, &a);
         if (r < 0)
                 return tc_transport_exit(r);
         if (!tc_answer_ok(&a) || !json_is_array(json_object_get(a.body, "devices"))) {

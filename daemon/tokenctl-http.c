@@ -274,14 +274,16 @@ static int http_verify(const tc_ctx *ctx, const char *token, const char *user, c
         return http_post(ctx, "/api/auth/verify", body, ret);
 }
 
-static int http_devices_list(const tc_ctx *ctx, const char *user, tc_answer *ret) {
-        _cleanup_(freep) char *esc = NULL, *path = NULL;
+static int http_devices_list(const tc_ctx *ctx, const char *user, const char *cursor, tc_answer *ret) {
+        _cleanup_(freep) char *u = NULL, *c = NULL, *path = NULL;
 
-        if (user && (!(esc = http_escape(user)) || asprintf(&path, "/api/devices?user=%s", esc) < 0)) {
+        if ((user && !(u = http_escape(user))) || (cursor && !(c = http_escape(cursor))) ||
+            asprintf(&path, "/api/devices?limit=%u%s%s%s%s", TC_DEVICES_PAGE, u ? "&user=" : "", u ? u : "",
+                     c ? "&cursor=" : "", c ? c : "") < 0) {
                 path = NULL;
                 return oom(ctx);
         }
-        return tc_http(ctx, "GET", path ? path : "/api/devices", NULL, NULL, ret);
+        return tc_http(ctx, "GET", path, NULL, NULL, ret);
 }
 
 static int http_device_revoke(const tc_ctx *ctx, const char *device_id, tc_answer *ret) {

@@ -12,6 +12,7 @@
 
 #define TC_ANSWER_MAX (1024U * 1024U) /* bytes of answer accepted from tokend */
 #define TC_CALL_TIMEOUT_MS 30000L     /* a password login may wait for PAM delays */
+#define TC_DEVICES_PAGE 100U          /* devices asked for per page (tokend's default) */
 
 typedef struct tc_answer {
         long status;     /* success: 200 (with a body) or 204; a refusal: its HTTP status (D-Bus errors mapped) */
@@ -52,8 +53,10 @@ typedef struct tc_transport {
         int (*logout)(const tc_ctx *ctx, const char *access_token, tc_answer *ret);
         /* user and service may be NULL (not checked) */
         int (*verify)(const tc_ctx *ctx, const char *token, const char *user, const char *service, tc_answer *ret);
-        /* user NULL: the caller's own devices (admins: everyone's); body {"devices":[…]} */
-        int (*devices_list)(const tc_ctx *ctx, const char *user, tc_answer *ret);
+        /* One page (TC_DEVICES_PAGE devices) of the list, from cursor (NULL: the first
+         * page). user NULL: the caller's own devices (admins: everyone's);
+         * body {"devices":[…], "next_cursor":"…" (only when more follow)} */
+        int (*devices_list)(const tc_ctx *ctx, const char *user, const char *cursor, tc_answer *ret);
         int (*device_revoke)(const tc_ctx *ctx, const char *device_id, tc_answer *ret);
         /* body: the JWKS ({"keys":[…]}) */
         int (*jwks)(const tc_ctx *ctx, tc_answer *ret);

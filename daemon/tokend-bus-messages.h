@@ -21,8 +21,9 @@ int bus_append_tokens(sd_bus_message *r, const td_tokens *tok);
  * aud (as), and uid (u) and scope when present. Same return as above. */
 int bus_append_claims(sd_bus_message *r, const td_introspection *in);
 
-/* Append the JSON array of td_devices_list() as aa{sv}: JSON strings as s,
- * integers as x (uid as u), booleans as b. Same return as above. */
+/* Append a JSON array of objects (the rows of td_devices_list() or
+ * td_audit_list()) as aa{sv}: JSON strings as s, integers as x (uid as u),
+ * booleans as b. Same return as above. */
 int bus_append_devices(sd_bus_message *r, const json_t *list);
 
 /* Read an "as" argument into buf as a NULL-terminated vector of pointers

@@ -26,6 +26,7 @@
 #include "tokend-bus-watch.h"
 #include "tokend-bus.h"
 #include "tokend-log.h"
+#include "tokend-paging.h"
 #include "tokend.h"
 
 #define BUS_NAME "io.tokend.Tokend1"
@@ -202,7 +203,7 @@ static int call_begin(bus_server *b, sd_bus_message *m, td_caller *ret, const ch
 }
 
 /* Calls that act as the caller's own user (IssueToken, ListDevices,
- * RevokeDevice, Subscribe) need a caller uid tokend can believe. Returns 1
+ * ListDevicesPaged, ListAudit, RevokeDevice, Subscribe) need a caller uid tokend can believe. Returns 1
  * to go on, 0 when m was answered (refused). */
 static int need_identity(bus_server *b, sd_bus_message *m, const td_caller *c) {
         td_status st = { .code = TD_FORBIDDEN };
@@ -525,9 +526,31 @@ static int method_verify(sd_bus_message *m, void *userdata, sd_bus_error *error)
         return sd_bus_send(NULL, reply, NULL);
 }
 
-static int method_list_devices(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+/* A listing page as (aa{sv} rows, s next_cursor), or with paged false
+ * (the original ListDevices) the rows alone: then the whole list must fit
+ * one page of TD_PAGE_MAX, and a longer one is refused, never cut short. */
+static int reply_listing(sd_bus_message *m, const td_caller *c, td_code code, const td_status *st, const char *key,
+                         const json_t *j, bool paged) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_(json_decrefp) json_t *list = NULL;
+        const char *next = json_string_value(json_object_get(j, "next_cursor"));
+        int r;
+
+        if (code != TD_OK)
+                return reply_status(m, c, st);
+        if (!paged && next) {
+                char msg[96];
+                snprintf(msg, sizeof msg, "more than %u devices: list them with ListDevicesPaged", TD_PAGE_MAX);
+                return reply_fail(m, c, TD_INVALID_REQUEST, msg);
+        }
+        if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 ||
+            (r = bus_append_devices(reply, json_object_get(j, key))) < 0 ||
+            (paged && (r = sd_bus_message_append(reply, "s", next ? next : "")) < 0))
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_list_devices(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(json_decrefp) json_t *j = NULL;
         bus_server *b = userdata;
         td_status st = { 0 };
         const char *user;
@@ -537,11 +560,36 @@ static int method_list_devices(sd_bus_message *m, void *userdata, sd_bus_error *
 
         if ((r = call_begin(b, m, &c, "s", &user)) <= 0 || (r = need_identity(b, m, &c)) <= 0)
                 return r;
-        if (td_devices_list(b->t, &c, NULL, *user ? user : NULL, &list, &st) != TD_OK)
-                return reply_status(m, &c, &st);
-        if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 || (r = bus_append_devices(reply, list)) < 0)
+        td_page_req pg = { .limit = TD_PAGE_MAX };
+        td_code code = td_devices_list(b->t, &c, NULL, *user ? user : NULL, &pg, &j, &st);
+        return reply_listing(m, &c, code, &st, "devices", j, false);
+}
+
+/* ListDevicesPaged(s user, s cursor, u limit) and ListAudit(s user, s
+ * cursor, u limit): "" = none, limit 0 = the default page. */
+static int do_listing(sd_bus_message *m, bus_server *b, bool audit) {
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        td_status st = { 0 };
+        const char *user, *cursor;
+        uint32_t limit;
+        td_caller c;
+        int r;
+
+        if ((r = call_begin(b, m, &c, "ssu", &user, &cursor, &limit)) <= 0 || (r = need_identity(b, m, &c)) <= 0)
                 return r;
-        return sd_bus_send(NULL, reply, NULL);
+        td_page_req pg = { .cursor = *cursor ? cursor : NULL, .limit = limit };
+        td_code code = (audit ? td_audit_list : td_devices_list)(b->t, &c, NULL, *user ? user : NULL, &pg, &j, &st);
+        return reply_listing(m, &c, code, &st, audit ? "audit" : "devices", j, true);
+}
+
+static int method_list_devices_paged(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        (void) error;
+        return do_listing(m, userdata, false);
+}
+
+static int method_list_audit(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        (void) error;
+        return do_listing(m, userdata, true);
 }
 
 static int method_get_jwks(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -653,6 +701,12 @@ static const sd_bus_vtable tokend_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
         SD_BUS_METHOD_WITH_ARGS("ListDevices", SD_BUS_ARGS("s", user), SD_BUS_RESULT("aa{sv}", devices),
                                 method_list_devices, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListDevicesPaged", SD_BUS_ARGS("s", user, "s", cursor, "u", limit),
+                                SD_BUS_RESULT("aa{sv}", devices, "s", next_cursor), method_list_devices_paged,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListAudit", SD_BUS_ARGS("s", user, "s", cursor, "u", limit),
+                                SD_BUS_RESULT("aa{sv}", entries, "s", next_cursor), method_list_audit,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("RevokeDevice", SD_BUS_ARGS("s", device_id), SD_BUS_NO_RESULT,
                                 method_revoke_device, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetJWKS", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", jwks), method_get_jwks,

@@ -452,13 +452,37 @@ static enum MHD_Result handle_verify(request *rq) {
         return a ? queue_json(rq->conn, 200, a, false) : MHD_NO;
 }
 
-static enum MHD_Result handle_devices_list(request *rq) {
+/* ?limit=N&cursor=C of a listing. A limit that is not a plain positive
+ * decimal becomes -1, which the service refuses with the allowed range. */
+static td_page_req page_of(struct MHD_Connection *conn) {
+        const char *l = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+        td_page_req pg = { .cursor = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "cursor") };
+        if (l) {
+                size_t n = strspn(l, "0123456789");
+                pg.limit = n == 0 || n > 9 || l[n] || l[0] == '0' ? -1 : (int64_t) strtoll(l, NULL, 10);
+        }
+        return pg;
+}
+
+/* GET /api/devices and GET /api/audit: ?user=&limit=&cursor=. */
+static enum MHD_Result handle_listing(request *rq, td_code (*list)(tokend *, const td_caller *, const char *,
+                                                                   const char *, const td_page_req *, json_t **,
+                                                                   td_status *)) {
         td_status st = { 0 };
-        json_t *list = NULL;
+        json_t *j = NULL;
         const char *user = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "user");
-        if (td_devices_list(rq->srv->t, &rq->caller, bearer_of(rq->conn), user, &list, &st) != TD_OK)
+        td_page_req pg = page_of(rq->conn);
+        if (list(rq->srv->t, &rq->caller, bearer_of(rq->conn), user, &pg, &j, &st) != TD_OK)
                 return queue_status(rq, &st);
-        return queue_json(rq->conn, 200, json_pack("{s:o}", "devices", list), false);
+        return queue_json(rq->conn, 200, j, false);
+}
+
+static enum MHD_Result handle_devices_list(request *rq) {
+        return handle_listing(rq, td_devices_list);
+}
+
+static enum MHD_Result handle_audit_list(request *rq) {
+        return handle_listing(rq, td_audit_list);
 }
 
 static enum MHD_Result handle_device_delete(request *rq, const char *id) {
@@ -500,6 +524,7 @@ static const route routes[] = {
         { "/api/auth/logout", "POST", handle_logout },
         { "/api/auth/verify", "POST", handle_verify },
         { "/api/devices", "GET", handle_devices_list },
+        { "/api/audit", "GET", handle_audit_list },
         { "/.well-known/jwks.json", "GET", handle_jwks },
         { "/api", "GET", handle_docs },
 };

@@ -99,6 +99,20 @@ int64_t ratelimit_check(ratelimit *rl, const char *key, int64_t now) {
         return r;
 }
 
+int64_t ratelimit_take(ratelimit *rl, const char *key, unsigned max, int64_t now) {
+        int64_t r = 0;
+        pthread_mutex_lock(&rl->lock);
+        slot *s = lookup(rl, key, now, true);
+        if (s && s->count >= (max ? max : rl->max)) {
+                r = s->start + rl->window - now;
+                if (r < 1)
+                        r = 1;
+        } else if (s)
+                s->count++;
+        pthread_mutex_unlock(&rl->lock);
+        return r;
+}
+
 void ratelimit_fail(ratelimit *rl, const char *key, int64_t now) {
         pthread_mutex_lock(&rl->lock);
         slot *s = lookup(rl, key, now, true);

@@ -18,6 +18,12 @@ void ratelimit_free(ratelimit *rl);
  * (for Retry-After, ≥ 1). */
 int64_t ratelimit_check(ratelimit *rl, const char *key, int64_t now);
 
+/* Rate limit (count before the act): if key has fewer than max events in
+ * its current window, count one and return 0 (go ahead); otherwise count
+ * nothing and return the seconds until the window ends (≥ 1). max
+ * overrides ratelimit_new's (0: use that one), so a reload can change it. */
+int64_t ratelimit_take(ratelimit *rl, const char *key, unsigned max, int64_t now);
+
 /* Record one failure for key. */
 void ratelimit_fail(ratelimit *rl, const char *key, int64_t now);
 

@@ -287,8 +287,18 @@ static td_code enrol(tokend *t, const td_caller *c, const td_user *u, const char
                 memcpy(d.public_key, pk, sizeof pk);
         store_audit a = { .time = now, .event = event, .user = u->name, .device_id = d.id,
                           .caller_uid = c->uid, .caller_pid = c->pid, .detail = jti };
-        r = store_device_create(t->store, &d, hash, rlife ? now + rlife : 0, &a);
+        r = store_device_create(t->store, &d, hash, rlife ? now + rlife : 0, t->config->max_devices_per_user, &a);
         sodium_memzero(hash, sizeof hash);
+        if (r == -EDQUOT) {
+                /* Refused, not evicting a live device: a thief holding the
+                 * account's uid must not be able to push the owner's out.
+                 * No audit row: a refusal must not grow the database (the
+                 * front end logs it). */
+                td_tokens_done(&tok);
+                return td_fail(st, TD_FORBIDDEN, "%s already has %u live devices, the most [Login] "
+                               "MaxDevicesPerUser allows: revoke some (tokenctl devices revoke ID) first",
+                               u->name, t->config->max_devices_per_user);
+        }
         if (r < 0) {
                 td_tokens_done(&tok);
                 return td_store_fail(st, r, "enrolling the device");
@@ -308,7 +318,8 @@ int tokend_limits_new(tokend *t) {
         if ((r = ratelimit_new(m, w, &t->login_fail_pair)) < 0 || (r = ratelimit_new(m, w, &t->login_fail_user)) < 0 ||
             (r = ratelimit_new(m * LOGIN_UID_TOTAL_FACTOR, w, &t->login_fail_uid)) < 0 ||
             (r = ratelimit_new(m * VERIFY_FAILURE_FACTOR, w, &t->verify_fail_uid)) < 0 ||
-            (r = ratelimit_new(m * VERIFY_FAILURE_FACTOR, w, &t->verify_fail_rhost)) < 0)
+            (r = ratelimit_new(m * VERIFY_FAILURE_FACTOR, w, &t->verify_fail_rhost)) < 0 ||
+            (r = ratelimit_new(t->config->peer_login_rate, PEER_LOGIN_WINDOW, &t->peer_login_uid)) < 0)
                 return r;
         return 0;
 }
@@ -319,6 +330,7 @@ void tokend_limits_free(tokend *t) {
         ratelimit_free(t->login_fail_uid);
         ratelimit_free(t->verify_fail_uid);
         ratelimit_free(t->verify_fail_rhost);
+        ratelimit_free(t->peer_login_uid);
         t->login_fail_pair = t->login_fail_user = t->login_fail_uid = t->verify_fail_uid = t->verify_fail_rhost = NULL;
 }
 
@@ -463,6 +475,22 @@ td_code td_issue(tokend *t, const td_caller *c, const td_issue_req *req, td_toke
                 if (r < 0) {
                         tc = td_fail(st, TD_INVALID_REQUEST, "no such user: %s",
                                      user_name_valid(req->user) ? req->user : "(invalid name)");
+                        goto out;
+                }
+        }
+        /* Each peer login is a new device: a non-root uid gets PeerLoginRate
+         * a minute (root is trusted with its own loops, and minting for
+         * other users is how root services use this). Counted before the
+         * enrolment, so concurrent requests cannot overshoot. */
+        if (c->uid != 0) {
+                char kuid[32];
+                snprintf(kuid, sizeof kuid, "uid:%u", (unsigned) c->uid);
+                int64_t wait = ratelimit_take(t->peer_login_uid, kuid, t->config->peer_login_rate, td_now());
+                if (wait > 0) {
+                        st->retry_after = wait;
+                        tc = td_fail(st, TD_TOO_MANY_REQUESTS, "more than %u peer logins a minute by uid %u "
+                                     "([Login] PeerLoginRate); retry in %lld s", t->config->peer_login_rate,
+                                     (unsigned) c->uid, (long long) wait);
                         goto out;
                 }
         }

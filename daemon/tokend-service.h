@@ -116,11 +116,26 @@ td_code td_refresh(tokend *t, const td_caller *c, const td_refresh_req *req, td_
 td_code td_logout(tokend *t, const td_caller *c, const char *access_token, td_status *st);
 td_code td_verify(tokend *t, const td_caller *c, const td_verify_req *req, td_introspection *ret, td_status *st);
 
+/* Which page of a listing: cursor NULL (the first page) or the
+ * next_cursor of the previous answer; limit 0 = 100, else 1..1000 (other
+ * values, and a cursor that is not one of ours, are TD_INVALID_REQUEST). */
+typedef struct td_page_req {
+        const char *cursor;
+        int64_t limit;
+} td_page_req;
+
 /* Who may list/revoke: bearer (a valid access token; its sub) if given,
  * else the caller's own user; admins (root, AdminGroup) see everyone.
- * user filter: NULL = own (admin: all). *ret is a JSON array. */
-td_code td_devices_list(tokend *t, const td_caller *c, const char *bearer, const char *user, json_t **ret,
-                        td_status *st);
+ * user filter: NULL = own (admin: all). *ret is the answer object
+ * {"devices":[…], "next_cursor":"…" (only when more follow)}, oldest first. */
+td_code td_devices_list(tokend *t, const td_caller *c, const char *bearer, const char *user,
+                        const td_page_req *pg, json_t **ret, td_status *st);
+
+/* The audit log, newest first, with the same rules: a user reads the rows
+ * about themselves (user filter NULL or their own name), admins anyone's
+ * (NULL: all). *ret is {"audit":[…], "next_cursor":"…" (when more follow)}. */
+td_code td_audit_list(tokend *t, const td_caller *c, const char *bearer, const char *user, const td_page_req *pg,
+                      json_t **ret, td_status *st);
 td_code td_device_revoke(tokend *t, const td_caller *c, const char *bearer, const char *device_id,
                          td_status *st);
 

@@ -51,6 +51,12 @@ static const char *const migrations[] = {
         "ALTER TABLE audit ADD COLUMN last_time INTEGER;"
         "UPDATE audit SET last_time = time;"
         "CREATE INDEX audit_coalesce ON audit(event, caller_uid, time);",
+        /* 3: listings page by (created, id), per user or over everyone, and
+         * the per-user device cap counts a user's rows: indexes for both
+         * (the new per-user one covers what devices_user served). */
+        "CREATE INDEX devices_user_created ON devices(user, created, id);"
+        "CREATE INDEX devices_created ON devices(created, id);"
+        "DROP INDEX devices_user;",
 };
 
 /* ------------------------------------------------------------ statements */
@@ -68,6 +74,8 @@ typedef enum stmt_id {
         S_DEVICES_USER,
         S_DEVICE_REVOKE,
         S_DEVICE_TOUCH,
+        S_DEVICES_COUNT,
+        S_DEVICES_EVICT,
         S_TOKEN_INSERT,
         S_TOKEN_GET,
         S_TOKEN_ROTATE,
@@ -103,10 +111,20 @@ static const char *const stmt_sql[_S_MAX] = {
         [S_DEVICE_INSERT] = "INSERT INTO devices (id, user, uid, name, created, last_used, public_key) "
                             "VALUES (?, ?, ?, ?, ?, ?, ?)",
         [S_DEVICE_GET] = "SELECT " DEVICE_COLUMNS " FROM devices WHERE id = ?",
-        [S_DEVICES_ALL] = "SELECT " DEVICE_COLUMNS " FROM devices ORDER BY created, id",
-        [S_DEVICES_USER] = "SELECT " DEVICE_COLUMNS " FROM devices WHERE user = ? ORDER BY created, id",
+        /* Pages: after the cursor (created, id), LIMIT the page size + 1 (is there more?). */
+        [S_DEVICES_ALL] = "SELECT " DEVICE_COLUMNS " FROM devices WHERE (created, id) > (?, ?) "
+                          "ORDER BY created, id LIMIT ?",
+        [S_DEVICES_USER] = "SELECT " DEVICE_COLUMNS " FROM devices WHERE user = ? AND (created, id) > (?, ?) "
+                           "ORDER BY created, id LIMIT ?",
         [S_DEVICE_REVOKE] = "UPDATE devices SET revoked = ?, revoke_reason = ? WHERE id = ? AND revoked IS NULL",
         [S_DEVICE_TOUCH] = "UPDATE devices SET last_used = max(last_used, ?) WHERE id = ?",
+        [S_DEVICES_COUNT] = "SELECT count(*) FROM devices WHERE user = ?",
+        /* A user's dead devices (revoked, or no current refresh token still
+         * valid at ?), least recently used first: room for a new one. */
+        [S_DEVICES_EVICT] = "DELETE FROM devices WHERE id IN (SELECT id FROM devices AS d WHERE user = ? AND "
+                            "(revoked IS NOT NULL OR NOT EXISTS (SELECT 1 FROM refresh_tokens AS t WHERE "
+                            "t.device_id = d.id AND t.rotated IS NULL AND (t.expires = 0 OR t.expires > ?))) "
+                            "ORDER BY last_used, id LIMIT ?)",
         [S_TOKEN_INSERT] = "INSERT INTO refresh_tokens (hash, device_id, generation, created, expires) "
                            "VALUES (?, ?, ?, ?, ?)",
         [S_TOKEN_GET] = "SELECT device_id, generation, expires, rotated FROM refresh_tokens WHERE hash = ?",
@@ -119,8 +137,9 @@ static const char *const stmt_sql[_S_MAX] = {
         [S_AUDIT_BUMP] = "UPDATE audit SET count = count + 1, last_time = max(coalesce(last_time, time), ?) "
                          "WHERE id = ?",
         [S_AUDIT_WINDOW_ROWS] = "SELECT count(*) FROM audit WHERE event = ? AND caller_uid = ? AND time > ?",
-        [S_AUDIT_ALL] = "SELECT " AUDIT_COLUMNS " FROM audit ORDER BY id DESC LIMIT ?",
-        [S_AUDIT_USER] = "SELECT " AUDIT_COLUMNS " FROM audit WHERE user = ? ORDER BY id DESC LIMIT ?",
+        /* Pages, newest first: rows before the cursor id, LIMIT the page size + 1. */
+        [S_AUDIT_ALL] = "SELECT " AUDIT_COLUMNS " FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?",
+        [S_AUDIT_USER] = "SELECT " AUDIT_COLUMNS " FROM audit WHERE user = ? AND id < ? ORDER BY id DESC LIMIT ?",
         [S_JTI_REVOKE] = "INSERT INTO revoked_tokens (jti, expires) VALUES (?, ?) "
                          "ON CONFLICT (jti) DO UPDATE SET expires = max(expires, excluded.expires)",
         [S_JTI_GET] = "SELECT 1 FROM revoked_tokens WHERE jti = ?",

@@ -124,8 +124,7 @@ static void stmt_reset(sqlite3_stmt **st) {
  * STORE_HASH_LEN blob, 'k' a STORE_DEVICE_KEY_LEN blob or NULL. Strings and
  * blobs are not copied: the statement must be reset (stmt_reset) before
  * they go away. */
-static int query(conn *c, stmt_id id, sqlite3_stmt **ret, const char *fmt, ...) {
-        va_list ap;
+static int vquery(conn *c, stmt_id id, sqlite3_stmt **ret, const char *fmt, va_list ap) {
         int rc = SQLITE_OK;
 
         if (!c->stmts[id]) {
@@ -136,7 +135,6 @@ static int query(conn *c, stmt_id id, sqlite3_stmt **ret, const char *fmt, ...) 
         sqlite3_stmt *st = c->stmts[id];
         if (strlen(fmt) != (size_t) sqlite3_bind_parameter_count(st))
                 return -EINVAL; /* a programming error, caught by every test that runs it */
-        va_start(ap, fmt);
         for (int i = 1; *fmt && rc == SQLITE_OK; fmt++, i++) {
                 const void *p;
                 switch (*fmt) {
@@ -158,13 +156,20 @@ static int query(conn *c, stmt_id id, sqlite3_stmt **ret, const char *fmt, ...) 
                         rc = SQLITE_MISUSE;
                 }
         }
-        va_end(ap);
         if (rc != SQLITE_OK) {
                 stmt_reset(&st);
                 return rc == SQLITE_NOMEM ? -ENOMEM : -EINVAL;
         }
         *ret = st;
         return 0;
+}
+
+static int query(conn *c, stmt_id id, sqlite3_stmt **ret, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        int r = vquery(c, id, ret, fmt, ap);
+        va_end(ap);
+        return r;
 }
 
 /* query() for a statement that returns no rows, run to completion. Returns
@@ -531,27 +536,35 @@ static int collect_rows(conn *c, sqlite3_stmt *st, size_t elem_size, void (*from
         return 0;
 }
 
-/* A listing on a reader: statement all, or by_user bound to user; both
- * take a trailing LIMIT parameter when limit > 0. */
-static int list_rows(tokend_store *s, stmt_id all, stmt_id by_user, const char *user, int64_t limit,
-                     size_t elem_size, void (*from_row)(sqlite3_stmt *, void *), void **ret, size_t *ret_n) {
+/* A page of a listing on a reader: statement id with the parameters of
+ * fmt, the last one ('i') being the LIMIT, which must be limit + 1: the
+ * extra row only tells that more follow and is not returned. */
+static int list_page(tokend_store *s, size_t elem_size, void (*from_row)(sqlite3_stmt *, void *), size_t limit,
+                     void **ret, size_t *ret_n, bool *ret_more, stmt_id id, const char *fmt, ...) {
         void *v = NULL;
         size_t n = 0;
+        va_list ap;
         int r;
 
         conn *c = reader_acquire(s);
         {
                 _cleanup_(stmt_reset) sqlite3_stmt *st = NULL;
-                if (user)
-                        r = limit > 0 ? query(c, by_user, &st, "ti", user, limit) : query(c, by_user, &st, "t", user);
-                else
-                        r = limit > 0 ? query(c, all, &st, "i", limit) : query(c, all, &st, "");
+                va_start(ap, fmt);
+                r = vquery(c, id, &st, fmt, ap);
+                va_end(ap);
                 if (r >= 0)
                         r = collect_rows(c, st, elem_size, from_row, &v, &n);
         }
         reader_release(s, c);
         if (r < 0)
                 return r;
+        *ret_more = n > limit;
+        if (n > limit)
+                n = limit;
+        if (n == 0) {
+                free(v);
+                v = NULL;
+        }
         *ret = v;
         *ret_n = n;
         return 0;
@@ -563,13 +576,38 @@ typedef struct create_args {
         const store_device *d;
         const uint8_t *hash;
         int64_t expires;
+        unsigned max_devices;
         const store_audit *a;
 } create_args;
+
+/* Make room for one more device of user under the cap: 0, or -EDQUOT when
+ * every device of the user is alive. Runs inside the enrolment's
+ * transaction (the writer holds the lock from the count to the insert). */
+static int device_cap_tx(conn *c, const char *user, int64_t now, unsigned max_devices) {
+        _cleanup_(stmt_reset) sqlite3_stmt *st = NULL;
+        int r = query(c, S_DEVICES_COUNT, &st, "t", user);
+        if (r >= 0)
+                r = step_row(c, st);
+        if (r < 0)
+                return r;
+        int64_t n = sqlite3_column_int64(st, 0);
+        stmt_reset(&st);
+        if (n < (int64_t) max_devices)
+                return 0;
+        int64_t excess = n - (int64_t) max_devices + 1;
+        r = run(c, S_DEVICES_EVICT, "tii", user, now, excess);
+        if (r < 0)
+                return r;
+        return r < excess ? -EDQUOT : 0;
+}
 
 static int device_create_tx(conn *c, void *p, bool *keep _unused_) {
         create_args *x = p;
         const store_device *d = x->d;
-        int r = run(c, S_DEVICE_INSERT, "ttitiik", d->id, d->user, (int64_t) d->uid, d->name, d->created,
+        int r = device_cap_tx(c, d->user, d->created, x->max_devices);
+        if (r < 0)
+                return r;
+        r = run(c, S_DEVICE_INSERT, "ttitiik", d->id, d->user, (int64_t) d->uid, d->name, d->created,
                     d->last_used, d->has_public_key ? d->public_key : NULL);
         if (r >= 0)
                 r = run(c, S_TOKEN_INSERT, "htiii", x->hash, d->id, (int64_t) 1, d->created, x->expires);
@@ -579,12 +617,12 @@ static int device_create_tx(conn *c, void *p, bool *keep _unused_) {
 }
 
 int store_device_create(tokend_store *s, const store_device *d, const uint8_t refresh_hash[STORE_HASH_LEN],
-                        int64_t refresh_expires, const store_audit *a) {
+                        int64_t refresh_expires, unsigned max_devices, const store_audit *a) {
         if (!s || !d || !refresh_hash || d->revoked || !str_ok(d->id, STORE_DEVICE_ID_MAX, true) ||
             !str_ok(d->user, STORE_USER_MAX, true) || !str_ok(d->name, STORE_DEVICE_NAME_MAX, false) ||
-            refresh_expires < 0 || (a && !audit_ok(a)))
+            refresh_expires < 0 || max_devices == 0 || (a && !audit_ok(a)))
                 return -EINVAL;
-        create_args x = { d, refresh_hash, refresh_expires, a };
+        create_args x = { d, refresh_hash, refresh_expires, max_devices, a };
         return write_op(s, device_create_tx, &x);
 }
 
@@ -606,11 +644,21 @@ static void device_row(sqlite3_stmt *st, void *p) {
         device_from_row(st, p);
 }
 
-int store_devices_list(tokend_store *s, const char *user, store_device **ret, size_t *ret_n) {
-        if (!s || !ret || !ret_n || !str_ok(user, STORE_USER_MAX, false))
+int store_devices_list(tokend_store *s, const char *user, const store_device_cursor *after, size_t limit,
+                       store_device **ret, size_t *ret_n, bool *ret_more) {
+        if (!s || !ret || !ret_n || !ret_more || limit == 0 || limit > STORE_PAGE_MAX ||
+            !str_ok(user, STORE_USER_MAX, false) || (after && !str_ok(after->id, STORE_DEVICE_ID_MAX, false)))
                 return -EINVAL;
-        return list_rows(s, S_DEVICES_ALL, S_DEVICES_USER, user, 0, sizeof(store_device), device_row, (void **) ret,
-                         ret_n);
+        /* No cursor: before every row ((created, id) > (INT64_MIN, "")). */
+        int64_t created = after ? after->created : INT64_MIN;
+        const char *id = after ? after->id : "";
+        int64_t lim = (int64_t) limit + 1;
+        void **v = (void **) ret;
+        if (user)
+                return list_page(s, sizeof(store_device), device_row, limit, v, ret_n, ret_more, S_DEVICES_USER,
+                                 "titi", user, created, id, lim);
+        return list_page(s, sizeof(store_device), device_row, limit, v, ret_n, ret_more, S_DEVICES_ALL, "iti",
+                         created, id, lim);
 }
 
 typedef struct revoke_args {
@@ -899,11 +947,18 @@ static void audit_row(sqlite3_stmt *st, void *p) {
         e->last_time = sqlite3_column_type(st, 9) == SQLITE_NULL ? e->time : sqlite3_column_int64(st, 9);
 }
 
-int store_audit_list(tokend_store *s, const char *user, size_t limit, store_audit_entry **ret, size_t *ret_n) {
-        if (!s || !ret || !ret_n || limit == 0 || limit > INT32_MAX || !str_ok(user, STORE_USER_MAX, false))
+int store_audit_list(tokend_store *s, const char *user, int64_t before, size_t limit, store_audit_entry **ret,
+                     size_t *ret_n, bool *ret_more) {
+        if (!s || !ret || !ret_n || !ret_more || limit == 0 || limit > STORE_PAGE_MAX || before < 0 ||
+            !str_ok(user, STORE_USER_MAX, false))
                 return -EINVAL;
-        return list_rows(s, S_AUDIT_ALL, S_AUDIT_USER, user, (int64_t) limit, sizeof(store_audit_entry), audit_row,
-                         (void **) ret, ret_n);
+        int64_t below = before > 0 ? before : INT64_MAX, lim = (int64_t) limit + 1;
+        void **v = (void **) ret;
+        if (user)
+                return list_page(s, sizeof(store_audit_entry), audit_row, limit, v, ret_n, ret_more, S_AUDIT_USER,
+                                 "tii", user, below, lim);
+        return list_page(s, sizeof(store_audit_entry), audit_row, limit, v, ret_n, ret_more, S_AUDIT_ALL, "ii",
+                         below, lim);
 }
 
 /* ------------------------------------------------------------ maintenance */

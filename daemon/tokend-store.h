@@ -6,8 +6,9 @@
  * savepoint inside a group-commit transaction that it may share with
  * concurrent callers: one fsync for all of them). Errors: -ENOENT not found,
  * -EEXIST duplicate, -EBUSY database still locked after STORE_BUSY_TIMEOUT_MS,
- * -ENOSPC disk full, -EINVAL bad argument (over-long string…), -ENOMEM,
- * -EIO anything else. Link: daemon/libtdstore.la $(SQLITE_LIBS). */
+ * -ENOSPC disk full, -EINVAL bad argument (over-long string…), -EDQUOT a
+ * per-user cap reached, -ENOMEM, -EIO anything else. Listings come in pages
+ * of at most STORE_PAGE_MAX rows, so no answer grows with the database. Link: daemon/libtdstore.la $(SQLITE_LIBS). */
 #pragma once
 
 #include <stdbool.h>
@@ -29,6 +30,7 @@
 #define STORE_AUDIT_COALESCE_KEYS 32U   /* distinct coalesced rows per event and caller per window */
 #define STORE_BUSY_TIMEOUT_MS 2000
 #define STORE_RETENTION ((int64_t) 90 * 24 * 3600) /* audit rows, dead devices, old rotated tokens */
+#define STORE_PAGE_MAX 1000U            /* rows in one listing page */
 
 typedef struct tokend_store tokend_store;
 
@@ -74,6 +76,13 @@ typedef struct store_audit_entry {
         int64_t last_time;      /* of the latest of them (== time when count is 1) */
 } store_audit_entry;
 
+/* Where a device listing resumes: after the device (created, id), the
+ * order listings use. */
+typedef struct store_device_cursor {
+        int64_t created;
+        char id[STORE_DEVICE_ID_MAX + 1];
+} store_device_cursor;
+
 typedef struct store_rotate_result {
         bool reuse_detected;   /* this call found a rotated token and revoked the device */
         uint64_t generation;   /* of the new token (first token of a device = 1) */
@@ -101,11 +110,18 @@ int store_integrity_check(tokend_store *s);
 
 /* Enrol: insert d (d->revoked must be false), its first refresh token
  * (generation 1, created = d->created, expires = refresh_expires, 0 = never)
- * and the audit row a (may be NULL) in one transaction. Returns 0, -EEXIST
- * (device id or token hash already present), -EINVAL. */
+ * and the audit row a (may be NULL) in one transaction. max_devices (≥ 1)
+ * caps the device rows of d->user: when the user already has that many,
+ * the least recently used of the user's dead devices (revoked, or without
+ * a current refresh token valid at d->created) are deleted, with their
+ * tokens, to make room; when every one is alive nothing is written and
+ * -EDQUOT is returned. The count, the eviction and the insert are one
+ * transaction, so concurrent enrolments cannot pass the cap. Returns 0,
+ * -EDQUOT, -EEXIST (device id or token hash already present), -EINVAL. */
 _warn_unused_result_ int store_device_create(tokend_store *s, const store_device *d,
                                              const uint8_t refresh_hash[STORE_HASH_LEN],
-                                             int64_t refresh_expires, const store_audit *a);
+                                             int64_t refresh_expires, unsigned max_devices,
+                                             const store_audit *a);
 
 /* Rotate a refresh token (RFC 9700 §4.14.2), atomically, holding the write
  * lock from the lookup to the commit (no other rotation can interleave):
@@ -136,9 +152,13 @@ _warn_unused_result_ int store_refresh_rotate(tokend_store *s, const char *devic
 /* Read one device into *ret. -ENOENT if there is no such id. */
 _warn_unused_result_ int store_device_get(tokend_store *s, const char *id, store_device *ret);
 
-/* Devices of user (NULL: all), oldest first, revoked ones included. *ret is a
- * malloc'ed array of *ret_n entries (NULL when 0) owned by the caller. */
-int store_devices_list(tokend_store *s, const char *user, store_device **ret, size_t *ret_n);
+/* One page of the devices of user (NULL: all), revoked ones included, in
+ * (created, id) order: at most limit (1..STORE_PAGE_MAX) devices after
+ * cursor after (NULL: from the first). *ret is a malloc'ed array of *ret_n
+ * entries (NULL when 0) owned by the caller; *ret_more tells whether more
+ * follow (the next page starts after the last entry). 0 or -EINVAL. */
+int store_devices_list(tokend_store *s, const char *user, const store_device_cursor *after, size_t limit,
+                       store_device **ret, size_t *ret_n, bool *ret_more);
 
 /* Revoke a device (revoked_at = a->time or now when a is NULL, reason ≤
  * STORE_REASON_MAX) and write audit row a (may be NULL). Idempotent: returns 1
@@ -179,10 +199,12 @@ int store_audit_add(tokend_store *s, const store_audit *a);
  * 0, -EINVAL (as store_audit_add, or window < 1). */
 int store_audit_coalesce(tokend_store *s, const store_audit *a, int64_t window);
 
-/* The newest limit (≥ 1) audit rows, optionally only those of user, newest
- * first. *ret: malloc'ed array of *ret_n entries (NULL when 0). */
-int store_audit_list(tokend_store *s, const char *user, size_t limit,
-                     store_audit_entry **ret, size_t *ret_n);
+/* One page of audit rows, optionally only those of user, newest first: at
+ * most limit (1..STORE_PAGE_MAX) rows with an id below before (0: from the
+ * newest). *ret: malloc'ed array of *ret_n entries (NULL when 0); *ret_more
+ * tells whether older rows follow (the next page: before = the last id). */
+int store_audit_list(tokend_store *s, const char *user, int64_t before, size_t limit,
+                     store_audit_entry **ret, size_t *ret_n, bool *ret_more);
 
 /* Delete what can no longer matter at time now: every refresh token of a
  * device whose newest token has expired (rotated ones are kept until then,

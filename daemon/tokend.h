@@ -13,6 +13,7 @@
 
 #define LOGIN_UID_TOTAL_FACTOR 4U  /* a uid's failures over other users' names: 4 × MaxFailures */
 #define VERIFY_FAILURE_FACTOR 20U  /* failed verifications: 20 × MaxFailures per uid, per remote host */
+#define PEER_LOGIN_WINDOW 60 /* seconds: [Login] PeerLoginRate= counts per minute */
 
 struct tokend {
         pthread_rwlock_t lock;        /* protects config and keys */
@@ -24,6 +25,7 @@ struct tokend {
         ratelimit *login_fail_uid;    /* failed logins per caller uid, for other users' names */
         ratelimit *verify_fail_uid;   /* failed verifies per non-root caller uid */
         ratelimit *verify_fail_rhost; /* failed verifies by root per reported remote host */
+        ratelimit *peer_login_uid;    /* peer logins per non-root caller uid and minute */
         /* Called after any device revocation (socket, bus, reuse detection):
          * the D-Bus front end emits DeviceRevoked from it. May be NULL. */
         void (*on_device_revoked)(void *userdata, const char *user, const char *device_id);

@@ -47,7 +47,7 @@ CLIENTS = ("busctl", "gdbus", "python")
 # in-signatures of the interface (busctl needs them spelled out)
 SIGNATURES = {
     "Login": "sss", "IssueToken": "sas", "Refresh": "sss", "Logout": "s", "Verify": "sss",
-    "ListDevices": "s", "RevokeDevice": "s", "GetJWKS": "",
+    "ListDevices": "s", "ListDevicesPaged": "ssu", "ListAudit": "ssu", "RevokeDevice": "s", "GetJWKS": "",
 }
 PY_CLIENT = os.path.join(HERE, "tdbus_client.py")
 

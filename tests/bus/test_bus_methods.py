@@ -226,3 +226,53 @@ def test_login_with_a_password(pam_user, bus_tokend, client):  # noqa: F811
     refused(c, "io.tokend.Error.InvalidCredentials", "wrong user name or password", "Login", user.name, "wrong2", "")
     refused(c, "io.tokend.Error.TooManyRequests", "retry in", "Login", user.name, user.password, "")
     assert d.api.login(user.name, user.password).status == 429  # one limit for both front ends
+
+
+def test_listings_page_and_peer_login_is_rate_limited(bus_tokend, system_user):  # noqa: F811
+    """ListDevicesPaged/ListAudit follow next_cursor; ListDevices still
+    answers the whole list up to 1000 devices (beyond: refused, never cut
+    short); IssueToken by a non-root uid counts toward [Login] PeerLoginRate."""
+    need_root("call as another uid")
+    user = system_user("tdbus_")
+    d = bus_tokend("[Login]\nPeerLoginRate=3\nMaxDevicesPerUser=2000\n")
+    c = d.bus("python")
+    ids = {c.call("IssueToken", "", [])["device_id"] for _ in range(7)}
+    rows, cursor, sizes = [], "", []
+    while True:
+        page, cursor = c.call("ListDevicesPaged", ME.pw_name, cursor, 3)
+        sizes.append(len(page))
+        rows += page
+        if not cursor:
+            break
+    assert sizes == [3, 3, 1] and [x["id"] for x in rows] == [x["id"] for x in c.call("ListDevices", "")]
+    assert {x["id"] for x in rows} == ids
+    page, cursor = c.call("ListDevicesPaged", "", "", 0)  # 0: the default page (100)
+    assert len(page) == 7 and cursor == ""
+    audit, cursor = c.call("ListAudit", ME.pw_name, "", 5)
+    assert len(audit) == 5 and cursor and audit[0]["event"] == "token" and audit[0]["id"] > audit[-1]["id"]
+    older, _ = c.call("ListAudit", ME.pw_name, cursor, 5)
+    assert older and older[0]["id"] < audit[-1]["id"]
+    refused(c, "io.tokend.Error.InvalidArgs", "cursor", "ListDevicesPaged", "", "not-a-cursor", 10)
+    refused(c, "io.tokend.Error.InvalidArgs", "cursor", "ListAudit", "", cursor_of(c), 10)
+    refused(c, "io.tokend.Error.InvalidArgs", "limit must be 1-1000", "ListDevicesPaged", "", "", 1001)
+
+    # the rate: three peer logins a minute for the user, then TooManyRequests; root is exempt (above)
+    u = d.bus("python", user=user.name)
+    for _ in range(3):
+        u.call("IssueToken", "", [])
+    e = refused(u, "io.tokend.Error.TooManyRequests", "[Login] PeerLoginRate", "IssueToken", "", [])
+    assert "retry in" in e.message
+    assert d.api.issue_token().status == 200  # control: root still enrols
+
+    # ListDevices beyond one page of 1000: refused, pointing at the paged method
+    import concurrent.futures
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: d.api.issue_token(), range(1000 - 8)))
+    assert len(c.call("ListDevices", ME.pw_name)) == 1000  # control: exactly one page still answers
+    assert d.api.issue_token().status == 200
+    refused(c, "io.tokend.Error.InvalidArgs", "ListDevicesPaged", "ListDevices", ME.pw_name)
+
+
+def cursor_of(c):
+    """A device cursor (not an audit one)."""
+    return c.call("ListDevicesPaged", "", "", 1)[1]

@@ -56,12 +56,32 @@ def listed(c, user):
     return [x["id"] for x in c.call("ListDevices", user)]
 
 
+def paged(c, method, user, key="id"):
+    """Every row of a paged listing (ListDevicesPaged, ListAudit), pages of 3."""
+    rows, cursor = [], ""
+    while True:
+        page, cursor = c.call(method, user, cursor, 3)
+        rows += page
+        if not cursor:
+            return [x[key] for x in rows]
+
+
+def audit_rows(c, user):
+    rows, _ = c.call("ListAudit", user, "", 5)
+    assert rows and all(a["user"] == user for a in rows)
+    return [a["device_id"] for a in rows]
+
+
 MATRIX = [
     # name, call(client, D, owner), expected (root, admin, owner, other), kills D, audit event of a refusal
     ("issue_self", lambda c, dev, o: c.call("IssueToken", "", []), (OK, OK, OK, OK), False, None),
     ("issue_for_owner", lambda c, dev, o: c.call("IssueToken", o.name, []), (OK, DENIED, OK, DENIED), False,
      "token_denied"),
     ("list_owner", lambda c, dev, o: listed(c, o.name).index(dev["device_id"]), (OK, OK, OK, DENIED), False, None),
+    ("list_owner_paged", lambda c, dev, o: paged(c, "ListDevicesPaged", o.name).index(dev["device_id"]),
+     (OK, OK, OK, DENIED), False, None),
+    ("audit_owner", lambda c, dev, o: audit_rows(c, o.name).index(dev["device_id"]), (OK, OK, OK, DENIED), False,
+     None),
     ("revoke", lambda c, dev, o: c.call("RevokeDevice", dev["device_id"]), (OK, OK, OK, DENIED), True,
      "revoke_denied"),
     ("refresh_holding_token", lambda c, dev, o: c.call("Refresh", dev["refresh_token"], dev["device_id"], ""),

@@ -43,6 +43,8 @@ def test_user_run_bus_gives_no_root_powers(system_user):  # noqa: F811
         root = d.bus("python")                             # we are root, and the bus says so
         refused(root, "ListDevices", "")                   # admin: would list everyone's
         refused(root, "ListDevices", owner.name)
+        refused(root, "ListDevicesPaged", "", "", 0)
+        refused(root, "ListAudit", "", "", 0)              # admin: would read everyone's audit rows
         refused(root, "IssueToken", "root", [])            # root: would mint for anyone
         refused(root, "IssueToken", owner.name, [])
         refused(root, "RevokeDevice", victim["device_id"])
@@ -70,6 +72,8 @@ def test_root_run_bus_is_trusted():
         dev = d.api.issue_token().json["device_id"]
         root = d.bus("python")
         assert dev in [x["id"] for x in root.call("ListDevices", "")]
+        assert dev in [x["id"] for x in root.call("ListDevicesPaged", "", "", 0)[0]]
+        assert root.call("ListAudit", "", "", 0)[0]
         tok = root.call("IssueToken", "nobody", [])
         assert tok["user"] == "nobody"
         root.call("RevokeDevice", tok["device_id"])

@@ -157,6 +157,8 @@ static void assert_defaults(const tokend_config *c) {
         assert_string_equal(c->admin_group, "tokend-admin");
         assert_int_equal(c->max_failures, 5);
         assert_int_equal(c->failure_window, 15 * 60);
+        assert_int_equal(c->max_devices_per_user, 100);
+        assert_int_equal(c->peer_login_rate, 10);
         assert_int_equal(c->max_request_bytes, 65536);
         assert_int_equal(c->request_timeout, 10);
         assert_int_equal(c->max_connections, 1024);
@@ -226,6 +228,8 @@ static void test_every_key(void **state _unused_) {
         assert_string_equal(c->admin_group, "wheel");
         assert_int_equal(c->max_failures, 10);
         assert_int_equal(c->failure_window, 5400);
+        assert_int_equal(c->max_devices_per_user, 7);
+        assert_int_equal(c->peer_login_rate, 2);
         assert_int_equal(c->max_request_bytes, 1048576);
         assert_int_equal(c->request_timeout, 30);
         assert_int_equal(c->max_connections, 64);
@@ -343,6 +347,8 @@ static void test_invalid_values(void **state) {
                 { "[Login]\nAdminGroup=wheel staff\n", "2: [Login] AdminGroup=wheel staff: may only contain" },
                 { "[Login]\nMaxFailures=0\n", "2: [Login] MaxFailures=0: out of range (1..1000000)" },
                 { "[Login]\nFailureWindow=0\n", "2: [Login] FailureWindow=0: out of range (must be more than 0)" },
+                { "[Login]\nMaxDevicesPerUser=0\n", "2: [Login] MaxDevicesPerUser=0: out of range (1..1000000)" },
+                { "[Login]\nPeerLoginRate=1000001\n", "2: [Login] PeerLoginRate=1000001: out of range (1..1000000)" },
                 { "[Limits]\nMaxRequestBytes=1023\n", "2: [Limits] MaxRequestBytes=1023: out of range (1024..16777216)" },
                 { "[Limits]\nMaxRequestBytes=16777217\n", "2: [Limits] MaxRequestBytes=16777217: out of range" },
                 { "[Limits]\nRequestTimeout=0\n", "2: [Limits] RequestTimeout=0: out of range (1s..1h)" },

@@ -82,7 +82,7 @@ static void enrol(tokend_store *s, unsigned dev, const char *user, int64_t now, 
         hash_of(h, dev, 1);
         store_audit a = { .time = now, .event = "login", .user = user, .device_id = d.id,
                           .caller_uid = 0, .caller_pid = 1, .detail = "test" };
-        assert_int_equal(store_device_create(s, &d, h, expires, &a), 0);
+        assert_int_equal(store_device_create(s, &d, h, expires, 100, &a), 0);
 }
 
 /* Rotate (dev, from) → (dev, to), the new token expiring at new_expires. */
@@ -104,11 +104,17 @@ static int rotate(tokend_store *s, unsigned dev, unsigned from, unsigned to, int
 }
 
 static size_t count_events(tokend_store *s, const char *event) {
-        _cleanup_(freep) store_audit_entry *v = NULL;
-        size_t n = 0, k = 0;
-        assert_int_equal(store_audit_list(s, NULL, 10000, &v, &n), 0);
-        for (size_t i = 0; i < n; i++)
-                k += streq(v[i].event, event);
+        size_t k = 0;
+        bool more = true;
+        for (int64_t before = 0; more;) {
+                _cleanup_(freep) store_audit_entry *v = NULL;
+                size_t n = 0;
+                assert_int_equal(store_audit_list(s, NULL, before, STORE_PAGE_MAX, &v, &n, &more), 0);
+                for (size_t i = 0; i < n; i++)
+                        k += streq(v[i].event, event);
+                if (n > 0)
+                        before = v[n - 1].id;
+        }
         return k;
 }
 
@@ -135,6 +141,13 @@ static void test_open_and_migrate(void **state) {
         assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
         assert_int_equal(sqlite3_step(q), SQLITE_ROW);
         assert_string_equal((const char *) sqlite3_column_text(q, 0), "wal");
+        sqlite3_finalize(q);
+        /* Migration 2: the indexes the device cap and the listings use. */
+        assert_int_equal(sqlite3_prepare_v2(db, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master "
+                                            "WHERE type = 'index' AND tbl_name = 'devices' AND sql IS NOT NULL "
+                                            "ORDER BY name)", -1, &q, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+        assert_string_equal((const char *) sqlite3_column_text(q, 0), "devices_created devices_user_created");
         sqlite3_finalize(q);
         sqlite3_close(db);
 
@@ -200,7 +213,7 @@ static void test_devices(void **state) {
         d.has_public_key = true;
         memset(d.public_key, 0x42, sizeof d.public_key);
         hash_of(h, 1, 1);
-        assert_int_equal(store_device_create(f->s, &d, h, 0, NULL), 0);
+        assert_int_equal(store_device_create(f->s, &d, h, 0, 100, NULL), 0);
         enrol(f->s, 2, "bob", T0 + 1, 0);
         enrol(f->s, 3, "alice", T0 + 2, 0);
 
@@ -211,34 +224,35 @@ static void test_devices(void **state) {
         assert_false(got.has_public_key);
 
         /* Duplicates. */
-        assert_int_equal(store_device_create(f->s, &d, h, 0, NULL), -EEXIST); /* same id */
+        assert_int_equal(store_device_create(f->s, &d, h, 0, 100, NULL), -EEXIST); /* same id */
         device_init(&d, 9, "carol", T0);
-        assert_int_equal(store_device_create(f->s, &d, h, 0, NULL), -EEXIST); /* same token hash */
+        assert_int_equal(store_device_create(f->s, &d, h, 0, 100, NULL), -EEXIST); /* same token hash */
         assert_int_equal(store_device_get(f->s, "dev_0009", &got), -ENOENT); /* nothing half-written */
 
         /* Bad arguments. */
         memset(d.name, 'x', sizeof d.name);
-        assert_int_equal(store_device_create(f->s, &d, h, 0, NULL), -EINVAL);
+        assert_int_equal(store_device_create(f->s, &d, h, 0, 100, NULL), -EINVAL);
         device_init(&d, 9, "", T0);
-        assert_int_equal(store_device_create(f->s, &d, h, 0, NULL), -EINVAL);
+        assert_int_equal(store_device_create(f->s, &d, h, 0, 100, NULL), -EINVAL);
         device_init(&d, 9, "carol", T0);
         d.revoked = true;
-        assert_int_equal(store_device_create(f->s, &d, h, 0, NULL), -EINVAL);
+        assert_int_equal(store_device_create(f->s, &d, h, 0, 100, NULL), -EINVAL);
         assert_int_equal(store_device_get(f->s, "", &got), -EINVAL);
 
         _cleanup_(freep) store_device *v = NULL;
         size_t n = 0;
-        assert_int_equal(store_devices_list(f->s, "alice", &v, &n), 0);
+        bool more = false;
+        assert_int_equal(store_devices_list(f->s, "alice", NULL, 100, &v, &n, &more), 0);
         assert_int_equal(n, 2);
         assert_string_equal(v[0].id, "dev_0001");
         assert_string_equal(v[1].id, "dev_0003");
         free(v);
         v = NULL;
-        assert_int_equal(store_devices_list(f->s, NULL, &v, &n), 0);
+        assert_int_equal(store_devices_list(f->s, NULL, NULL, 100, &v, &n, &more), 0);
         assert_int_equal(n, 3);
         free(v);
         v = (store_device *) 0x1;
-        assert_int_equal(store_devices_list(f->s, "nobody", &v, &n), 0);
+        assert_int_equal(store_devices_list(f->s, "nobody", NULL, 100, &v, &n, &more), 0);
         assert_int_equal(n, 0);
         assert_null(v);
 
@@ -269,6 +283,182 @@ static void test_devices(void **state) {
         assert_false(rr.reuse_detected);
 }
 
+/* ------------------------------------------------------------ growth */
+
+static int try_enrol(tokend_store *s, unsigned dev, const char *user, int64_t now, int64_t expires, unsigned cap) {
+        store_device d;
+        uint8_t h[STORE_HASH_LEN];
+        device_init(&d, dev, user, now);
+        hash_of(h, dev, 1);
+        store_audit a = { .time = now, .event = "token", .user = user, .device_id = d.id, .caller_uid = 1000,
+                          .caller_pid = 1 };
+        return store_device_create(s, &d, h, expires, cap, &a);
+}
+
+static size_t count_devices(tokend_store *s, const char *user) {
+        _cleanup_(freep) store_device *v = NULL;
+        size_t n = 0;
+        bool more = false;
+        assert_int_equal(store_devices_list(s, user, NULL, STORE_PAGE_MAX, &v, &n, &more), 0);
+        assert_false(more);
+        return n;
+}
+
+/* MaxDevicesPerUser: a full user is refused (nothing written) until one of
+ * their devices is dead; dead ones (revoked, chain expired) make room, the
+ * least recently used first; other users are not affected. */
+static void test_device_cap(void **state) {
+        fixture *f = *state;
+        store_device got;
+
+        for (unsigned i = 1; i <= 3; i++)
+                assert_int_equal(try_enrol(f->s, i, "alice", T0 + i, 0, 3), 0);
+        assert_int_equal(try_enrol(f->s, 4, "alice", T0 + 10, 0, 3), -EDQUOT);
+        assert_int_equal(store_device_get(f->s, "dev_0004", &got), -ENOENT);
+        assert_int_equal(count_events(f->s, "token"), 3); /* the refusal wrote nothing */
+        assert_int_equal(count_devices(f->s, "alice"), 3);
+        /* control: another user still enrols under the same cap */
+        assert_int_equal(try_enrol(f->s, 5, "bob", T0 + 10, 0, 3), 0);
+
+        /* A revoked device makes room, and is the one that goes. */
+        assert_int_equal(store_device_revoke(f->s, "dev_0002", "owner", NULL), 1);
+        assert_int_equal(try_enrol(f->s, 4, "alice", T0 + 20, 0, 3), 0);
+        assert_int_equal(store_device_get(f->s, "dev_0002", &got), -ENOENT);
+        assert_int_equal(store_device_get(f->s, "dev_0001", &got), 0);
+        assert_int_equal(count_devices(f->s, "alice"), 3);
+        assert_int_equal(try_enrol(f->s, 6, "alice", T0 + 21, 0, 3), -EDQUOT);
+
+        /* A device whose refresh token expired is dead too (at the new
+         * device's creation time); until then it counts. */
+        assert_int_equal(try_enrol(f->s, 7, "carol", T0, T0 + 100, 1), 0);
+        assert_int_equal(try_enrol(f->s, 8, "carol", T0 + 99, 0, 1), -EDQUOT);
+        assert_int_equal(try_enrol(f->s, 8, "carol", T0 + 100, 0, 1), 0);
+        assert_int_equal(store_device_get(f->s, "dev_0007", &got), -ENOENT);
+
+        /* A lowered cap evicts as many dead devices as needed, or refuses. */
+        assert_int_equal(store_device_revoke(f->s, "dev_0001", "owner", NULL), 1);
+        assert_int_equal(try_enrol(f->s, 9, "alice", T0 + 30, 0, 2), -EDQUOT); /* 2 live + 1 dead, cap 2 */
+        assert_int_equal(count_devices(f->s, "alice"), 3);
+        assert_int_equal(try_enrol(f->s, 9, "alice", T0 + 30, 0, 3), 0);
+        assert_int_equal(store_device_get(f->s, "dev_0001", &got), -ENOENT);
+        assert_int_equal(try_enrol(f->s, 10, "alice", T0, 0, 0), -EINVAL);
+}
+
+typedef struct enroller {
+        tokend_store *s;
+        pthread_barrier_t *barrier;
+        unsigned id;
+        int r;
+} enroller;
+
+static void *enrol_racing(void *p) {
+        enroller *x = p;
+        pthread_barrier_wait(x->barrier);
+        x->r = try_enrol(x->s, 100 + x->id, "dave", T0, 0, 5);
+        return NULL;
+}
+
+/* The cap holds against concurrent enrolments (count and insert are one
+ * transaction): 16 at once, cap 5 → exactly 5 devices. */
+static void test_device_cap_concurrent(void **state) {
+        fixture *f = *state;
+        pthread_t t[16];
+        enroller e[16];
+        pthread_barrier_t b;
+        unsigned ok = 0, refused = 0;
+
+        pthread_barrier_init(&b, NULL, 16);
+        for (unsigned i = 0; i < 16; i++) {
+                e[i] = (enroller){ .s = f->s, .barrier = &b, .id = i };
+                assert_int_equal(pthread_create(&t[i], NULL, enrol_racing, &e[i]), 0);
+        }
+        for (unsigned i = 0; i < 16; i++)
+                pthread_join(t[i], NULL);
+        pthread_barrier_destroy(&b);
+        for (unsigned i = 0; i < 16; i++) {
+                ok += e[i].r == 0;
+                refused += e[i].r == -EDQUOT;
+        }
+        assert_int_equal(ok, 5);
+        assert_int_equal(refused, 11);
+        assert_int_equal(count_devices(f->s, "dave"), 5);
+}
+
+/* Pages of devices ((created, id) order, ties on created broken by id) and
+ * of audit rows (newest first): every row exactly once, `more` right. */
+static void test_paging(void **state) {
+        fixture *f = *state;
+        char seen[260] = { 0 };
+        store_device_cursor cur;
+        bool more = true;
+        size_t pages = 0, total = 0;
+
+        for (unsigned i = 0; i < 250; i++) /* ten devices share each creation second */
+                assert_int_equal(try_enrol(f->s, i, "erin", T0 + i / 10, 0, 1000), 0);
+        for (unsigned i = 250; i < 260; i++)
+                assert_int_equal(try_enrol(f->s, i, "frank", T0, 0, 1000), 0);
+
+        for (const store_device_cursor *after = NULL; more; after = &cur, pages++) {
+                _cleanup_(freep) store_device *v = NULL;
+                size_t n = 0;
+                assert_int_equal(store_devices_list(f->s, "erin", after, 100, &v, &n, &more), 0);
+                assert_int_equal(n, pages < 2 ? 100 : 50);
+                assert_int_equal(more, pages < 2);
+                for (size_t i = 0; i < n; i++) {
+                        unsigned dev = (unsigned) atoi(v[i].id + 4);
+                        assert_string_equal(v[i].user, "erin");
+                        assert_true(dev < 250 && !seen[dev]);
+                        seen[dev] = 1;
+                        if (i > 0)
+                                assert_true(v[i - 1].created < v[i].created ||
+                                            (v[i - 1].created == v[i].created && strcmp(v[i - 1].id, v[i].id) < 0));
+                }
+                total += n;
+                cur = (store_device_cursor){ .created = v[n - 1].created };
+                snprintf(cur.id, sizeof cur.id, "%s", v[n - 1].id);
+        }
+        assert_int_equal(pages, 3);
+        assert_int_equal(total, 250);
+
+        /* Everyone's: 260 in pages of 1000 → one page; of 259 → two. */
+        _cleanup_(freep) store_device *all = NULL;
+        size_t n = 0;
+        assert_int_equal(store_devices_list(f->s, NULL, NULL, STORE_PAGE_MAX, &all, &n, &more), 0);
+        assert_int_equal(n, 260);
+        assert_false(more);
+        free(all);
+        all = NULL;
+        assert_int_equal(store_devices_list(f->s, NULL, NULL, 259, &all, &n, &more), 0);
+        assert_true(more);
+        free(all);
+        all = NULL;
+        assert_int_equal(store_devices_list(f->s, NULL, NULL, 0, &all, &n, &more), -EINVAL);
+        assert_int_equal(store_devices_list(f->s, NULL, NULL, STORE_PAGE_MAX + 1, &all, &n, &more), -EINVAL);
+
+        /* Audit: 260 "token" rows; erin's 250 in pages of 100, newest first. */
+        int64_t before = 0, last = INT64_MAX;
+        total = 0;
+        for (more = true, pages = 0; more; pages++) {
+                _cleanup_(freep) store_audit_entry *v = NULL;
+                assert_int_equal(store_audit_list(f->s, "erin", before, 100, &v, &n, &more), 0);
+                for (size_t i = 0; i < n; i++) {
+                        assert_true(v[i].id < last);
+                        assert_string_equal(v[i].user, "erin");
+                        last = v[i].id;
+                }
+                total += n;
+                before = v[n - 1].id;
+        }
+        assert_int_equal(pages, 3);
+        assert_int_equal(total, 250);
+        store_audit_entry *none = NULL;
+        assert_int_equal(store_audit_list(f->s, NULL, -1, 10, &none, &n, &more), -EINVAL);
+        assert_int_equal(store_audit_list(f->s, NULL, 0, STORE_PAGE_MAX + 1, &none, &n, &more), -EINVAL);
+        assert_int_equal(store_audit_list(f->s, NULL, 1, 10, &none, &n, &more), 0); /* nothing below id 1 */
+        assert_int_equal(n, 0);
+        assert_false(more);
+}
+
 /* ------------------------------------------------------------ rotation */
 
 static void test_rotate_happy(void **state) {
@@ -294,7 +484,8 @@ static void test_rotate_happy(void **state) {
 
         _cleanup_(freep) store_audit_entry *v = NULL;
         size_t n = 0;
-        assert_int_equal(store_audit_list(f->s, "alice", 1, &v, &n), 0);
+        bool more = false;
+        assert_int_equal(store_audit_list(f->s, "alice", 0, 1, &v, &n, &more), 0);
         assert_int_equal(n, 1);
         assert_string_equal(v[0].event, "login"); /* "refresh" rows name no user in this test */
 }
@@ -368,7 +559,8 @@ static void test_rotate_reuse_revokes(void **state) {
 
         _cleanup_(freep) store_audit_entry *v = NULL;
         size_t n = 0;
-        assert_int_equal(store_audit_list(f->s, NULL, 1, &v, &n), 0);
+        bool more = false;
+        assert_int_equal(store_audit_list(f->s, NULL, 0, 1, &v, &n, &more), 0);
         assert_int_equal(n, 1);
         assert_string_equal(v[0].event, "refresh_reuse");
         assert_string_equal(v[0].user, "alice");
@@ -526,7 +718,8 @@ static void test_threads(void **state) {
         assert_int_equal(count_events(f->s, "refresh"), 6 * 50);
         _cleanup_(freep) store_audit_entry *v = NULL;
         size_t n = 0;
-        assert_int_equal(store_audit_list(f->s, NULL, 1000, &v, &n), 0);
+        bool more = false;
+        assert_int_equal(store_audit_list(f->s, NULL, 0, 1000, &v, &n, &more), 0);
         size_t rows = 0;
         for (size_t i = 0; i < n; i++)
                 if (streq(v[i].event, "token_denied")) {
@@ -628,7 +821,8 @@ static void test_audit(void **state) {
         }
         _cleanup_(freep) store_audit_entry *v = NULL;
         size_t n = 0;
-        assert_int_equal(store_audit_list(f->s, NULL, 3, &v, &n), 0);
+        bool more = false;
+        assert_int_equal(store_audit_list(f->s, NULL, 0, 3, &v, &n, &more), 0);
         assert_int_equal(n, 3);
         assert_int_equal(v[0].time, T0 + 4); /* newest first */
         assert_int_equal(v[2].time, T0 + 2);
@@ -636,7 +830,7 @@ static void test_audit(void **state) {
         assert_int_equal(v[0].caller_pid, -1);
         free(v);
         v = NULL;
-        assert_int_equal(store_audit_list(f->s, "bob", 100, &v, &n), 0);
+        assert_int_equal(store_audit_list(f->s, "bob", 0, 100, &v, &n, &more), 0);
         assert_int_equal(n, 2);
         assert_string_equal(v[0].event, "verify");
 
@@ -648,7 +842,7 @@ static void test_audit(void **state) {
         assert_int_equal(store_audit_add(f->s, &bad), -EINVAL);
         detail[STORE_AUDIT_DETAIL_MAX] = 0;
         assert_int_equal(store_audit_add(f->s, &bad), 0); /* control */
-        assert_int_equal(store_audit_list(f->s, NULL, 0, &v, &n), -EINVAL);
+        assert_int_equal(store_audit_list(f->s, NULL, 0, 0, &v, &n, &more), -EINVAL);
 }
 
 /* Repeated refusals: one row with a count per key and window; too many
@@ -657,6 +851,7 @@ static void test_audit_coalesce(void **state) {
         fixture *f = *state;
         _cleanup_(freep) store_audit_entry *v = NULL;
         size_t n = 0;
+        bool more = false;
 
         store_audit a = { .time = T0, .event = "token_denied", .user = "root", .caller_uid = 1000,
                           .caller_pid = 10, .detail = "uid 1000 asked for another user" };
@@ -665,7 +860,7 @@ static void test_audit_coalesce(void **state) {
                 a.caller_pid = 10 + i;
                 assert_int_equal(store_audit_coalesce(f->s, &a, 60), 0);
         }
-        assert_int_equal(store_audit_list(f->s, NULL, 100, &v, &n), 0);
+        assert_int_equal(store_audit_list(f->s, NULL, 0, 100, &v, &n, &more), 0);
         assert_int_equal(n, 1);
         assert_int_equal(v[0].count, 5);
         assert_int_equal(v[0].time, T0);
@@ -694,7 +889,7 @@ static void test_audit_coalesce(void **state) {
         b.detail = NULL;
         assert_int_equal(store_audit_coalesce(f->s, &b, 60), 0);
         assert_int_equal(store_audit_coalesce(f->s, &b, 60), 0);
-        assert_int_equal(store_audit_list(f->s, NULL, 100, &v, &n), 0);
+        assert_int_equal(store_audit_list(f->s, NULL, 0, 100, &v, &n, &more), 0);
         assert_int_equal(n, 6);
         assert_int_equal(v[0].count, 2); /* detail NULL, twice */
         assert_string_equal(v[0].detail, "");
@@ -718,7 +913,7 @@ static void test_audit_coalesce(void **state) {
         store_audit other = { .time = T0 + 1000, .event = "login_failed", .user = "spray0", .caller_uid = 2001,
                               .caller_pid = 1 };
         assert_int_equal(store_audit_coalesce(f->s, &other, 60), 0);
-        assert_int_equal(store_audit_list(f->s, NULL, 1000, &v, &n), 0);
+        assert_int_equal(store_audit_list(f->s, NULL, 0, 1000, &v, &n, &more), 0);
         size_t spray = 0, overflow = 0, total = 0;
         for (size_t i = 0; i < n; i++) {
                 if (!streq(v[i].event, "login_failed"))
@@ -745,7 +940,7 @@ static void test_audit_coalesce(void **state) {
                            .caller_pid = 1, .detail = "jti" };
         assert_int_equal(store_audit_add(f->s, &ok), 0);
         assert_int_equal(store_audit_add(f->s, &ok), 0);
-        assert_int_equal(store_audit_list(f->s, "alice", 2, &v, &n), 0);
+        assert_int_equal(store_audit_list(f->s, "alice", 0, 2, &v, &n, &more), 0);
         assert_int_equal(n, 2);
         assert_int_equal(v[0].count, 1);
         assert_int_equal(v[1].count, 1);
@@ -778,7 +973,8 @@ static void test_migrate_from_1(void **state) {
         assert_int_equal(store_schema_version(s), SCHEMA_VERSION);
         _cleanup_(freep) store_audit_entry *v = NULL;
         size_t n = 0;
-        assert_int_equal(store_audit_list(s, NULL, 10, &v, &n), 0);
+        bool more = false;
+        assert_int_equal(store_audit_list(s, NULL, 0, 10, &v, &n, &more), 0);
         assert_int_equal(n, 1);
         assert_string_equal(v[0].detail, "old");
         assert_int_equal(v[0].count, 1);
@@ -789,7 +985,7 @@ static void test_migrate_from_1(void **state) {
         assert_int_equal(store_audit_coalesce(s, &a, 60), 0);
         free(v);
         v = NULL;
-        assert_int_equal(store_audit_list(s, NULL, 10, &v, &n), 0);
+        assert_int_equal(store_audit_list(s, NULL, 0, 10, &v, &n, &more), 0);
         assert_int_equal(n, 1);
         assert_int_equal(v[0].count, 2);
         assert_int_equal(store_integrity_check(s), 0);
@@ -839,7 +1035,8 @@ static void test_prune(void **state) {
 
         _cleanup_(freep) store_audit_entry *v = NULL;
         size_t n = 0;
-        assert_int_equal(store_audit_list(f->s, NULL, 1000, &v, &n), 0);
+        bool more = false;
+        assert_int_equal(store_audit_list(f->s, NULL, 0, 1000, &v, &n, &more), 0);
         for (size_t i = 0; i < n; i++)
                 assert_true(v[i].time >= now - STORE_RETENTION);
         assert_int_equal(store_prune(f->s, now), 0); /* nothing left to do */
@@ -875,6 +1072,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_open_and_migrate, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_devices, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_device_cap, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_device_cap_concurrent, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_paging, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rotate_happy, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rotate_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rotate_reuse_revokes, setup, teardown),

@@ -34,6 +34,8 @@ DESIGN_ENDPOINTS = {
     ("post", "/api/auth/verify"),
     ("get", "/api/devices"),
     ("delete", "/api/devices/{id}"),
+    # not in DESIGN.md's table: the source of `tokenctl audit` (its tokenctl section)
+    ("get", "/api/audit"),
     ("get", "/.well-known/jwks.json"),
     ("get", "/api"),
 }
@@ -164,8 +166,8 @@ def test_security(doc):
     assert "SO_PEERCRED" in doc["info"]["description"]
     paths = doc["paths"]
     assert paths["/api/auth/logout"]["post"]["security"] == [{"bearerAuth": []}]
-    # devices: bearer, or none (the caller's own uid)
-    for method, path in (("get", "/api/devices"), ("delete", "/api/devices/{id}")):
+    # devices and audit: bearer, or none (the caller's own uid)
+    for method, path in (("get", "/api/devices"), ("delete", "/api/devices/{id}"), ("get", "/api/audit")):
         assert {"bearerAuth": []} in paths[path][method]["security"]
         assert {} in paths[path][method]["security"]
     # control: the open endpoints ask for nothing
@@ -318,3 +320,17 @@ def test_generated_c_matches_the_document():
         text = f.read()
     assert not re.search(r"(?<!\\)\?", text), "an unescaped ? could form a trigraph"
     assert c_string_contents(text) == want
+
+
+def test_listings_page(doc):
+    """Device and audit listings take ?limit= (1-1000) and ?cursor=, and answer next_cursor."""
+    lim = resolve(doc, doc["components"]["parameters"]["Limit"])
+    assert (lim["name"], lim["schema"]["minimum"], lim["schema"]["maximum"], lim["schema"]["default"]) == \
+        ("limit", 1, 1000, 100)
+    for path, schema, key in (("/api/devices", "DeviceList", "devices"), ("/api/audit", "AuditList", "audit")):
+        names = {resolve(doc, p)["name"] for p in doc["paths"][path]["get"]["parameters"]}
+        assert names == {"user", "limit", "cursor"}, path
+        props = schema_of(doc, schema)["properties"]
+        assert set(props) == {key, "next_cursor"} and props[key]["maxItems"] == 1000
+    # peer login is rate-limited per uid
+    assert "429" in doc["paths"]["/api/auth/token"]["post"]["responses"]

@@ -4,7 +4,8 @@
  * daemon context started once per process in a temporary directory
  * ($TMPDIR, else /dev/shm, else /tmp: the store fsyncs) on a listening
  * AF_UNIX socket, with [Limits] MaxRequestBytes=16384, RequestTimeout=1s,
- * [Login] FailureDelay=0 (no held-back answers) and [API] EnableDocs=yes.
+ * [Login] FailureDelay=0 (no held-back answers), no device cap or peer-login
+ * rate (every input may enrol a device) and [API] EnableDocs=yes.
  *
  * Each input is written (at most 64 KiB) to a new connection, then
  * shutdown(SHUT_WR); the answer is read until EOF. Placeholders let the
@@ -179,7 +180,7 @@ static void write_config(const char *path) {
                 "[Socket]\nPath=%s\n"
                 "[Bus]\nBus=none\n"
                 "[Login]\nPAMService=fuzz-none\nAllowPeerLogin=yes\nMaxFailures=1000000\nFailureWindow=1s\n"
-                "FailureDelay=0\n"
+                "FailureDelay=0\nMaxDevicesPerUser=1000000\nPeerLoginRate=1000000\n"
                 "[Limits]\nMaxRequestBytes=16384\nRequestTimeout=1s\nMaxConnections=64\n"
                 "[API]\nEnableDocs=yes\n",
                 sock_path);

@@ -7,7 +7,8 @@ Tokend         starts tokend on a temporary state dir (optional config text),
 Client         HTTP/1.1 over AF_UNIX, through Python's http.client or through
                `curl --unix-socket` (transport="python" | "curl"), optionally
                as another uid; helpers issue_token(), login(), refresh(),
-               logout(), verify(), devices(), delete_device(), jwks(), api_doc().
+               logout(), verify(), devices(), audit_log(), delete_device(), jwks(),
+               api_doc().
 DeviceKey      an Ed25519 device key: public key for `device_key`, RFC 7638
                thumbprint, DPoP-style refresh proofs.
 SystemUser, PamService   throwaway users and /etc/pam.d files (root only),
@@ -44,6 +45,7 @@ import sqlite3
 import subprocess
 import tempfile
 import time
+import urllib.parse
 
 import pytest
 
@@ -301,8 +303,11 @@ class Client:
     def verify(self, token, user=None, service=None):
         return self.post("/api/auth/verify", dict(token=token, user=user, service=service))
 
-    def devices(self, bearer=None, user=None):
-        return self.request("GET", "/api/devices" + ("?user=" + user if user else ""), bearer=bearer)
+    def devices(self, bearer=None, user=None, limit=None, cursor=None):
+        return self.request("GET", _listing("/api/devices", user=user, limit=limit, cursor=cursor), bearer=bearer)
+
+    def audit_log(self, bearer=None, user=None, limit=None, cursor=None):
+        return self.request("GET", _listing("/api/audit", user=user, limit=limit, cursor=cursor), bearer=bearer)
 
     def delete_device(self, device_id, bearer=None):
         return self.request("DELETE", "/api/devices/" + device_id, bearer=bearer)
@@ -312,6 +317,12 @@ class Client:
 
     def api_doc(self):
         return self.request("GET", "/api")
+
+
+def _listing(path, **query):
+    """path?k=v&… of the query members that are not None (values sent as given, URL-quoted)."""
+    q = "&".join("%s=%s" % (k, urllib.parse.quote(str(v), safe="")) for k, v in query.items() if v is not None)
+    return path + ("?" + q if q else "")
 
 
 def raw_exchange(socket_path, data, timeout=10, read=True):

@@ -450,6 +450,25 @@ def test_help_mentions_bus(base):
     assert "--bus[=WHERE]" in p.stdout and "not supported" not in p.stdout
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_devices_list_follows_the_cursors(base, bus_tokend, transport):  # noqa: F811
+    """250 devices come in pages of 100 (socket ?cursor=, bus ListDevicesPaged):
+    tokenctl lists every one exactly once, and revoke --user finds one on
+    the last page."""
+    from concurrent.futures import ThreadPoolExecutor
+    d = bus_tokend("[Login]\nMaxDevicesPerUser=1000\n")
+    with ThreadPoolExecutor(8) as pool:
+        ids = [r.json["device_id"] for r in pool.map(lambda i: d.api.issue_token(device_name="b%d" % i), range(250))]
+    c = Ctl(base, d, transport)
+    listed = [x["id"] for x in c.json("devices")["devices"]]
+    assert len(listed) == 250 and set(listed) == set(ids)
+    table = c.ok("devices").stdout
+    assert all(i in table for i in ids)
+    last = listed[-1]
+    c.ok("devices", "revoke", last, "--user", "root")
+    assert [x["revoked"] for x in c.json("devices")["devices"] if x["id"] == last] == [True]
+
+
 # ---- hostile answers: somebody else owns io.tokend.Tokend1 --------------------
 
 FAKE_TOKEND = r'''
@@ -486,6 +505,16 @@ class Fake(dbus.service.Object):
             raise dbus.exceptions.DBusException("not yours", name="io.tokend.Error.Forbidden")
         return [dev(1)]
 
+    # what tokenctl calls: the same answers, one page ("": no more), except
+    # "loop", which hands back the cursor it was given (tokenctl must stop)
+    @dbus.service.method(IFACE, in_signature="ssu", out_signature="s" if mode == "wrongtype" else "aa{sv}s")
+    def ListDevicesPaged(self, user, cursor, limit):
+        if mode == "wrongtype":
+            return "surprise"
+        if mode == "loop":
+            return ([dev(1)], cursor or "again")
+        return (self.ListDevices(user), "")
+
     @dbus.service.method(IFACE, in_signature="sas", out_signature="a{sv}")
     def IssueToken(self, user, audience):
         return {"access_token": "a.b.c", "refresh_token": "r" * 43}     # no device, expiry, user
@@ -520,6 +549,7 @@ def fake_tokend(bus):
     ("control", 0, None),
     ("big", 1, "is too large; is this really tokend"),
     ("wrongtype", 1, "is malformed; is this really tokend"),
+    ("loop", 1, "has no usable device list; is this really tokend"),
     ("overflow", 1, "is malformed; is this really tokend"),
     ("foreign", 1, "failed with org.example.Error.Boom: boom; is this really tokend"),
     ("refused", 1, "tokend refused: not yours (forbidden, io.tokend.Error.Forbidden); this needs root"),

@@ -68,6 +68,37 @@ def act_list_default(c, dev, owner):
     return OK if dev["device_id"] in [x["id"] for x in r.json["devices"]] else DENIED
 
 
+def act_list_owner_pages(c, dev, owner):
+    """?user=owner followed page by page (limit 2, next_cursor)."""
+    ids, cursor = [], None
+    while True:
+        r = c.devices(user=owner.name, limit=2, cursor=cursor)
+        if r.status != 200:
+            return DENIED if r.status == 403 and r.error == "forbidden" else r
+        ids += [x["id"] for x in r.json["devices"]]
+        cursor = r.json.get("next_cursor")
+        if not cursor:
+            break
+    assert len(ids) == len(set(ids)) > 2
+    return OK if dev["device_id"] in ids else r
+
+
+def act_audit_owner(c, dev, owner):
+    r = c.audit_log(user=owner.name, limit=5)
+    if r.status == 200:
+        assert dev["device_id"] in [a["device_id"] for a in r.json["audit"]]  # its "token" row, newest
+        assert {a["user"] for a in r.json["audit"]} == {owner.name}
+        return OK
+    return DENIED if r.status == 403 and r.error == "forbidden" else r
+
+
+def act_audit_default(c, dev, owner):
+    """Without ?user: admins read every row, others only the rows about themselves."""
+    r = c.audit_log(limit=1000)
+    assert r.status == 200, r
+    return OK if dev["device_id"] in [a["device_id"] for a in r.json["audit"]] else DENIED
+
+
 def act_revoke(c, dev, owner):
     r = c.delete_device(dev["device_id"])
     if r.status == 204:
@@ -107,6 +138,9 @@ MATRIX = [
     (act_issue_for_owner, (OK, DENIED, OK, DENIED), False, "token_denied"),
     (act_list_owner, (OK, OK, OK, DENIED), False, None),
     (act_list_default, (OK, OK, OK, DENIED), False, None),
+    (act_list_owner_pages, (OK, OK, OK, DENIED), False, None),
+    (act_audit_owner, (OK, OK, OK, DENIED), False, None),
+    (act_audit_default, (OK, OK, OK, DENIED), False, None),
     (act_revoke, (OK, OK, OK, DENIED), True, "revoke_denied"),
     (act_refresh_holding_token, (OK, OK, OK, OK), False, None),   # the refresh token is the credential
     (act_logout_holding_token, (OK, OK, OK, OK), True, None),     # so is the access token

@@ -148,7 +148,8 @@ def main():
         user = tdharness.SystemUser("tdsoak_", password=pw)
         svc = tdharness.PamService("auth required pam_unix.so\naccount required pam_unix.so\n")
         login = (user.name, pw)
-    conf = "[Login]\nMaxFailures=1000000\n" + ("PAMService=%s\n" % svc.name if svc else "")
+    # a long mixed load enrols far more devices than a user may keep: no cap
+    conf = "[Login]\nMaxFailures=1000000\nMaxDevicesPerUser=1000000\nPeerLoginRate=1000000\n" + ("PAMService=%s\n" % svc.name if svc else "")
     d = tdharness.Tokend(conf, verbose=False)
     try:
         d.start()
