@@ -15,6 +15,7 @@ import http.client
 import json
 import os
 import queue
+import select
 import shutil
 import socket
 import subprocess
@@ -325,6 +326,29 @@ def test_a_dribbling_request_is_closed_at_its_deadline(system_user, tokend_facto
     assert e["data"] == "", e  # closed, no answer: the request never ended
     assert e["sent"] >= 2, e  # it was still sending
     assert "RequestTimeout=%ds" % timeout in d.log()
+    # the body, too: headers whole at once, then a body byte every 0.5 s
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(d.socket)
+        s.sendall(b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 60000\r\n\r\n{")
+        sent, end = 0, time.monotonic() + timeout + 60
+        while True:
+            assert time.monotonic() < end, "a dribbled body was not cut off (%d bytes sent)" % sent
+            if select.select([s], [], [], 0.5)[0]:
+                try:
+                    assert s.recv(4096) == b""  # closed, no answer
+                except ConnectionResetError:
+                    pass
+                break
+            try:
+                s.send(b" ")
+                sent += 1
+            except OSError:
+                pass  # shut down: reading tells
+        assert sent >= 2, sent
+    finally:
+        s.close()
     # controls: a quick request, and a complete request sent in pieces
     # (well within the deadline), are answered
     assert d.client(user=mallory.name).issue_token().status == 200
@@ -340,6 +364,12 @@ def test_a_dribbling_request_is_closed_at_its_deadline(system_user, tokend_facto
         assert r.status == 200 and b"access_token" in r.read()
     finally:
         s.close()
+    # tokend stops cleanly (sanitizer builds: no leak, no error) with
+    # dribbling connections still open: the grace period ends them
+    a.open(3)
+    wait_connections(d, 3)
+    assert d.stop() == 0, d.log()
+    assert len(a.wait(lambda e: e["ev"] == "closed", 4)) == 4
 
 
 def test_root_keeps_its_reserved_slots(system_user, tokend_factory, attackers, services):  # noqa: F811
