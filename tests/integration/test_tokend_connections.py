@@ -45,6 +45,7 @@ HEAD = b"POST /api/auth/token HTTP/1.1\r\nHost: x\r\nX-Slow: "
 lock = threading.Lock()
 conns = {}   # i -> [socket, bytes sent, finishing]
 count = [0]
+graveyard = []  # sockets closed by a command, for the main loop to release
 def emit(**kw):
     sys.stdout.write(json.dumps(kw) + "\n"); sys.stdout.flush()
 def commands():
@@ -64,13 +65,20 @@ def commands():
                 c[2] = True
                 c[0].sendall(HEAD[c[1]:] + b"a\r\n\r\n")
             elif cmd == "close":
-                conns.pop(int(arg))[0].close()
+                # shut down here, close in the main loop: it may be inside
+                # select() on this socket right now (closing it there is EBADF)
+                s = conns.pop(int(arg))[0]
+                if s is not None:
+                    s.shutdown(socket.SHUT_RDWR)
+                    graveyard.append(s)
             else:
                 break
     os._exit(0)
 threading.Thread(target=commands, daemon=True).start()
 while True:
     with lock:
+        while graveyard:
+            graveyard.pop().close()
         live = {i: c for i, c in conns.items() if c[0] is not None}
         for i, c in live.items():
             if c[2]:
