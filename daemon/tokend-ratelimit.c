@@ -83,10 +83,11 @@ static slot *lookup(ratelimit *rl, const char *key, int64_t now, bool create) {
         return victim;
 }
 
-/* 0 if slot s (may be NULL) allows one more attempt, else the seconds
- * until it does (≥ 1). Called with the lock held. */
-static int64_t slot_wait(const ratelimit *rl, const slot *s, int64_t now) {
-        if (!s || s->count < rl->max)
+/* 0 if slot s (may be NULL) allows one more attempt under max (0: the
+ * limiter's own), else the seconds until it does (≥ 1). Called with the
+ * lock held. */
+static int64_t slot_wait(const ratelimit *rl, const slot *s, unsigned max, int64_t now) {
+        if (!s || s->count < (max ? max : rl->max))
                 return 0;
         int64_t r = s->start + rl->window - now;
         return r < 1 ? 1 : r;
@@ -94,23 +95,28 @@ static int64_t slot_wait(const ratelimit *rl, const slot *s, int64_t now) {
 
 int64_t ratelimit_check(ratelimit *rl, const char *key, int64_t now) {
         pthread_mutex_lock(&rl->lock);
-        int64_t r = slot_wait(rl, lookup(rl, key, now, false), now);
+        int64_t r = slot_wait(rl, lookup(rl, key, now, false), 0, now);
+        pthread_mutex_unlock(&rl->lock);
+        return r;
+}
+
+/* Check and count one (ratelimit_take, ratelimit_reserve); *ret_ticket
+ * (may be NULL) gets the window it was counted in. */
+static int64_t take(ratelimit *rl, const char *key, unsigned max, int64_t now, int64_t *ret_ticket) {
+        pthread_mutex_lock(&rl->lock);
+        slot *s = lookup(rl, key, now, true); /* creating always finds a slot (evicting the oldest) */
+        int64_t r = s ? slot_wait(rl, s, max, now) : 1;
+        if (r == 0) {
+                s->count++;
+                if (ret_ticket)
+                        *ret_ticket = s->start;
+        }
         pthread_mutex_unlock(&rl->lock);
         return r;
 }
 
 int64_t ratelimit_take(ratelimit *rl, const char *key, unsigned max, int64_t now) {
-        int64_t r = 0;
-        pthread_mutex_lock(&rl->lock);
-        slot *s = lookup(rl, key, now, true);
-        if (s && s->count >= (max ? max : rl->max)) {
-                r = s->start + rl->window - now;
-                if (r < 1)
-                        r = 1;
-        } else if (s)
-                s->count++;
-        pthread_mutex_unlock(&rl->lock);
-        return r;
+        return take(rl, key, max, now, NULL);
 }
 
 void ratelimit_fail(ratelimit *rl, const char *key, int64_t now) {
@@ -130,15 +136,7 @@ void ratelimit_reset(ratelimit *rl, const char *key) {
 }
 
 int64_t ratelimit_reserve(ratelimit *rl, const char *key, int64_t now, int64_t *ret_ticket) {
-        pthread_mutex_lock(&rl->lock);
-        slot *s = lookup(rl, key, now, true); /* creating always finds a slot (evicting the oldest) */
-        int64_t r = s ? slot_wait(rl, s, now) : 1;
-        if (r == 0) {
-                s->count++;
-                *ret_ticket = s->start;
-        }
-        pthread_mutex_unlock(&rl->lock);
-        return r;
+        return take(rl, key, 0, now, ret_ticket);
 }
 
 void ratelimit_release(ratelimit *rl, const char *key, int64_t ticket) {
