@@ -153,6 +153,7 @@ typedef enum kind {
         K_MODE,      /* mode_t, octal ≤ max */
         K_ALG,       /* jose_alg */
         K_AUDIENCES, /* char **; allow_any: "*" → NULL */
+        K_AUDIENCES_OR_NONE, /* char **; "none" → NULL */
         K_BUS,       /* bus + bus_address */
 } kind;
 
@@ -180,6 +181,8 @@ static const key keys[] = {
         { "Token", "AllowedAudiences", K_AUDIENCES, F(allowed_audiences), "*", 0, 0, NULL, true, NULL },
         { "Token", "MaxLength", K_SIZE, F(max_length), "511", 128, 8192, NULL, false, "128..8192" },
         { "Token", "ClockSkew", K_TIMESPAN, F(clock_skew), "30s", 0, 3600, NULL, false, "at most 1h" },
+        { "Token", "StepUpAudiences", K_AUDIENCES_OR_NONE, F(step_up_audiences), "sudo", 0, 0, NULL, false, NULL },
+        { "Token", "StepUpLifetime", K_TIMESPAN, F(step_up_lifetime), "5min", 1, 24 * 3600, NULL, false, "1s..1d" },
         { "Token", "RefreshReuseGrace", K_TIMESPAN, F(refresh_reuse_grace), "0", 0, 300, NULL, false, "at most 5min" },
         { "Keys", "Directory", K_STRING, F(keys_directory), "/var/lib/tokend/keys", 0, 0, check_path, false, NULL },
         { "Keys", "Active", K_STRING, F(keys_active), NULL, 0, 0, check_key_name, false, NULL },
@@ -464,11 +467,18 @@ static int apply_value(tokend_config *c, const key *k, const char *v, const char
                 return 0;
         }
 
-        case K_AUDIENCES: {
-                char **l;
-                r = parse_audiences(v, k->allow_any, &l, reason);
+        case K_AUDIENCES:
+        case K_AUDIENCES_OR_NONE: {
+                char **l = NULL;
+                bool none = k->kind == K_AUDIENCES_OR_NONE && streq(v, "none");
+                r = none ? 0 : parse_audiences(v, k->allow_any, &l, reason);
                 if (r < 0)
                         return r;
+                if (k->kind == K_AUDIENCES_OR_NONE && strv_contains(l, "none")) {
+                        strv_free(l);
+                        *reason = "'none' must stand alone";
+                        return -EINVAL;
+                }
                 strv_free(*(char ***) field);
                 *(char ***) field = l;
                 return 0;
@@ -801,6 +811,7 @@ void tokend_config_free(tokend_config *c) {
                         free(*(char **) ((uint8_t *) c + keys[i].offset));
                         break;
                 case K_AUDIENCES:
+                case K_AUDIENCES_OR_NONE:
                         strv_free(*(char ***) ((uint8_t *) c + keys[i].offset));
                         break;
                 default:
@@ -859,6 +870,17 @@ bool tokend_config_audience_allowed(const tokend_config *c, const char *aud) {
         if (!c || !aud)
                 return false;
         return !c->allowed_audiences || strv_contains(c->allowed_audiences, aud);
+}
+
+bool tokend_config_audience_step_up(const tokend_config *c, const char *aud) {
+        if (!c || !aud)
+                return false;
+        for (char **s = c->step_up_audiences; s && *s; s++) {
+                size_t n = strlen(*s);
+                if (strncmp(aud, *s, n) == 0 && (aud[n] == 0 || (aud[n] == '@' && !strchr(*s, '@'))))
+                        return true;
+        }
+        return false;
 }
 
 static int load(const char *path, const char *state_dir, bool check, tokend_config **ret, char **ret_error) {
@@ -947,11 +969,12 @@ static int format_value(const tokend_config *c, const key *k, char **ret) {
         case K_ALG:
                 *ret = strdup(jose_alg_to_string(*(const jose_alg *) field));
                 break;
-        case K_AUDIENCES: {
+        case K_AUDIENCES:
+        case K_AUDIENCES_OR_NONE: {
                 char *const *l = *(char **const *) field;
                 size_t len = 0;
                 if (!l) {
-                        *ret = strdup("*");
+                        *ret = strdup(k->kind == K_AUDIENCES_OR_NONE ? "none" : "*");
                         break;
                 }
                 for (size_t i = 0; l[i]; i++)

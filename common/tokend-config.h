@@ -42,6 +42,8 @@ typedef struct tokend_config {
         size_t max_length;               /* 511; 128..8192 */
         int64_t clock_skew;              /* 30s; 0..1h */
         int64_t refresh_reuse_grace;     /* 0 (off); 0..5min */
+        char **step_up_audiences;        /* {"sudo",NULL}; NULL = none ("none") */
+        int64_t step_up_lifetime;        /* 5min; 1s..1d: how recent the password login must be */
 
         /* [Keys] */
         char *keys_directory;            /* "/var/lib/tokend/keys"; absolute */
@@ -142,6 +144,11 @@ int tokend_config_set_bus(tokend_config *c, const char *value);
 /* Whether aud may appear in an issued token: true when AllowedAudiences=* or
  * aud is listed (exact match). */
 bool tokend_config_audience_allowed(const tokend_config *c, const char *aud);
+
+/* Whether aud is a step-up audience ([Token] StepUpAudiences): one listed,
+ * or SERVICE@HOST for a listed SERVICE. Such an audience is granted only
+ * after a recent password login (see tokend-service.c). */
+bool tokend_config_audience_step_up(const tokend_config *c, const char *aud);
 
 /* Whether s is a syntactically valid audience name ([A-Za-z0-9_.@-]{1,64}). */
 bool tokend_audience_name_valid(const char *s);

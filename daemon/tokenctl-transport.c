@@ -63,6 +63,8 @@ static const char *hint_for(const char *code, const char *message, long status) 
                 return message && strstr(message, "log in again") ? "tokenctl login" : "log in again: tokenctl login";
         if (streq(code, "invalid_credentials"))
                 return "check the user name and password";
+        if (streq(code, "forbidden") && message && strstr(message, "is a step-up audience"))
+                return "log in with your password (tokenctl login), then ask for it again within the window";
         if (streq(code, "forbidden") && message && strstr(message, "AllowedAudiences"))
                 return "tokend's administrator can allow that audience: [Token] AllowedAudiences= in "
                        "tokend.conf(5), then systemctl reload tokend";

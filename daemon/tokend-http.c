@@ -330,10 +330,14 @@ static td_code job_login(request *rq, const json_t *j) {
                 .device_key = json_string_value(json_object_get(j, "device_key")),
         };
         static const char *const members[] = { "username", "password", "device_name", "device_key" };
-        const char *s;
+        const char *s, *aud[MAX_AUDIENCES + 1];
+        bool have_aud;
         for (size_t i = 0; i < ELEMENTSOF(members); i++)
                 if (member_str(j, members[i], &s) < 0)
                         return job_fail(rq, TD_INVALID_REQUEST, "members of a login must be strings");
+        if (member_audience(j, aud, &have_aud) < 0)
+                return job_fail(rq, TD_INVALID_REQUEST, "audience must be a string or an array of strings");
+        lr.audience = have_aud ? aud : NULL;
         return td_login(rq->srv->t, &rq->caller, &lr, &rq->tokens, &rq->st);
 }
 

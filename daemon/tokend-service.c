@@ -12,6 +12,7 @@
 #include "json-util.h"
 #include "macro.h"
 #include "str-escape.h"
+#include "timespan.h"
 #include "tokend-log.h"
 #include "tokend-pamauth.h"
 #include "tokend-proof.h"
@@ -152,25 +153,56 @@ static void device_key_jkt(const uint8_t pk[static 32], char out[static JOSE_THU
                 jose_key_thumbprint(k, out);
 }
 
+/* Why a step-up audience cannot be granted (the clause of the refusal). */
+#define STEP_UP_PEER "not a peer login"
+#define STEP_UP_STALE "and this device's is older or none: log in with the password again"
+
+static td_code step_up_fail(tokend *t, const char *aud, const char *why, td_status *st) {
+        char life[TIMESPAN_FORMAT_MAX];
+        return td_fail(st, TD_FORBIDDEN, "audience %s is a step-up audience: it needs a password login within "
+                       "the last %s, %s ([Token] StepUpAudiences=, StepUpLifetime=)", aud,
+                       timespan_format(t->config->step_up_lifetime, life, sizeof life), why);
+}
+
 /* Audiences for a new token: the request's (each valid and allowed), else
- * [Token] DefaultAudience. Caller holds the read lock. */
-static td_code resolve_audience(tokend *t, const char *const *req, const char *const **ret, size_t *ret_n,
+ * [Token] DefaultAudience, into buf. A step-up audience ([Token]
+ * StepUpAudiences) needs step_up_denied == NULL (a password login within
+ * StepUpLifetime, or a root caller); otherwise asking for one is refused
+ * with 403 and *ret_step_up_refused set, and the default audience goes
+ * without it (refused too if nothing is left). Caller holds the read lock. */
+static td_code resolve_audience(tokend *t, const char *const *req, const char *step_up_denied,
+                                const char *buf[static AT_MAX_AUD + 1], size_t *ret_n, bool *ret_step_up_refused,
                                 td_status *st) {
         const char *const *v = req ? req : (const char *const *) t->config->default_audience;
+        const char *dropped = NULL;
         size_t n = 0;
-        for (; v[n]; n++) {
-                if (n >= AT_MAX_AUD)
+        *ret_step_up_refused = false;
+        for (size_t i = 0; v[i]; i++) {
+                if (i >= AT_MAX_AUD)
                         return td_fail(st, TD_INVALID_REQUEST, "at most %u audiences", AT_MAX_AUD);
-                if (!tokend_audience_name_valid(v[n]))
+                if (!tokend_audience_name_valid(v[i]))
                         return td_fail(st, TD_INVALID_REQUEST, "audience names are 1-64 characters of "
                                        "[A-Za-z0-9_.@-]");
-                if (!tokend_config_audience_allowed(t->config, v[n]))
+                if (!tokend_config_audience_allowed(t->config, v[i]))
                         return td_fail(st, TD_FORBIDDEN, "audience \"%s\" is not in [Token] AllowedAudiences",
-                                       v[n]);
+                                       v[i]);
+                if (step_up_denied && tokend_config_audience_step_up(t->config, v[i])) {
+                        if (req) {
+                                *ret_step_up_refused = true;
+                                return step_up_fail(t, v[i], step_up_denied, st);
+                        }
+                        dropped = dropped ?: v[i];
+                        continue;
+                }
+                buf[n++] = v[i];
+        }
+        buf[n] = NULL;
+        if (n == 0 && dropped) {
+                *ret_step_up_refused = true;
+                return step_up_fail(t, dropped, step_up_denied, st);
         }
         if (n == 0)
                 return td_fail(st, TD_INVALID_REQUEST, "audience must not be empty");
-        *ret = v;
         *ret_n = n;
         return TD_OK;
 }
@@ -242,13 +274,14 @@ static int64_t shorter_lifetime(int64_t configured, int64_t ttl) {
 
 /* Enrol a new device for user and answer with its first tokens. Caller
  * holds the read lock. */
-static td_code enrol(tokend *t, const td_caller *c, const td_user *u, const char *device_name,
+static td_code enrol(tokend *t, const td_caller *c, const td_user *u, bool password, const char *device_name,
                      const char *device_key, const char *const *aud_req, int64_t ttl, const char *event,
                      td_tokens *ret, td_status *st) {
         uint8_t pk[32], hash[STORE_HASH_LEN];
         char jti[AT_JTI_BYTES * 2];
-        const char *const *aud;
+        const char *aud[AT_MAX_AUD + 1];
         size_t n_aud;
+        bool step_up_refused;
         td_tokens tok = { 0 };
         store_device d = { 0 };
         td_code tc;
@@ -259,7 +292,12 @@ static td_code enrol(tokend *t, const td_caller *c, const td_user *u, const char
                                "control, bidi-override or invalid characters", STORE_DEVICE_NAME_MAX);
         if (device_key && device_key_decode(device_key, pk) < 0)
                 return td_fail(st, TD_INVALID_REQUEST, "device_key must be a base64url Ed25519 public key");
-        if ((tc = resolve_audience(t, aud_req, &aud, &n_aud, st)) != TD_OK)
+        /* Step-up audiences: the password was just checked, or root asks. */
+        tc = resolve_audience(t, aud_req, password || c->uid == 0 ? NULL : STEP_UP_PEER, aud, &n_aud,
+                              &step_up_refused, st);
+        if (step_up_refused)
+                td_audit(t, c, "token_denied", u->name, NULL, "%s", st->message);
+        if (tc != TD_OK)
                 return tc;
 
         int64_t now = td_now();
@@ -282,6 +320,7 @@ static td_code enrol(tokend *t, const td_caller *c, const td_user *u, const char
         d.uid = u->uid;
         snprintf(d.name, sizeof d.name, "%s", device_name ? device_name : "");
         d.created = d.last_used = now;
+        d.password_auth = password ? now : 0;
         d.has_public_key = device_key != NULL;
         if (device_key)
                 memcpy(d.public_key, pk, sizeof pk);
@@ -444,7 +483,7 @@ td_code td_login(tokend *t, const td_caller *c, const td_login_req *req, td_toke
         login_unreserve(&limit, true);
 
         tokend_rdlock(t);
-        tc = enrol(t, c, &u, req->device_name, req->device_key, NULL, 0, "login", ret, st);
+        tc = enrol(t, c, &u, true, req->device_name, req->device_key, req->audience, 0, "login", ret, st);
         tokend_unlock(t);
         return tc;
 }
@@ -494,8 +533,8 @@ td_code td_issue(tokend *t, const td_caller *c, const td_issue_req *req, td_toke
                         goto out;
                 }
         }
-        tc = enrol(t, c, &u, req->device_name ? req->device_name : DEFAULT_DEVICE_NAME_PEER, req->device_key,
-                   req->audience, req->ttl, "token", ret, st);
+        tc = enrol(t, c, &u, false, req->device_name ? req->device_name : DEFAULT_DEVICE_NAME_PEER,
+                   req->device_key, req->audience, req->ttl, "token", ret, st);
 out:
         tokend_unlock(t);
         return tc;
@@ -536,11 +575,35 @@ static td_code check_proof(tokend *t, const store_device *d, const td_refresh_re
         return TD_OK;
 }
 
+/* The answer to a failed store_refresh_rotate() (r < 0) of device d. */
+static td_code rotate_fail(tokend *t, const td_caller *c, const store_device *d, int r,
+                           const store_rotate_result *rr, td_status *st) {
+        switch (r) {
+        case -ENOENT:
+                return td_fail(st, TD_INVALID_TOKEN, "unknown refresh token or device");
+        case -EKEYREVOKED:
+                if (!rr->reuse_detected)
+                        return td_fail(st, TD_TOKEN_REVOKED, "this device was revoked");
+                log_warning("refresh token reuse on device %s of %s (caller uid=%u pid=%d): device revoked", d->id,
+                            d->user, (unsigned) c->uid, (int) c->pid);
+                td_device_revoked(t, d->user, d->id);
+                return td_fail(st, TD_TOKEN_REVOKED, "this refresh token was already used: the device has been "
+                               "revoked as a precaution; log in again");
+        case -EKEYEXPIRED:
+                return td_fail(st, TD_TOKEN_EXPIRED, "the refresh token has expired; log in again");
+        case -EALREADY:
+                return td_fail(st, TD_INVALID_TOKEN, "this refresh token was just rotated by a concurrent request");
+        default:
+                return td_store_fail(st, r, "rotating the refresh token");
+        }
+}
+
 td_code td_refresh(tokend *t, const td_caller *c, const td_refresh_req *req, td_tokens *ret, td_status *st) {
         uint8_t presented[STORE_HASH_LEN], hash[STORE_HASH_LEN];
         char jti[AT_JTI_BYTES * 2];
-        const char *const *aud;
+        const char *aud[AT_MAX_AUD + 1];
         size_t n_aud;
+        bool step_up_refused;
         store_device d;
         store_rotate_result rr;
         td_tokens tok = { 0 };
@@ -578,7 +641,27 @@ td_code td_refresh(tokend *t, const td_caller *c, const td_refresh_req *req, td_
                 tc = td_fail(st, TD_INVALID_TOKEN, "the device's user no longer exists");
                 goto out;
         }
-        if ((tc = resolve_audience(t, req->audience, &aud, &n_aud, st)) != TD_OK)
+        /* Step-up audiences: only while the device's password login is
+         * recent (a peer-login device has none), or for root. */
+        int64_t since = now - d.password_auth;
+        bool recent = d.password_auth > 0 && since >= 0 && since <= t->config->step_up_lifetime;
+        tc = resolve_audience(t, req->audience, recent || c->uid == 0 ? NULL : STEP_UP_STALE, aud, &n_aud,
+                              &step_up_refused, st);
+        if (step_up_refused) {
+                /* Refused only for the holder of the current refresh token
+                 * (anyone else gets the usual answer, a rotated token still
+                 * revokes the device), and it stays valid. */
+                crypto_hash_sha256(presented, (const uint8_t *) req->refresh_token, strlen(req->refresh_token));
+                r = store_refresh_rotate(t->store, d.id, presented, NULL, now, 0, t->config->refresh_reuse_grace,
+                                         NULL, &rr);
+                sodium_memzero(presented, sizeof presented);
+                if (r == 0)
+                        td_audit(t, c, "token_denied", d.user, d.id, "%s", st->message);
+                else
+                        tc = rotate_fail(t, c, &d, r, &rr, st);
+                goto out;
+        }
+        if (tc != TD_OK)
                 goto out;
         /* Sign first, rotate second: if signing fails nothing is rotated. */
         issue_ctx ic = { .user = &u, .device_id = d.id, .device_key = d.has_public_key ? d.public_key : NULL,
@@ -598,30 +681,8 @@ td_code td_refresh(tokend *t, const td_caller *c, const td_refresh_req *req, td_
                                  t->config->refresh_reuse_grace, &a, &rr);
         sodium_memzero(presented, sizeof presented);
         sodium_memzero(hash, sizeof hash);
-        switch (r) {
-        case 0:
-                break;
-        case -ENOENT:
-                tc = td_fail(st, TD_INVALID_TOKEN, "unknown refresh token or device");
-                goto out;
-        case -EKEYREVOKED:
-                if (rr.reuse_detected) {
-                        log_warning("refresh token reuse on device %s of %s (caller uid=%u pid=%d): device revoked",
-                                    d.id, d.user, (unsigned) c->uid, (int) c->pid);
-                        td_device_revoked(t, d.user, d.id);
-                        tc = td_fail(st, TD_TOKEN_REVOKED, "this refresh token was already used: the device has "
-                                     "been revoked as a precaution; log in again");
-                } else
-                        tc = td_fail(st, TD_TOKEN_REVOKED, "this device was revoked");
-                goto out;
-        case -EKEYEXPIRED:
-                tc = td_fail(st, TD_TOKEN_EXPIRED, "the refresh token has expired; log in again");
-                goto out;
-        case -EALREADY:
-                tc = td_fail(st, TD_INVALID_TOKEN, "this refresh token was just rotated by a concurrent request");
-                goto out;
-        default:
-                tc = td_store_fail(st, r, "rotating the refresh token");
+        if (r < 0) {
+                tc = rotate_fail(t, c, &d, r, &rr, st);
                 goto out;
         }
         tok.refresh_expires_in = rlife;

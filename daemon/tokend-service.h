@@ -82,6 +82,7 @@ typedef struct td_login_req {
         const char *password;       /* secret, caller owns and wipes */
         const char *device_name;    /* may be NULL */
         const char *device_key;     /* base64url Ed25519 public key or NULL */
+        const char *const *audience;/* NULL-terminated or NULL: default */
 } td_login_req;
 
 typedef struct td_issue_req {

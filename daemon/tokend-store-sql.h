@@ -57,6 +57,9 @@ static const char *const migrations[] = {
         "CREATE INDEX devices_user_created ON devices(user, created, id);"
         "CREATE INDEX devices_created ON devices(created, id);"
         "DROP INDEX devices_user;",
+        /* 4: when the device's person last proved a password (step-up
+         * audiences); NULL = never (peer login, and devices from before). */
+        "ALTER TABLE devices ADD COLUMN password_auth INTEGER;",
 };
 
 /* ------------------------------------------------------------ statements */
@@ -98,7 +101,7 @@ typedef enum stmt_id {
         _S_MAX,
 } stmt_id;
 
-#define DEVICE_COLUMNS "id, user, uid, name, created, last_used, public_key, revoked, revoke_reason"
+#define DEVICE_COLUMNS "id, user, uid, name, created, last_used, public_key, revoked, revoke_reason, password_auth"
 #define AUDIT_COLUMNS "id, time, event, user, device_id, caller_uid, caller_pid, detail, count, last_time"
 
 static const char *const stmt_sql[_S_MAX] = {
@@ -108,8 +111,8 @@ static const char *const stmt_sql[_S_MAX] = {
         [S_SAVEPOINT] = "SAVEPOINT op",
         [S_RELEASE] = "RELEASE op",
         [S_ROLLBACK_TO] = "ROLLBACK TO op",
-        [S_DEVICE_INSERT] = "INSERT INTO devices (id, user, uid, name, created, last_used, public_key) "
-                            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [S_DEVICE_INSERT] = "INSERT INTO devices (id, user, uid, name, created, last_used, public_key, password_auth) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?, nullif(?, 0))",
         [S_DEVICE_GET] = "SELECT " DEVICE_COLUMNS " FROM devices WHERE id = ?",
         /* Pages: after the cursor (created, id), LIMIT the page size + 1 (is there more?). */
         [S_DEVICES_ALL] = "SELECT " DEVICE_COLUMNS " FROM devices WHERE (created, id) > (?, ?) "

@@ -495,6 +495,7 @@ static void device_from_row(sqlite3_stmt *st, store_device *d) {
                 d->revoked_at = sqlite3_column_int64(st, 7);
                 copy_text(d->revoke_reason, sizeof d->revoke_reason, st, 8);
         }
+        d->password_auth = sqlite3_column_int64(st, 9); /* NULL → 0 */
 }
 
 static int device_read(conn *c, const char *id, store_device *ret) {
@@ -607,8 +608,8 @@ static int device_create_tx(conn *c, void *p, bool *keep _unused_) {
         int r = device_cap_tx(c, d->user, d->created, x->max_devices);
         if (r < 0)
                 return r;
-        r = run(c, S_DEVICE_INSERT, "ttitiik", d->id, d->user, (int64_t) d->uid, d->name, d->created,
-                    d->last_used, d->has_public_key ? d->public_key : NULL);
+        r = run(c, S_DEVICE_INSERT, "ttitiiki", d->id, d->user, (int64_t) d->uid, d->name, d->created,
+                d->last_used, d->has_public_key ? d->public_key : NULL, d->password_auth);
         if (r >= 0)
                 r = run(c, S_TOKEN_INSERT, "htiii", x->hash, d->id, (int64_t) 1, d->created, x->expires);
         if (r >= 0 && x->a)
@@ -782,6 +783,8 @@ static int refresh_rotate_tx(conn *c, void *p, bool *keep) {
 
         if (expires != 0 && x->now >= expires)
                 return -EKEYEXPIRED;
+        if (!x->new_hash)
+                return 0; /* check only: the token is current */
 
         r = run(c, S_TOKEN_ROTATE, "ihh", x->now, x->new_hash, x->presented);
         if (r == 0)
@@ -804,7 +807,7 @@ static int refresh_rotate_tx(conn *c, void *p, bool *keep) {
 int store_refresh_rotate(tokend_store *s, const char *device_id, const uint8_t presented_hash[STORE_HASH_LEN],
                          const uint8_t new_hash[STORE_HASH_LEN], int64_t now, int64_t new_expires,
                          int64_t reuse_grace, const store_audit *a, store_rotate_result *ret) {
-        if (!s || !ret || !presented_hash || !new_hash || !str_ok(device_id, STORE_DEVICE_ID_MAX, true) ||
+        if (!s || !ret || !presented_hash || !str_ok(device_id, STORE_DEVICE_ID_MAX, true) ||
             new_expires < 0 || reuse_grace < 0 || (a && !audit_ok(a)))
                 return -EINVAL;
 

@@ -48,6 +48,7 @@ typedef struct store_device {
         bool revoked;
         int64_t revoked_at;                        /* valid if revoked */
         char revoke_reason[STORE_REASON_MAX + 1];  /* "" unless revoked */
+        int64_t password_auth;                     /* last password login of this device, 0 = never */
 } store_device;
 
 /* An audit event to write. Strings are borrowed; NULL = none. Never put a
@@ -137,6 +138,8 @@ _warn_unused_result_ int store_device_create(tokend_store *s, const store_device
  *    This check comes before the expiry check: replaying an old rotated
  *    token is theft evidence even after that token's own expiry;
  *  - expired (expires != 0 && now >= expires) → -EKEYEXPIRED;
+ *  - new_hash NULL (check only): the presented token is the device's
+ *    current one → 0, nothing rotated or written (a is not used);
  *  - else: mark it rotated (now, replaced_by = new_hash), insert new_hash
  *    with generation + 1 and new_expires (0 = never), set last_used = now,
  *    write audit row a (may be NULL) → 0.

@@ -13,11 +13,10 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from tdbus import CLIENTS, BusError, bus, bus_tokend, system_user  # noqa: E402,F401
-from tdharness import ME, DeviceKey, PamService, jwt_parts, need_root  # noqa: E402
+from tdharness import ME, NO_STEP_UP, DeviceKey, jwt_parts, need_root, pam_user  # noqa: E402,F401 (fixture)
 
 TOKEN_KEYS = {"access_token", "token_type", "expires_in", "refresh_token", "refresh_expires_in", "device_id",
               "user", "uid", "groups"}
-UNIX_STACK = "auth required pam_unix.so nodelay\naccount required pam_unix.so\n"
 FAILURE_DELAY = 5  # [Login] FailureDelay in test_login_with_a_password: long next to one bus call
 
 
@@ -64,7 +63,7 @@ def test_properties_follow_a_reload(bus_tokend):  # noqa: F811
 
 
 def test_issue_verify_list_revoke(bus_tokend, client):  # noqa: F811
-    d = bus_tokend()
+    d = bus_tokend(NO_STEP_UP)  # peer login for sudo, as any uid
     c = d.bus(client)
     tok = c.call("IssueToken", "", ["sudo"])
     assert set(tok) == TOKEN_KEYS, tok
@@ -151,7 +150,7 @@ def test_get_jwks(bus_tokend, client):  # noqa: F811
 
 
 def test_errors_are_mapped(bus_tokend, client):  # noqa: F811
-    d = bus_tokend("[Token]\nClockSkew=0\nDefaultAudience=sshd\nAllowedAudiences=sshd sudo\n")
+    d = bus_tokend("[Token]\nClockSkew=0\nDefaultAudience=sshd\nAllowedAudiences=sshd sudo\nStepUpAudiences=none\n")
     c = d.bus(client)
     refused(c, "io.tokend.Error.InvalidToken", "malformed", "Verify", "a.b.c", "", "")
     refused(c, "io.tokend.Error.InvalidToken", "malformed", "Verify", "-rf.b.c", "", "")  # not an option
@@ -169,16 +168,6 @@ def test_errors_are_mapped(bus_tokend, client):  # noqa: F811
     time.sleep(2.1)  # ttl is whole seconds and ClockSkew=0: 2.1 s is past it
     refused(c, "io.tokend.Error.TokenExpired", "expired", "Verify", short, "", "")
     assert c.call("IssueToken", "", ["sshd", "sudo"])["device_id"]  # control: a valid request still works
-
-
-@pytest.fixture
-def pam_user(system_user):  # noqa: F811
-    """(user, PAM service name) of a throwaway user with a password."""
-    need_root("create a user and an /etc/pam.d service")
-    user = system_user("tdbus_", "S3cret-pw-" + os.urandom(4).hex())
-    svc = PamService(UNIX_STACK)
-    yield user, svc.name
-    svc.close()
 
 
 def test_login_with_a_password(pam_user, bus_tokend, client):  # noqa: F811

@@ -144,6 +144,8 @@ static void assert_defaults(const tokend_config *c) {
         assert_int_equal(c->max_length, 511);
         assert_int_equal(c->clock_skew, 30);
         assert_int_equal(c->refresh_reuse_grace, 0);
+        assert_strv(c->step_up_audiences, (const char *const[]){ "sudo", NULL });
+        assert_int_equal(c->step_up_lifetime, 300);
         assert_string_equal(c->keys_directory, "/var/lib/tokend/keys");
         assert_null(c->keys_active);
         assert_null(c->keys_passphrase_file);
@@ -215,6 +217,8 @@ static void test_every_key(void **state _unused_) {
         assert_int_equal(c->max_length, 1024);
         assert_int_equal(c->clock_skew, 60);
         assert_int_equal(c->refresh_reuse_grace, 10);
+        assert_strv(c->step_up_audiences, (const char *const[]){ "sudo", "su", NULL });
+        assert_int_equal(c->step_up_lifetime, 120);
         assert_string_equal(c->keys_directory, "/srv/tokend/keys");
         assert_string_equal(c->keys_active, "signing-2024.pem");
         assert_string_equal(c->keys_passphrase_file, "/etc/tokend/passphrase");
@@ -329,6 +333,11 @@ static void test_invalid_values(void **state) {
                 { "[Token]\nMaxLength=99999999999999999999999\n", "2: [Token] MaxLength=99999999999999999999999: out of range" },
                 { "[Token]\nClockSkew=2h\n", "2: [Token] ClockSkew=2h: out of range (at most 1h)" },
                 { "[Token]\nRefreshReuseGrace=10min\n", "2: [Token] RefreshReuseGrace=10min: out of range (at most 5min)" },
+                { "[Token]\nStepUpLifetime=0\n", "2: [Token] StepUpLifetime=0: out of range (1s..1d)" },
+                { "[Token]\nStepUpLifetime=1d 1s\n", "2: [Token] StepUpLifetime=1d 1s: out of range (1s..1d)" },
+                { "[Token]\nStepUpAudiences=none sudo\n", "2: [Token] StepUpAudiences=none sudo: 'none' must stand alone" },
+                { "[Token]\nStepUpAudiences=*\n", "2: [Token] StepUpAudiences=*: '*' must stand alone" },
+                { "[Token]\nStepUpAudiences=su/do\n", "2: [Token] StepUpAudiences=su/do: audiences are names" },
                 { "[Token]\nDefaultAudience=ss/hd\n", "2: [Token] DefaultAudience=ss/hd: audiences are names" },
                 { "[Token]\nAllowedAudiences=* sshd\n", "2: [Token] AllowedAudiences=* sshd: '*' must stand alone" },
                 { "[Token]\nDefaultAudience=sshd sudo\nAllowedAudiences=sshd login\n",
@@ -691,6 +700,40 @@ static void test_set_bus(void **state _unused_) {
         assert_int_equal(c->bus, TOKEND_BUS_NONE);
 }
 
+/* StepUpAudiences: the listed names and their host-scoped forms, nothing
+ * else; "none" switches it off, an empty value restores sudo. */
+static void test_step_up_audiences(void **state) {
+        fixture *f = *state;
+        _cleanup_(tokend_config_freep) tokend_config *d = load_ok("/dev/null");
+        assert_true(tokend_config_audience_step_up(d, "sudo"));
+        assert_true(tokend_config_audience_step_up(d, "sudo@web1"));
+        assert_false(tokend_config_audience_step_up(d, "sudoedit"));
+        assert_false(tokend_config_audience_step_up(d, "sud"));
+        assert_false(tokend_config_audience_step_up(d, "sshd"));
+        assert_false(tokend_config_audience_step_up(d, "sshd@sudo"));
+        assert_false(tokend_config_audience_step_up(d, NULL));
+        assert_false(tokend_config_audience_step_up(NULL, "sudo"));
+
+        _cleanup_(tokend_config_freep) tokend_config *n =
+                load_ok(write_file(f, "none.conf", "[Token]\nStepUpAudiences=none\nStepUpLifetime=2s\n"));
+        assert_null(n->step_up_audiences);
+        assert_int_equal(n->step_up_lifetime, 2);
+        assert_false(tokend_config_audience_step_up(n, "sudo"));
+
+        _cleanup_(tokend_config_freep) tokend_config *l =
+                load_ok(write_file(f, "list.conf", "[Token]\nStepUpAudiences=su sudo@web1\n"));
+        assert_true(tokend_config_audience_step_up(l, "su"));
+        assert_true(tokend_config_audience_step_up(l, "su@web2"));
+        assert_true(tokend_config_audience_step_up(l, "sudo@web1"));
+        assert_false(tokend_config_audience_step_up(l, "sudo"));
+        assert_false(tokend_config_audience_step_up(l, "sudo@web2"));
+        assert_false(tokend_config_audience_step_up(l, "sudo@web1@x"));
+
+        _cleanup_(tokend_config_freep) tokend_config *e =
+                load_ok(write_file(f, "reset.conf", "[Token]\nStepUpAudiences=none\nStepUpAudiences=\n"));
+        assert_strv(e->step_up_audiences, (const char *const[]){ "sudo", NULL });
+}
+
 static void test_audience_names(void **state _unused_) {
         assert_true(tokend_audience_name_valid("sshd"));
         assert_true(tokend_audience_name_valid("a.b@c-d_E9"));
@@ -719,6 +762,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_check, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_state_dir, setup, teardown),
                 cmocka_unit_test(test_set_bus),
+                cmocka_unit_test_setup_teardown(test_step_up_audiences, setup, teardown),
                 cmocka_unit_test(test_audience_names),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

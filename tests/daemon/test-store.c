@@ -164,6 +164,43 @@ static void test_open_and_migrate(void **state) {
         assert_false(d.revoked);
 }
 
+/* A database of schema 2 (before password_auth) is migrated in place: its
+ * devices keep working and count as never password-authenticated. */
+static void test_migrate_from_2(void **state) {
+        fixture *f = *state;
+        char path[256];
+        sqlite3 *db = NULL;
+        tokend_store *s = NULL;
+        store_device d;
+        store_rotate_result rr;
+        uint8_t old[STORE_HASH_LEN], new[STORE_HASH_LEN];
+
+        snprintf(path, sizeof path, "%s/v2.db", f->dir);
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        for (size_t i = 0; i < 2; i++)
+                assert_int_equal(sqlite3_exec(db, migrations[i], NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 2;"
+                                          "INSERT INTO devices (id, user, uid, name, created, last_used) "
+                                          "VALUES ('dev_0001', 'alice', 1001, 'laptop 1', 1700000000, 1700000000);"
+                                          "INSERT INTO refresh_tokens (hash, device_id, generation, created, expires) "
+                                          "VALUES (X'01000100000000000000000000000000000000000000000000000000000000a5',"
+                                          " 'dev_0001', 1, 1700000000, 0);",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+        sqlite3_close(db);
+
+        assert_int_equal(store_open(path, &s), 0);
+        assert_int_equal(store_schema_version(s), SCHEMA_VERSION);
+        assert_int_equal(store_device_get(s, "dev_0001", &d), 0);
+        assert_string_equal(d.user, "alice");
+        assert_int_equal(d.password_auth, 0);
+        hash_of(old, 1, 1);
+        hash_of(new, 1, 2);
+        assert_int_equal(store_refresh_rotate(s, "dev_0001", old, new, T0 + 1, 0, 0, NULL, &rr), 0);
+        assert_int_equal(store_integrity_check(s), 0);
+        store_close(s);
+}
+
 static void test_open_errors(void **state) {
         fixture *f = *state;
         char path[256];
@@ -222,6 +259,17 @@ static void test_devices(void **state) {
         assert_memory_equal(got.public_key, d.public_key, STORE_DEVICE_KEY_LEN);
         assert_int_equal(store_device_get(f->s, "dev_0002", &got), 0);
         assert_false(got.has_public_key);
+        assert_int_equal(got.password_auth, 0); /* never */
+        device_init(&d, 4, "alice", T0 + 3);
+        d.password_auth = T0 + 3;
+        hash_of(h, 4, 1);
+        assert_int_equal(store_device_create(f->s, &d, h, 0, 100, NULL), 0);
+        assert_int_equal(store_device_get(f->s, "dev_0004", &got), 0);
+        assert_int_equal(got.password_auth, T0 + 3);
+        device_init(&d, 1, "alice", T0);
+        d.has_public_key = true;
+        memset(d.public_key, 0x42, sizeof d.public_key);
+        hash_of(h, 1, 1);
 
         /* Duplicates. */
         assert_int_equal(store_device_create(f->s, &d, h, 0, 100, NULL), -EEXIST); /* same id */
@@ -243,13 +291,15 @@ static void test_devices(void **state) {
         size_t n = 0;
         bool more = false;
         assert_int_equal(store_devices_list(f->s, "alice", NULL, 100, &v, &n, &more), 0);
-        assert_int_equal(n, 2);
+        assert_int_equal(n, 3);
         assert_string_equal(v[0].id, "dev_0001");
         assert_string_equal(v[1].id, "dev_0003");
+        assert_string_equal(v[2].id, "dev_0004");
+        assert_int_equal(v[2].password_auth, T0 + 3);
         free(v);
         v = NULL;
         assert_int_equal(store_devices_list(f->s, NULL, NULL, 100, &v, &n, &more), 0);
-        assert_int_equal(n, 3);
+        assert_int_equal(n, 4);
         free(v);
         v = (store_device *) 0x1;
         assert_int_equal(store_devices_list(f->s, "nobody", NULL, 100, &v, &n, &more), 0);
@@ -533,6 +583,31 @@ static void test_rotate_refused(void **state) {
         assert_int_equal(store_refresh_rotate(f->s, "", a, b, T0, 0, 0, NULL, &rr), -EINVAL);
         assert_int_equal(store_refresh_rotate(f->s, "dev_0001", a, b, T0, -1, 0, NULL, &rr), -EINVAL);
         assert_int_equal(store_refresh_rotate(f->s, "dev_0001", a, b, T0, 0, -1, NULL, &rr), -EINVAL);
+}
+
+/* new_hash NULL: the same checks, nothing rotated or written. */
+static void test_rotate_check_only(void **state) {
+        fixture *f = *state;
+        store_rotate_result rr;
+        uint8_t cur[STORE_HASH_LEN], old[STORE_HASH_LEN];
+
+        enrol(f->s, 1, "alice", T0, T0 + 7 * DAY);
+        hash_of(cur, 1, 1);
+        assert_int_equal(store_refresh_rotate(f->s, "dev_0001", cur, NULL, T0 + 1, 0, 0, NULL, &rr), 0);
+        assert_int_equal(store_refresh_rotate(f->s, "dev_0001", cur, NULL, T0 + 2, 0, 0, NULL, &rr), 0);
+        assert_int_equal(count_events(f->s, "refresh"), 0);
+        assert_int_equal(rotate(f->s, 1, 1, 2, T0 + 3, 0, &rr), 0); /* still the current token */
+        assert_int_equal(rr.generation, 2);
+        hash_of(cur, 1, 9);
+        assert_int_equal(store_refresh_rotate(f->s, "dev_0001", cur, NULL, T0 + 4, 0, 0, NULL, &rr), -ENOENT);
+        hash_of(cur, 1, 2);
+        assert_int_equal(store_refresh_rotate(f->s, "dev_0001", cur, NULL, T0 + 3 + 7 * DAY, 0, 0, NULL, &rr),
+                         -EKEYEXPIRED);
+        /* A rotated token is theft evidence in a check too. */
+        hash_of(old, 1, 1);
+        assert_int_equal(store_refresh_rotate(f->s, "dev_0001", old, NULL, T0 + 5, 0, 0, NULL, &rr), -EKEYREVOKED);
+        assert_true(rr.reuse_detected);
+        assert_int_equal(count_events(f->s, "refresh_reuse"), 1);
 }
 
 static void test_rotate_reuse_revokes(void **state) {
@@ -1070,6 +1145,7 @@ static void test_busy(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_open_and_migrate, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_migrate_from_2, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_devices, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_device_cap, setup, teardown),
@@ -1077,6 +1153,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_paging, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rotate_happy, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rotate_refused, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_rotate_check_only, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rotate_reuse_revokes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rotate_grace, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rotate_concurrent, setup, teardown),

@@ -195,7 +195,8 @@ def test_request_bodies(doc):
     def props(name):
         return set(schema_of(doc, name)["properties"]), set(schema_of(doc, name).get("required", []))
 
-    assert props("LoginRequest") == ({"username", "password", "device_name", "device_key"}, {"username", "password"})
+    assert props("LoginRequest") == ({"username", "password", "device_name", "device_key", "audience"},
+                                     {"username", "password"})
     assert props("IssueRequest") == ({"audience", "ttl", "device_name", "device_key", "user"}, set())
     assert props("RefreshRequest") == ({"refresh_token", "device_id", "proof", "audience", "ttl"},
                                        {"refresh_token", "device_id"})

@@ -1,14 +1,16 @@
 """pam_jwt inside the real sudo (issue 4): a throwaway user runs
 `sudo -S id -u` with a token on stdin; a sudo-audience token runs the command
-as root, an sshd-audience token (an everyday login token) is refused.
+as root, an sshd-audience token (an everyday login token) is refused. The
+user, a sudoer, cannot get a sudo token by peer login (step-up audience,
+issue 13): only with its password (a password login through pam_unix).
 /etc/pam.d/sudo is replaced for the test under a lock and put back (fixture
 finalizer, SIGTERM/SIGHUP trap, or the next run after a kill); the sudoers
 drop-in is checked with visudo before it goes live and removed. Root only."""
 
 import os
 
-from e2e import (ReplacedEtcFile, EtcFile, daemon, e2e_user, etc_files, issue, jwt_stack, need,  # noqa: F401
-                 run, system_user, tokend_factory, wait_audit)
+from e2e import (DAEMON_CONFIG, ReplacedEtcFile, EtcFile, PamService, e2e_user, etc_files, issue,  # noqa: F401
+                 jwt_parts, jwt_stack, need, run, system_user, tokend_factory, wait_audit)
 
 SUDO = "/usr/bin/sudo"
 PROMPT = "tde2e-sudo-token:"
@@ -45,8 +47,11 @@ def sudo_stack(user, etc_files, pam_text):
     return pam
 
 
-def test_sudo_audience(e2e_user, daemon, etc_files):
-    user = e2e_user()
+def test_sudo_audience(e2e_user, tokend_factory, etc_files):
+    user = e2e_user(password="S3cret-pw-" + os.urandom(4).hex())
+    svc = PamService("auth required pam_unix.so nodelay\naccount required pam_unix.so\n")
+    etc_files.append(svc)
+    daemon = tokend_factory(DAEMON_CONFIG + "[Login]\nPAMService=%s\n" % svc.name)
     pam = sudo_stack(user.name, etc_files, jwt_stack(daemon.socket))  # audience: the service name, sudo
 
     tok, dev = issue(daemon, user.name, ["sudo"])
@@ -62,6 +67,18 @@ def test_sudo_audience(e2e_user, daemon, etc_files):
     assert "0" not in p.stdout.splitlines(), p
     assert "incorrect password attempt" in p.stderr, p
     wait_audit(daemon, "verify_failed", "not for service sudo")
+
+    # the attack of issue 13: code running as the sudoer asks peer login for a
+    # sudo token, which would make sudo NOPASSWD; refused with the rule
+    me = daemon.client(user=user.name)
+    r = me.issue_token(audience="sudo")
+    assert r.status == 403 and "audience sudo is a step-up audience" in r.message, r
+    # control: with the password (a password login), the user's own sudo token works in sudo
+    r = me.login(user.name, user.password, audience="sudo")
+    assert r.status == 200, r
+    assert jwt_parts(r.json["access_token"])[1]["aud"] == ["sudo"]
+    p = sudo(user.name, r.json["access_token"])
+    assert p.returncode == 0 and p.stdout.splitlines()[0] == "0", p
 
     # put back exactly (the finalizer would too; checked here, where it can fail the test)
     for f in reversed(etc_files):

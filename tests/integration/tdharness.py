@@ -289,9 +289,9 @@ class Client:
         return self.post("/api/auth/token", dict(audience=audience, ttl=ttl, device_name=device_name, user=user,
                                                  device_key=device_key, **extra))
 
-    def login(self, username, password, device_name=None, device_key=None):
+    def login(self, username, password, device_name=None, device_key=None, audience=None):
         return self.post("/api/auth/login", dict(username=username, password=password, device_name=device_name,
-                                                 device_key=device_key))
+                                                 device_key=device_key, audience=audience))
 
     def refresh(self, refresh_token, device_id, proof=None, audience=None):
         return self.post(REFRESH_PATH, dict(refresh_token=refresh_token, device_id=device_id, proof=proof,
@@ -394,6 +394,11 @@ def assert_wiped(pid, keep, secret):
         assert hits[k.encode()], "control: %s not found: the scan does not see the heap" % k
     left = {s[:8] + "…": hits[s.encode()] for s in secret if hits[s.encode()]}
     assert not left, "secrets left in process %d's memory: %s" % (pid, left)
+
+
+# Config for tests that peer-login for sudo as whatever uid runs them (root
+# is exempt from the step-up rule anyway); the rule itself: test_*_stepup.py.
+NO_STEP_UP = "[Token]\nStepUpAudiences=none\n"
 
 
 class Tokend:
@@ -562,6 +567,12 @@ class Tokend:
         finally:
             con.close()
 
+    def audit_count(self, event, caller_uid=None, device_id=None):
+        """How many events the audit trail counts (a refusal repeated within
+        a minute shares one row with a count), optionally of one caller uid."""
+        return sum(a["count"] for a in self.audit(event, device_id)
+                   if caller_uid is None or a["caller_uid"] == caller_uid)
+
 
 # ---- throwaway system state (root only) --------------------------------------
 
@@ -676,6 +687,20 @@ def system_user():
         except AssertionError as e:
             errors.append(str(e))
     assert not errors, errors
+
+
+UNIX_STACK = "auth required pam_unix.so nodelay\naccount required pam_unix.so\n"
+
+
+@pytest.fixture
+def pam_user(system_user):
+    """(a throwaway user with a password, the name of a throwaway /etc/pam.d
+    service that checks it with pam_unix): for tokend's [Login] PAMService=."""
+    need_root("create a user and an /etc/pam.d service")
+    user = system_user("tdpw_", "S3cret-pw-" + secrets.token_hex(4))
+    svc = PamService(UNIX_STACK)
+    yield user, svc.name
+    svc.close()
 
 
 @pytest.fixture(params=["python", "curl"])

@@ -10,7 +10,7 @@ import stat
 import pytest
 
 from test_tokenctl_util import (ASKPASS, TOKENCTL, Client, audit_count, base, claims,  # noqa: F401 (fixture)
-                                have_binaries, header, start_tokend)
+                                NO_STEP_UP, have_binaries, header, start_tokend)
 
 pytestmark = pytest.mark.skipif(not have_binaries(), reason="tokend/tokenctl not built")
 
@@ -19,7 +19,7 @@ COMMANDS = ["login", "token", "askpass", "refresh", "logout", "status", "devices
 
 @pytest.fixture
 def daemon():
-    t = start_tokend()
+    t = start_tokend(NO_STEP_UP)  # token --audience sudo after a peer login, as any uid
     yield t
     t.close()
 

@@ -11,7 +11,7 @@ import tempfile
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tdharness import TOP_BUILDDIR, PamService, SystemUser, Tokend, find_binary, jwt_parts  # noqa: E402,F401
+from tdharness import NO_STEP_UP, TOP_BUILDDIR, PamService, SystemUser, Tokend, find_binary, jwt_parts  # noqa: E402,F401
 
 TOKENCTL = find_binary("tokenctl") or os.path.join(TOP_BUILDDIR, "tokenctl")
 ASKPASS = os.path.join(os.path.dirname(TOKENCTL), "tokenctl-askpass")

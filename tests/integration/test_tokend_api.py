@@ -11,7 +11,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from tdharness import ME, jwt_parts, tokend_factory, transport  # noqa: E402,F401 (fixtures)
+from tdharness import ME, NO_STEP_UP, jwt_parts, tokend_factory, transport  # noqa: E402,F401 (fixtures)
 
 DOCS_ON = "[API]\nEnableDocs=yes\n"
 
@@ -41,7 +41,7 @@ def assert_tokens(r, user=ME.pw_name, uid=ME.pw_uid):
 
 
 def test_every_endpoint_succeeds(tokend_factory, transport):  # noqa: F811
-    d = tokend_factory(DOCS_ON)
+    d = tokend_factory(DOCS_ON + NO_STEP_UP)  # peer login for sudo, as any uid
     c = d.client(transport)
 
     tok = assert_tokens(c.issue_token(device_name="laptop", audience=["sshd", "sudo"]))
@@ -216,7 +216,7 @@ def test_peer_login_disabled_is_403(tokend_factory, transport):  # noqa: F811
 
 
 def test_audience_outside_allowed_is_403(tokend_factory):  # noqa: F811
-    d = tokend_factory("[Token]\nAllowedAudiences=sshd sudo\nDefaultAudience=sshd\n")
+    d = tokend_factory("[Token]\nAllowedAudiences=sshd sudo\nDefaultAudience=sshd\nStepUpAudiences=none\n")
     assert assert_tokens(d.api.issue_token(audience="sudo"))
     assert_error(d.api.issue_token(audience="login"), 403, "forbidden")
 

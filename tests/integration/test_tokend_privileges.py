@@ -1,7 +1,8 @@
 """Privilege matrix over the socket API: {root, admin-group member, owner,
 other user} × every endpoint, against a device D that belongs to the owner.
 Every cross-user action is refused (403, and D is untouched), every allowed
-one succeeds. Password login (anyone) is in test_tokend_login.py; the D-Bus
+one succeeds. Step-up audiences (sudo) come from peer login or a refresh of a
+peer-login device only for root. Password login (anyone) is in test_tokend_login.py; the D-Bus
 methods have their own matrix in tests/bus/."""
 
 import os
@@ -51,6 +52,37 @@ def act_issue_for_owner(c, dev, owner):
         assert r.json["user"]["name"] == owner.name
         return OK
     return DENIED if r.status == 403 and r.error == "forbidden" else r
+
+
+def step_up_refused(r):
+    """403 naming the step-up rule ([Token] StepUpAudiences=sudo)."""
+    return r.status == 403 and r.error == "forbidden" and "is a step-up audience" in r.message
+
+
+def act_issue_self_sudo(c, dev, owner):
+    """Peer login for sudo: only root, never a non-root caller without a password."""
+    r = c.issue_token(audience="sudo")
+    return OK if r.status == 200 else (DENIED if step_up_refused(r) else r)
+
+
+def act_issue_for_owner_sudo(c, dev, owner):
+    r = c.issue_token(user=owner.name, audience="sudo")
+    if r.status == 200:
+        assert r.json["user"]["name"] == owner.name
+        return OK
+    return DENIED if r.status == 403 and r.error == "forbidden" else r
+
+
+def act_refresh_to_sudo(c, dev, owner):
+    """D came from peer login: no refresh of it is a way to sudo, except root's."""
+    r = c.refresh(dev["refresh_token"], dev["device_id"], audience="sudo")
+    if r.status == 200:
+        return OK
+    assert step_up_refused(r), r
+    # the refusal spent nothing: D's refresh token still works
+    r = c.refresh(dev["refresh_token"], dev["device_id"], audience="sshd")
+    assert r.status == 200, r
+    return DENIED
 
 
 def act_list_owner(c, dev, owner):
@@ -136,6 +168,9 @@ def act_api_doc(c, dev, owner):
 MATRIX = [
     (act_issue_self, (OK, OK, OK, OK), False, None),
     (act_issue_for_owner, (OK, DENIED, OK, DENIED), False, "token_denied"),
+    (act_issue_self_sudo, (OK, DENIED, DENIED, DENIED), False, "token_denied"),         # step-up: no password
+    (act_issue_for_owner_sudo, (OK, DENIED, DENIED, DENIED), False, "token_denied"),
+    (act_refresh_to_sudo, (OK, DENIED, DENIED, DENIED), False, "token_denied"),         # a peer-login device
     (act_list_owner, (OK, OK, OK, DENIED), False, None),
     (act_list_default, (OK, OK, OK, DENIED), False, None),
     (act_list_owner_pages, (OK, OK, OK, DENIED), False, None),
@@ -156,14 +191,13 @@ def test_privilege_matrix(world, action, expected, kills, event):
     got = {}
     for role, want in zip(ROLES, expected):
         dev = owner_device(clients, owner)  # a fresh D for every caller
-        before = len(d.audit(event)) if event else 0
+        before = d.audit_count(event, uids[role]) if event else 0
         outcome = action(clients[role], dev, owner)
         got[role] = outcome
         if outcome == DENIED:
             assert alive(clients, dev), "%s: a refused action by %s still changed D" % (action.__name__, role)
             if event:
-                rows = d.audit(event)[before:]
-                assert [a for a in rows if a["caller_uid"] == uids[role]], "no %s audit row for %s" % (event, role)
+                assert d.audit_count(event, uids[role]) > before, "no %s audit event for %s" % (event, role)
         elif outcome == OK and kills:
             assert not alive(clients, dev), "%s by %s answered OK but D still works" % (action.__name__, role)
     assert got == dict(zip(ROLES, expected)), got
