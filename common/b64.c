@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Strict base64url through libsodium (see b64.h). libsodium rejects
  * leftover input and non-zero trailing bits, and most bytes outside the
  * alphabet (with ignore=NULL); the alphabet and the length rules are

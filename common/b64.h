@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Strict base64url (RFC 4648 §5, no padding) through libsodium's
  * URL-safe-no-padding variant, plus a faster OpenSSL-backed decoder for
  * public data (token segments). Decoding rejects '=', '+', '/', whitespace,

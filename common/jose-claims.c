@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Access-token claims (RFC 9068, RFC 7519 §4.1): the builder behind
  * tokend's issue path and the strict checker behind every verify. The
  * checker types every claim before it compares any, so a claim of the

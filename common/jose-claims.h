@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Access tokens (RFC 9068 profile of JWT, RFC 7519): building the claim set
  * of DESIGN.md and validating it after the signature check. Validation is
  * strict: typ must be "at+jwt"; iss, sub, aud, exp, iat, jti, client_id are

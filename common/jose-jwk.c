@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* JWK (RFC 7517/7518, RFC 8037 for OKP): import of public keys with every
  * member checked, export of the public members, RFC 7638 thumbprints (which
  * double as our key ids); key sets and their JWKS form. */

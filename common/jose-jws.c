@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* JWS compact serialization: signing and the RFC 8725 verifier. The token
  * is checked in order of cost: byte cap, character set, segment shape,
  * header JSON and header policy, key choice, signature — the payload is

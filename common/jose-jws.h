@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* JWS compact serialization (RFC 7515 §7.1) signing and verification,
  * following RFC 8725: the algorithm comes from the key, never from the
  * token; "none" and HS* never verify; exactly three segments of

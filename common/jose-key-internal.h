@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Private to common/ (never installed, never included outside common/):
  * the key structure and the helpers jose-key.c (keys, PEM, sign/verify) and
  * jose-jwk.c (JWK/JWKS import and export, RFC 7638 thumbprints, key sets)

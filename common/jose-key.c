@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* JOSE keys (see jose-key.h): OpenSSL 3 holds every key and does PEM,
  * ECDSA and RSA; Ed25519 signatures go through libsodium, whose 64-byte
  * secret key lives in guarded sodium_malloc() memory. JWK/JWKS,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Signing/verification keys for JWS: Ed25519 (EdDSA, through libsodium),
  * P-256 (ES256), RSA ≥ 2048 (RS256, or PS256 for RSA-PSS keys), via
  * OpenSSL 3. A key is bound to exactly one algorithm for its whole life

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Strict JSON for untrusted input (see json-util.h). jansson does the
  * parsing; this file adds the caps and turns jansson's error texts, which
  * may quote input bytes, into fixed messages. */

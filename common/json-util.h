@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Strict JSON parsing through jansson for untrusted input: duplicate keys
  * rejected, no NUL in strings, a byte cap before parsing and a nesting-depth
  * cap after it, top level must be an object (or array, for JWKS bodies). */

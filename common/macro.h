@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Small helpers every part of the project uses: cleanup attributes, array
  * sizes, and the erase-then-free destructor for secrets (STYLE.md §4, §5).
  * Header-only, no state. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Escaping of control, bidi and invalid characters (see str-escape.h). */
 #include "config.h"
 

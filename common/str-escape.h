@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Making caller-supplied text safe for a log line, an audit row or a
  * terminal: one classifier of "unsafe" characters, an escaper and a check
  * built on it. No state, no allocation except in str_escape_controls_dup(),

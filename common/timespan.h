@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* systemd-style time spans for configuration values ("90s", "15min", "1h 30min",
  * "7d", "2w"; a bare number is seconds; "0" means never/disabled), at one-second
  * granularity, and the reverse formatting for messages. No state, no logging. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tokend's configuration: /etc/tokend/tokend.conf then the drop-ins
  * tokend.conf.d/NAME.conf
  * (INI, parsed with inih; later files win), every key with a built-in default

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Embed the OpenAPI document in tokend: gen-openapi.sh IN.json OUT.c writes
 # OUT.c defining tokend_openapi_json[] (daemon/tokend-openapi.h), one C
 # string line per source line. Plain POSIX sh + sed; writes OUT atomically.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The D-Bus transport of tokenctl (--bus): io.tokend.Tokend1 (see
  * io.tokend.Tokend1(5)) on the system bus, the session bus or a given
  * address, through sd-bus. Its a{sv} answers become the socket API's JSON

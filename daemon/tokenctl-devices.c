@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tokenctl devices [list] / devices revoke ID: the enrolled devices of the
  * caller (admins: anyone's), through GET/DELETE /api/devices or
  * ListDevices/RevokeDevice. The caller is identified by its uid (SO_PEERCRED,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The socket transport of tokenctl: tokend's HTTP/1.1 + JSON API on its
  * Unix socket (libcurl with CURLOPT_UNIX_SOCKET_PATH). One JSON request,
  * one JSON answer, bounded in size and time; secrets in bodies and headers

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tokenctl keys generate|rotate|list|jwks: tokend's signing keys, through
  * the key directory functions tokend itself uses (tokend-keydir.h). */
 #include <dirent.h>

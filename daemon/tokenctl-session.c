@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tokenctl login, logout, status: enrolling this device (password or peer
  * identity, a fresh Ed25519 device key), revoking it, and showing state. */
 #include <pwd.h>

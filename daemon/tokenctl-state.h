@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tokenctl's local state under $XDG_STATE_HOME/tokend/: the credentials of
  * this device (device id, refresh token, device key; 0600) and the cached
  * access token per audience (0600), written atomically (temp file, fsync,

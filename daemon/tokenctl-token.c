@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tokenctl token, refresh, askpass (and tokenctl-askpass): a valid access
  * token, refreshed under the state lock with the device-key proof. */
 #include <ctype.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Getting a valid access token: from the per-audience cache, else by a
  * refresh with the device-key proof, serialized across processes by the
  * state lock so that concurrent runs never rotate the refresh token twice.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What both transports of tokenctl share: choosing one, naming where tokend
  * is looked for, and turning tokend's refusals into messages with a hint and
  * into exit statuses (the one place for that mapping). */

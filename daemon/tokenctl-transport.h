@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* How tokenctl reaches tokend: the operations its commands need, served by
  * the Unix socket (HTTP/1.1 + JSON, tokenctl-http.c, the default) or by
  * D-Bus (io.tokend.Tokend1, tokenctl-bus.c, --bus). Both give answers in the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tokenctl verify (through tokend, or offline against a JWKS file) and
  * tokenctl inspect (decode only, clearly marked unverified). */
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tokenctl: global options, the command table, and helpers shared by the
  * verbs (option parsing with one-line usage errors, messages, times). */
 #include <curl/curl.h>

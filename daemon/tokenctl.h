@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tokenctl: the command-line client of tokend. Shared context, exit codes
  * and the verbs each tokenctl-*.c file implements. Verbs print human
  * messages to stderr and results to stdout, and return an exit status. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The message bodies of io.tokend.Tokend1 (io.tokend.Tokend1(5) "Answer
  * dictionaries"): service results appended as readable a{sv} dictionaries,
  * and the audience array read from a call. No threads, no logging. */

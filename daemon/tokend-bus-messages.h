@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Reading and writing the message bodies of io.tokend.Tokend1 for
  * tokend-bus.c: each service result as an a{sv} dictionary whose keys are
  * the socket API's JSON names (io.tokend.Tokend1(5) "Answer dictionaries"). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The subscribers of DeviceRevoked (see tokend-bus-watch.h). */
 #include <stdlib.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Who receives DeviceRevoked (io.tokend.Tokend1(5)): only connections that
  * called Subscribe(), each sent its own unicast copy (a destination per
  * recipient), for the devices of its own user, or of every user if it is an

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The io.tokend.Tokend1 D-Bus front end.
  *
  * Threads: sd-bus and sd-event objects are not thread-safe, so exactly one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The D-Bus front end (DESIGN.md "D-Bus API", io.tokend.Tokend1(5)): the
  * name io.tokend.Tokend1 on the bus of [Bus] Bus=, served by sd-bus on a
  * thread of its own. Translates calls to tokend-service calls and td_code

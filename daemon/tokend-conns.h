@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Who may hold a socket connection, and for how long: a cap per uid
  * ([Limits] MaxConnectionsPerUser), the last connections kept for root
  * (ReservedRootConnections: pam_jwt runs as root inside sshd and sudo), and

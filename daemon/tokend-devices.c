@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Listings (devices, audit log) and device revocation, the JWKS, and the
  * JSON shapes of answers. */
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdatomic.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The Unix-socket HTTP/1.1 + JSON front end (DESIGN.md "Unix socket API"),
  * served by libmicrohttpd with a thread pool, one epoll loop per core.
  * Translates requests to tokend-service calls and td_code values to HTTP

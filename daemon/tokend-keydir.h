@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The key directory: every *.pem in it is a PKCS#8 private key that
  * verifies tokens; the one named by [Keys] Active= (file name, with or
  * without .pem, or kid) — else the newest by modification time — signs.

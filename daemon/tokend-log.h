@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tokend's log: to the journal with structured fields when started by
  * systemd (JOURNAL_STREAM set), else one line per message on stderr.
  * Thread-safe; never pass secrets. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tokend: start-up, the listening socket, signals (SIGHUP reload, SIGTERM
  * stop), the prune timer, and sd_notify. Everything else lives in the
  * service, store and front-end modules. */

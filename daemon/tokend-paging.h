@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Listing pages shared by the front ends: the page size a request may ask
  * for, and the opaque cursor that resumes a listing where a page ended
  * (base64url of "d<created>:<device id>" for devices, "a<row id>" for the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include <security/pam_appl.h>
 #include <stdlib.h>
 #include <string.h>

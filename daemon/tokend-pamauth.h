@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Password check for POST /api/auth/login: pam_authenticate + pam_acct_mgmt
  * on tokend's own PAM service ([Login] PAMService, default "tokend").
  * Blocking (pam_unix hashes for tens of ms): callers run it on a worker

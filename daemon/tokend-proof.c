@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Refresh proof verification: see tokend-proof.h. */
 #include <errno.h>
 #include <string.h>

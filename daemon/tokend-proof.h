@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The refresh proof (RFC 9449 ideas): a compact JWS by the device's Ed25519
  * key over {jti, iat, htm, htu, device_id}, header typ "tokend-proof+jwt".
  * This is the store-free part of the check; the caller keeps the replay

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fixed-memory failure counter for login and verify rate limits: a hash
  * table of a fixed number of slots keyed by a string ("user:alice",
  * "uid:1000"). When the table is full the oldest window is evicted, so the

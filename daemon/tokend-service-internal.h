@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Helpers shared by tokend-service.c and tokend-devices.c (not used by the
  * front ends). */
 #pragma once

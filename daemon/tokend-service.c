@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Token operations: password login, peer login, refresh with rotation and
  * device-key proof, logout, verify. Rules are the same for every front end. */
 #include <arpa/inet.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tokend's operations, independent of the front end: the Unix-socket HTTP
  * API and the D-Bus API both call these and only translate arguments and
  * td_code values. Each function: parse → validate → authorize → act, and

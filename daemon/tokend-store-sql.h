@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The SQL of the SQLite store: schema migrations and the prepared
  * statements, one place to read the data model. Private to
  * tokend-store.c (static definitions: include it from there only). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* SQLite implementation of tokend-store.h.
  *
  * Concurrency: reads use a small pool of read-only connections, which WAL

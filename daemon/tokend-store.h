@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tokend's persistent state: devices (enrolments), refresh-token hashes with
  * their rotation chain, revoked access-token ids, the device-proof replay
  * cache and the audit log. One opaque handle, safe to share between threads;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* User database look-ups for the service layer (NSS through getpwnam_r,
  * getgrouplist): who is this user, which groups, is this caller an admin.
  * Names are validated before any look-up. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A fixed pool of threads running blocking jobs (PAM password checks) off
  * the HTTP and D-Bus threads. The queue is bounded: a full queue is an
  * honest "busy" (503), not unbounded memory. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The daemon context: one struct passed to every front end and operation.
  * Configuration and keys can be swapped by a reload (SIGHUP) while requests
  * run, so they sit behind a writer-preferring rwlock: an operation takes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A deliberately tiny HTTP/1.1 client (RFC 9112) for one request to tokend.
  * A general HTTP library would be too heavy inside sshd; this one knows a
  * single shape of exchange and rejects everything else. */

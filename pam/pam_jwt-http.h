@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pam_jwt's HTTP/1.1 client: one POST over an AF_UNIX stream socket under a
  * single deadline, and a strictly bounded response parser (head ≤ 8 KiB,
  * Content-Length required and ≤ 16 KiB). No state, no logging, no PAM calls. */

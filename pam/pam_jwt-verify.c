@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Build the verify request, read tokend's verdict. tokend decides validity;
  * this file only refuses to read more into an answer than it says, so that a
  * confused or impersonated daemon cannot turn into a success (fail closed). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pam_jwt's question to tokend: "is this token valid for this user and this
  * service?" Builds the POST /api/auth/verify body, sends it, and reduces the
  * answer to one verdict. No logging and no PAM calls: pam_jwt.c decides what

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pam_jwt.so: accept a tokend-issued bearer token as a PAM credential.
  *
  * The module never judges a token itself: it asks tokend over its Unix socket

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Shared by scripts/check and scripts/demo: narrate and install missing
 # Debian packages listed in scripts/deps.
 step() { printf '\n==> %s\n' "$*"; }

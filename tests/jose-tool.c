@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test-only command line over common/'s JOSE code, driven by the
  * interoperability tests (tests/interop/test_interop.py): generate keys,
  * export a JWKS, sign and verify compact JWS and access tokens. Not

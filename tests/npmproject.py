@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Install a test-only npm project (package.json + package-lock.json, e.g.
 tests/interop/, tests/daemon/openapi-validate/) into the build tree with
 `npm ci`, once per package-lock.json (srcdir may be read-only, e.g. make

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* JOSE benchmark (not a test): per algorithm, JWS sign and verify through
  * common/ (jws_sign_json, jws_verify) next to the raw primitive on the same
  * signing input in the same run (libsodium for Ed25519, OpenSSL EVP for the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tokend benchmark (not a test, not run by `make check`): throughput and
  * p50/p99 latency through a running tokend's Unix socket, next to the raw
  * Ed25519 verify rate of this machine measured in the same run.

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Growth attacks on one real tokend (a program, not a test: it prints
 figures). Each attack runs for a fixed time as ONE throwaway unprivileged
 user (root is needed to make it) against a fresh tokend with the default

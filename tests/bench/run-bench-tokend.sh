@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Start a tokend on a temporary state dir, run tests/bench/bench-tokend
 # against it, stop it; nothing is left running and the directory is removed.
 # Run from the build directory (or set BUILDDIR):

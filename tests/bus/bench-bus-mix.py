@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Load run: socket (HTTP) and D-Bus clients against one tokend at once, to
 show that neither front end starves the other. Not part of `make check`.
 

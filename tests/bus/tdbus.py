@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Harness for the io.tokend.Tokend1 D-Bus tests: a private dbus-daemon,
 tokend on it, and three D-Bus clients nobody here wrote.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """python3-dbus client of io.tokend.Tokend1, as a library (py_call,
 py_property) and as a program the tests run under another uid:
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """device_name over the bus (issue 13 point 5): Login refuses a name with
 ESC, a newline, U+009B (CSI) or U+202E (right-to-left override) with
 io.tokend.Error.InvalidArgs naming device_name, through busctl, gdbus and

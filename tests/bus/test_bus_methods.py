@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Every method and property of io.tokend.Tokend1, called with busctl, gdbus
 and python3-dbus against a real tokend on a private dbus-daemon; answers
 agree with the socket API and errors come back as io.tokend.Error.*."""

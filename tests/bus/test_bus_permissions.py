@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Permission rules on the bus, proven with a second, unprivileged uid (a
 throwaway user calling through runuser): the caller is the uid the bus
 daemon reports, a user sees and revokes only its own devices and gets only

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The installed D-Bus files: the system-bus policy loaded by a real
 dbus-daemon on top of a config that allows everything, so the file alone
 must enforce its rules (only the tokend user owns the name, everyone calls,

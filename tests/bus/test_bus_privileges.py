@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Privilege matrix on the bus: {root, admin-group member, owner, other
 user} × every io.tokend.Tokend1 method and property, against a device D of
 the owner; the same table as the socket's (tests/integration/

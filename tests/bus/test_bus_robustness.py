@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Hostile and unlucky conditions on the bus: wrong argument types and
 unknown members get D-Bus errors while the socket keeps serving; a slow
 password login (PAM) never holds up the bus; SIGTERM stops cleanly and

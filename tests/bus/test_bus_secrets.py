@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Secrets are wiped after use on the bus too: after Login (wrong
 password), IssueToken, Refresh, Verify and Logout over io.tokend.Tokend1,
 none of the password, refresh tokens or access tokens is left in tokend's

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """DeviceRevoked is not a broadcast (issue 13 point 6): tokend sends each
 revocation as a unicast signal to the connections that called Subscribe(),
 and only to the device's owner and to admins (root, [Login] AdminGroup=).

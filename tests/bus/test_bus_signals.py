@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """DeviceRevoked(s user, s device_id) is emitted for every revocation, from
 either front end: HTTP DELETE and logout on the socket, RevokeDevice and
 Logout on the bus, and refresh-token reuse detection on both; subscribed

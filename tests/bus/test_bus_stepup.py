@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Step-up audiences on the bus (issue 13 point 1), the same rule as the
 socket (tests/integration/test_tokend_stepup.py): IssueToken (peer login)
 never grants sudo to a non-root caller, a Login (password) does, and its

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Caller uids from a bus tokend cannot trust (issue 13 point 9): a
 dbus-daemon that an unprivileged user runs (as a session bus or [Bus]
 Bus=ADDRESS would be) could report any uid, 0 included. tokend trusts only

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* See jose-test-util.h. */
 #include "config.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared by the JOSE unit tests (test-jws, test-claims): a cmocka group
  * fixture holding one freshly generated key per algorithm in one keyset,
  * and the "$KID" template helper their token tables use. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Strict base64url: canonical round trips, and every non-canonical form
  * rejected next to a control that is accepted — by both decoders: the
  * libsodium one (secrets) and the OpenSSL-backed one (public token

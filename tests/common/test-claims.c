@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Access tokens: at_build → at_verify for every algorithm, the exact wire
  * layout, the 511-byte budget of DESIGN.md, and a table of hostile claim
  * sets, each signed for real so the whole verify path runs. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* JOSE keys: generation, signatures for all four algs, PKCS#8 PEM in and
  * out, JWK/JWKS, RFC 7638 known answers; each hostile case (traditional
  * PEM, weak or foreign keys, private JWKs, malformed ES256 signatures,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Strict JSON: each hostile input (duplicates, NUL, depth, size, wrong top
  * level, numbers jansson cannot hold) next to a control that parses. */
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* JWS compact sign/verify: RFC 7515 A.2/A.3 and RFC 8037 A.4 known
  * answers, then the hostile-input table of RFC 8725 attacks. Every hostile
  * case sits next to a control built the same way that must verify. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* str-escape: each unsafe class (C0 with ESC and newline, DEL, C1 with
  * U+009B, bidi overrides and isolates, invalid UTF-8) escaped and refused,
  * next to controls that pass unchanged (ASCII, accents, CJK, emoji, and the

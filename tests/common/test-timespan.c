@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* systemd-style time spans: every accepted form, and the hostile ones
  * (signs, fractions, overflow, garbage) rejected next to a control. */
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tokend.conf: defaults from nothing, every key parsed, drop-in order,
  * invalid values named with file, line and reason (each next to a control
  * that loads), unknown keys warned about, --state-dir and --bus overrides.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The fixed-memory rate limiter (daemon/tokend-ratelimit.c): check/fail/
  * reset, and the reservations the login limiter takes before PAM runs
  * (reserve, release with a stale ticket, concurrent reservers held to max),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The SQLite store on a real file in a temporary directory: schema and
  * migrations, refresh rotation with reuse detection (the security-critical
  * path), concurrent callers, revocations, replay cache, pruning, and a

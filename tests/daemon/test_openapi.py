@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """daemon/openapi.json: the OpenAPI 3.0 document of tokend's socket API.
 
 Checks that it is OpenAPI 3.0.x, names every endpoint of DESIGN.md's socket

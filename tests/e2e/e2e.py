@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Shared machinery of the end-to-end tests: pam_jwt.so inside the real sshd,
 sudo, su and a plain PAM application, against the real tokend (root only).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """tokenctl-askpass used by a real ssh (issue 5): a throwaway user logs in to
 tokend once (`tokenctl login`, password checked through a throwaway PAM
 service of tokend), then `ssh` with SSH_ASKPASS=tokenctl-askpass and

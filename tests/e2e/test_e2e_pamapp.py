@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """pam_jwt in a plain PAM application (tests/pam/pam-app, no pam_wrapper)
 through a real /etc/pam.d service and the real tokend (issue 4): a
 login-audience token passes auth, setcred, account and session and exports

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The PAM files we ship (etc/pam.d/*), loaded as shipped into the programs
 they are written for: only pam_jwt.so's path (the build tree's module) and a
 socket= option (the test's tokend) are substituted, every other line (the

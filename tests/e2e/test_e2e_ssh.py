@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """pam_jwt inside the real sshd (issue 4): keyboard-interactive answered with
 a token from the real tokend logs a throwaway user in and runs a command as
 that user; revoked, expired, wrong-user and wrong-audience tokens are refused

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """pam_jwt inside the real su (issue 4): an unprivileged throwaway user runs
 `su TARGET -c 'id -un'` on a pseudo-terminal and answers the prompt with a
 login-audience token of TARGET; an sshd-only token is refused.

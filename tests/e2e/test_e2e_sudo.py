@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """pam_jwt inside the real sudo (issue 4): a throwaway user runs
 `sudo -S id -u` with a token on stdin; a sudo-audience token runs the command
 as root, an sshd-audience token (an everyday login token) is refused. The

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target: tokend's configuration parser (common/tokend-config.c,
  * inih underneath). tokend_config_load() reads files, so each input is
  * written to a memfd and loaded through /proc/self/fd/N (a regular file;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target: tokend's socket API end to end — request bytes in,
  * response out (daemon/tokend-http.c over libmicrohttpd, the service,
  * the SQLite store, keys, rate limiters, worker pools), against a real

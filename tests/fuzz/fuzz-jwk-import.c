@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target: JWK and JWKS import (common/jose-jwk.c): the input is
  * parsed as a JWKS document and, separately, as one JWK. Invariants: an
  * imported key is never private; export → import gives back the same

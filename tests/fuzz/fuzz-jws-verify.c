@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target: the JWS compact verifier and the access-token claims
  * checker (common/jose-jws.c, common/jose-claims.c, common/b64.c). The
  * first byte picks the mode:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target: whatever a (hostile or broken) daemon could send back to
  * pam_jwt — the HTTP response parser, then the verdict reader on its body.
  * Invariant checked: only a 200 can ever come out as VALID, a body never

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target: the refresh proof verifier the daemon calls,
  * proof_verify() of daemon/tokend-proof.c — a compact JWS by the device's
  * Ed25519 key over {jti, iat, htm, htu, device_id}, typ "tokend-proof+jwt"

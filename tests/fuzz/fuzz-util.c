@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* See fuzz-util.h. */
 #include "config.h"
 

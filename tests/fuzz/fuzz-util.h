@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared by the libFuzzer targets in tests/fuzz/: a crash-on-violation
  * check that survives NDEBUG, the RFC example keys the seed corpora are
  * signed with, and the "sign what the fuzzer wrote" helper that lets

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Regenerate the seed corpora in tests/fuzz/corpus/TARGET/ (the files are
 committed; run this only to change them). Small valid and invalid inputs
 built from the known-answer material: the RFC 8037 A.1 Ed25519 key and the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`make install DESTDIR=…` from $TOP_BUILDDIR: the file list, modes and
 contents of what an administrator gets, and `make uninstall` removing it all.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Harness for integration tests that drive the real tokend over its socket.
 
 Tokend         starts tokend on a temporary state dir (optional config text),

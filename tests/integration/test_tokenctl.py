@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """tokenctl against a real tokend: login (peer), token caching and refresh
 with the device-key proof, the state lock under concurrency, credential file
 permissions, logout, status, devices, verify, inspect, askpass prompt

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """tokenctl --bus: every command that talks to tokend, over D-Bus
 (io.tokend.Tokend1 on a private dbus-daemon, tests/bus/tdbus.py) and, for
 the same assertions, over the socket. Over the bus, $TOKEND_SOCKET points

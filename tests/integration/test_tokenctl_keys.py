@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """tokenctl keys generate/rotate/list/jwks, and verify --jwks offline (with
 tokend stopped), and a key rotation on a running tokend: tokens of the old
 key keep verifying while new tokens carry the new kid."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """tokenctl login with a password, through tokend's PAM service: a throwaway
 user and a throwaway PAM service (pam_unix) are created for the test and
 removed afterwards. Needs root."""

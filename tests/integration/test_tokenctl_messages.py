@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """tokenctl's messages say what to do about the actual cause, and the docs
 say what happens (issue 14, "Docs that match"): a 403 about [Token]
 AllowedAudiences points to AllowedAudiences (the admin group stays the hint

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """tokenctl names why tokend cannot be reached over the socket: no such
 file (and that the path is not the default one, and where it came from), a
 regular file or a directory instead of a socket, permission denied (a 0600

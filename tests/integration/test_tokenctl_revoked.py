@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """State that is true: after tokend revoked a device (reuse detection of a
 rotated refresh token, or a revocation from elsewhere), `tokenctl status`
 asks tokend and says "revoked (reason, when)" with exit 1, and `token` /

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """tokenctl token --ttl SPAN: a fresh access token of at most SPAN (the
 refresh request's ttl; tokend caps it at AccessTokenLifetime), never served
 from nor written to the cache; bad spans and --bus are usage errors; the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Helpers of the tokenctl integration tests (no tests in here): a tokenctl
 runner with its own $XDG_STATE_HOME, on top of tdharness (the real tokend)."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """tokend's socket API end to end: every endpoint's success path through both
 http.client and `curl --unix-socket`, and every error status of DESIGN.md
 reached on purpose (400, 401 ×3, 403, 404, 405, 413, 415, 500, 503; 429 is

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """tokend --check-config [--dump] (like sshd -t): the real binary on good,
 bad, misspelt and drop-in configurations; every problem is named with file,
 line and reason on stderr and exits 1, a good configuration exits 0; the

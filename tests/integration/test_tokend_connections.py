@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Connection slots (issue 13.3): one unprivileged uid that opens connection
 after connection and dribbles one header byte a second cannot take every
 slot. Each non-root uid gets [Limits] MaxConnectionsPerUser connections (the

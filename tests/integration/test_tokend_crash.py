@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Crash safety: several clients issue, refresh and revoke while tokend is
 killed with SIGKILL at random moments (24 times). After each restart:
 

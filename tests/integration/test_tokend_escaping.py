@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Control characters from callers never reach a log line, an audit row or a
 terminal as themselves (issue 13 point 5). Each hostile value carries ESC,
 a newline (where the protocol lets one through), U+009B (a one-character

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Resource exhaustion: many idle connections plus a slowloris client do not
 keep an honest client from being served; a full disk makes writes answer
 503 with a clear message while reads keep working, and nothing is corrupt

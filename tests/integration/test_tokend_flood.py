@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Floods that used to write one audit row per request or were never
 throttled (issue 13, points 2 and 4): failed verifications by root (pam_jwt
 in sshd, for clients that are not logged in yet, with the remote host they

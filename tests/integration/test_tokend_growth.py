@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Growth a caller can cause, replayed against a real tokend (issue 13,
 point 2): a peer-login flood by one uid is held to [Login] PeerLoginRate a
 minute (429 + Retry-After), a user's devices to [Login] MaxDevicesPerUser

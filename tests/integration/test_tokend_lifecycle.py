@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """tokend across its lifetime: SIGTERM stops it cleanly (exit 0) and a new
 start on the same state dir keeps devices, refresh-token chains, revocations
 and the signing key; SIGHUP reloads the configuration and the key directory

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Password login through a real PAM stack: pam_unix with a throwaway user
 and a throwaway /etc/pam.d service (root only), and pam_matrix under
 pam_wrapper (any uid). Right password → tokens, wrong password and unknown

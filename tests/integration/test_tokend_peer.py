@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Peer-credential rules (SO_PEERCRED) with a second, unprivileged uid: a
 throwaway user (root only) talks to the same tokend as root does, through
 http.client in a setuid child and through curl under setpriv."""

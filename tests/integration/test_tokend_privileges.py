@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Privilege matrix over the socket API: {root, admin-group member, owner,
 other user} × every endpoint, against a device D that belongs to the owner.
 Every cross-user action is refused (403, and D is untouched), every allowed

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Refresh-token rotation, reuse detection (the stolen-token scenario, RFC
 9700) and device-key proofs (RFC 9449 style) against a real tokend."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Hostile and slow clients: malformed HTTP, oversized headers and bodies,
 invalid JSON, wrong content types and half-sent requests get a clear 4xx (or,
 for bytes that are not HTTP, a closed connection) while a well-behaved

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Secrets are wiped after use: after logins (right and wrong password),
 peer issue, refresh with rotation, verify and logout over the socket, none
 of the passwords, refresh tokens or access tokens that passed through

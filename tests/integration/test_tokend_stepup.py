@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Step-up audiences over the socket (issue 13 point 1): with the defaults
 ([Token] StepUpAudiences=sudo, StepUpLifetime=5min) a process running as a
 user must not get a sudo token without that user's password. Replays: a

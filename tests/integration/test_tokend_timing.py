@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Login failure timing: a wrong password for an existing user and any
 password for a user that does not exist must not be told apart by how long
 tokend takes to answer. pam_unix fails an unknown user in microseconds but

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Test-only driver for tests/interop/test_interop.py: the npm "jose"
 // package's side of the interoperability checks. Every command prints one
 // JSON document on stdout; a rejected token exits 1 with the jose error code

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Interoperability of our JWS/JWKS (common/, through tests/jose-tool) with
 PyJWT (Debian python3-jwt) and the npm "jose" package, both ways, for
 EdDSA, ES256, RS256 and PS256, plus the at+jwt access-token profile.

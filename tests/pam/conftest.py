@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Fixtures of the pam_jwt pytest suites.
 
 services: a pam_wrapper service directory (skips when pam_wrapper, the module

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A fake tokend for the pam_jwt tests.
 
 A real HTTP/1.1 server (http.server) on an AF_UNIX socket that answers

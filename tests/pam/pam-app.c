@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A small PAM application for the pam_jwt tests: runs the PAM calls named on
  * the command line against one service (under pam_wrapper, from the test's
  * service directory) and prints, one per line, every prompt it is shown, the

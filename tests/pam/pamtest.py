@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Run real PAM stacks under pam_wrapper for the pam_jwt tests.
 
 A ServiceDir holds the PAM service files a test writes (pam_wrapper reads them

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for pam_jwt's parsers of untrusted bytes: the HTTP response
  * reader, the verdict reader and the JWS shape check. Each hostile case sits
  * next to a control that must pass. */

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """pam_jwt after authentication: the account phase re-asks tokend (revoked
 in between → PAM_PERM_DENIED, expired → PAM_ACCT_EXPIRED), the session
 exports TOKEND_DEVICE_ID / TOKEND_TOKEN_EXP, and a handle that pam_jwt did

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """pam_jwt authentication through real PAM stacks (pam_wrapper): verdicts,
 what the module sends, input limits, options. The "valid" cases use the
 `tokend` fixture and so run against the fake and a real tokend (conftest.py);

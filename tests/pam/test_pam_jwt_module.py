@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """pam_jwt.so as a shared object: it exports the pam_sm_* functions and
 nothing else, links nothing heavier than libpam and jansson, and the shipped
 examples only use options the module knows."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The reason reaches the admin: pam_jwt's syslog line carries tokend's
 message (escaped), captured from a syslog socket the test owns, and the user
 gets one short PAM_ERROR_MSG line (none with PAM_SILENT).

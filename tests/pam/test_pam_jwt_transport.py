@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """pam_jwt against a daemon that is down, slow, silent or speaking garbage:
 every such case is PAM_AUTHINFO_UNAVAIL (never success, never ignore), and
 the module gives up on its own: its log line names the reason (timed out,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """pam_jwt under valgrind memcheck: no invalid access, no uninitialised use,
 no definite or indirect leak, on the success path and on each kind of failure
 (refusal, timeout, garbage, pass-through), through pam-app and pamtester."""

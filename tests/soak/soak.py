@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Soak: a mixed load on one real tokend for a long time (default 10 min),
 then a report: error count (must be 0), tokend's RSS at start/end/peak, and
 per-minute throughput and p50/p99 latency. A program, not a test: it prints

