@@ -38,7 +38,7 @@ def put(target, name, data):
     with open(os.path.join(d, name), 'wb') as f:
         f.write(data if isinstance(data, bytes) else data.encode())
 
-for t in ('jws-verify', 'jwk-import', 'pam-jwt-answer', 'config', 'refresh-proof'):
+for t in ('jws-verify', 'jwk-import', 'pam-jwt-answer', 'config', 'refresh-proof', 'str-escape'):
     shutil.rmtree(os.path.join(ROOT, t), ignore_errors=True)
 
 # ---- jws-verify: mode byte, then a token (even) or HEADER 0xff PAYLOAD (odd)
@@ -121,3 +121,10 @@ put('refresh-proof', 'raw-access-token', '\0' + good_at)
 put('refresh-proof', 'signed-valid', b'\x01' + PR_H.encode() + b'\xff' + PR_P.encode())
 put('refresh-proof', 'signed-wrong-htu', b'\x01' + PR_H.encode() + b'\xff' + PR_P.replace('/api/auth/refresh', '/api/auth/login').encode())
 put('refresh-proof', 'signed-short-jti', b'\x01' + PR_H.encode() + b'\xff' + PR_P.replace('Jx2mQ0b8c9VtR3sLk1P4aw', 'x').encode())
+
+# ---- str-escape: raw text as a caller could send it
+put('str-escape', 'plain', 'laptop (alice) #1')
+put('str-escape', 'utf8', 'caf\u00e9 \u6771\u4eac \U0001f511')
+put('str-escape', 'c0-newline-esc', 'a\x1b[2J\nforged: b\r\t\x7f\x00z')
+put('str-escape', 'c1-bidi', 'x\u009b31m\u202etxt.exe\u2066\u2069\u2028\u0085')
+put('str-escape', 'invalid', b'\xff\xc0\x9b\xe0\x80\x9b\xed\xa0\x80\xf4\x90\x80\x80\xe2\x80')
