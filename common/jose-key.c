@@ -324,16 +324,12 @@ int jose_key_load_pem(const char *pem, size_t len, const char *passphrase, jose_
         return 0;
 }
 
-int jose_key_load_pem_file(const char *path, const char *passphrase, jose_key **ret) {
-        _cleanup_(closep) int fd = -EBADF;
+int jose_key_load_pem_fd(int fd, const char *passphrase, jose_key **ret) {
         char *buf = NULL;
         size_t len = 0;
         struct stat st;
         int r;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
         if (fstat(fd, &st) < 0)
                 return -errno;
         if (!S_ISREG(st.st_mode))
@@ -341,8 +337,13 @@ int jose_key_load_pem_file(const char *path, const char *passphrase, jose_key **
         if (st.st_size > (off_t) JOSE_PEM_MAX_BYTES)
                 return -E2BIG;
 
-        /* One byte more than the cap, so a file that grew is noticed. */
-        buf = malloc(JOSE_PEM_MAX_BYTES + 1U);
+        r = jose_sodium_ready();
+        if (r < 0)
+                return r;
+        /* The PEM text is the key (or its encrypted form): locked, not
+         * dumped, wiped by sodium_free(). One byte more than the cap, so a
+         * file that grew is noticed. */
+        buf = sodium_malloc(JOSE_PEM_MAX_BYTES + 1U);
         if (!buf)
                 return -ENOMEM;
         for (;;) {
@@ -363,8 +364,15 @@ int jose_key_load_pem_file(const char *path, const char *passphrase, jose_key **
         }
         r = jose_key_load_pem(buf, len, passphrase, ret);
 out:
-        erase_and_free_buf(buf, JOSE_PEM_MAX_BYTES + 1U);
+        sodium_free(buf);
         return r;
+}
+
+int jose_key_load_pem_file(const char *path, const char *passphrase, jose_key **ret) {
+        _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        return jose_key_load_pem_fd(fd, passphrase, ret);
 }
 
 int jose_key_to_pem(const jose_key *key, const char *passphrase, char **ret) {
@@ -404,9 +412,8 @@ int jose_key_to_pem(const jose_key *key, const char *passphrase, char **ret) {
         return 0;
 }
 
-int jose_key_write_pem_file(const jose_key *key, const char *path, const char *passphrase) {
+int jose_key_write_pem_fd(const jose_key *key, int fd, const char *passphrase) {
         _cleanup_(erase_and_freep) char *pem = NULL;
-        _cleanup_(closep) int fd = -EBADF;
         size_t len, done = 0;
         int r;
 
@@ -414,34 +421,32 @@ int jose_key_write_pem_file(const jose_key *key, const char *path, const char *p
         if (r < 0)
                 return r;
         len = strlen(pem);
-
-        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
-        if (fd < 0)
-                return -errno;
         while (done < len) {
                 ssize_t n = write(fd, pem + done, len - done);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
-                        r = -errno;
-                        goto fail;
+                        return -errno;
                 }
                 done += (size_t) n;
         }
-        if (fsync(fd) < 0) {
+        return fsync(fd) < 0 ? -errno : 0;
+}
+
+int jose_key_write_pem_file(const jose_key *key, const char *path, const char *passphrase) {
+        int fd, r;
+
+        if (!key || !key->has_private)
+                return -EINVAL;
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+        if (fd < 0)
+                return -errno;
+        r = jose_key_write_pem_fd(key, fd, passphrase);
+        if (close(fd) < 0 && r >= 0)
                 r = -errno;
-                goto fail;
-        }
-        r = close(fd);
-        fd = -EBADF;
-        if (r < 0) {
-                r = -errno;
-                goto fail;
-        }
-        return 0;
-fail:
-        /* We created it (O_EXCL): do not leave a truncated key behind. */
-        (void) unlink(path);
+        if (r < 0)
+                /* We created it (O_EXCL): do not leave a truncated key behind. */
+                (void) unlink(path);
         return r;
 }
 

@@ -50,6 +50,11 @@ _warn_unused_result_ int jose_key_load_pem(const char *pem, size_t len, const ch
 /* Same, from a file opened O_NOFOLLOW|O_CLOEXEC; -errno from open/read. */
 _warn_unused_result_ int jose_key_load_pem_file(const char *path, const char *passphrase, jose_key **ret);
 
+/* Same, from the open file fd (read from its current offset; not closed).
+ * -EBADMSG when fd is not a regular file. The PEM text is read into
+ * locked, non-dumpable sodium_malloc() memory and wiped. */
+_warn_unused_result_ int jose_key_load_pem_fd(int fd, const char *passphrase, jose_key **ret);
+
 /* PKCS#8 PEM of the private key, encrypted (PBES2, AES-256-CBC) when
  * passphrase is non-NULL. *ret is a NUL-terminated string the caller must
  * release with erase_and_free(). -EINVAL for a public-only key. */
@@ -58,6 +63,10 @@ int jose_key_to_pem(const jose_key *key, const char *passphrase, char **ret);
 /* Write to_pem() to path with mode 0600, created exclusively (O_EXCL) then
  * fsync'ed. Returns 0 or -errno (-EEXIST if present). */
 int jose_key_write_pem_file(const jose_key *key, const char *path, const char *passphrase);
+
+/* Write to_pem() to the open file fd and fsync it; fd is not closed, and
+ * on failure the caller removes what it created. Returns 0 or -errno. */
+int jose_key_write_pem_fd(const jose_key *key, int fd, const char *passphrase);
 
 /* Import a public JWK (a JSON object). kty OKP/Ed25519, EC/P-256 or RSA; the
  * JWK's "alg", when present, must agree with the key type; RSA keys need

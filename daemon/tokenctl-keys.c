@@ -2,6 +2,7 @@
 /* tokenctl keys generate|rotate|list|jwks: tokend's signing keys, through
  * the key directory functions tokend itself uses (tokend-keydir.h). */
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,7 +100,7 @@ static int keys_env_load(const tc_ctx *ctx, const keys_opts *o, keys_env *ret) {
 
 static int load_dir(const tc_ctx *ctx, const keys_env *e, keydir *ret) {
         _cleanup_(freep) char *err = NULL;
-        int r = keydir_load(e->dir, e->active, e->passphrase, ret, &err);
+        int r = keydir_load(e->dir, KEYDIR_OWNER_OF_DIR, e->active, e->passphrase, ret, &err);
         if (r == -ENOENT)
                 return tc_error(ctx, r, "no keys in %s: create one with tokenctl keys generate --dir %s", e->dir, e->dir);
         if (r == -EACCES)
@@ -114,9 +115,11 @@ static int new_key(const tc_ctx *ctx, const keys_env *e, jose_alg alg, char **re
         _cleanup_(freep) char *path = NULL;
         int r;
 
-        r = keydir_generate(e->dir, alg, e->passphrase, &path);
+        _cleanup_(freep) char *err = NULL;
+        r = keydir_generate(e->dir, alg, e->passphrase, &path, &err);
         if (r < 0)
-                return tc_error(ctx, r, "cannot create a key in %s: %s", e->dir, strerror(-r));
+                return err ? tc_error(ctx, r, "%s", err) :
+                             tc_error(ctx, r, "cannot create a key in %s: %s", e->dir, strerror(-r));
         r = jose_key_load_pem_file(path, e->passphrase, &k);
         if (r < 0)
                 return tc_error(ctx, r, "the new key %s cannot be read back: %s", path, strerror(-r));
@@ -151,7 +154,7 @@ static int keys_rotate(const tc_ctx *ctx, const keys_opts *o, const keys_env *e)
         jose_alg alg = o->alg;
 
         /* Keep the algorithm of the key that signs now, unless told otherwise. */
-        if (!alg && keydir_load(e->dir, e->active, e->passphrase, &kd, &err) >= 0)
+        if (!alg && keydir_load(e->dir, KEYDIR_OWNER_OF_DIR, e->active, e->passphrase, &kd, &err) >= 0)
                 alg = jose_key_alg(kd.active);
         keydir_done(&kd);
         if (!alg)
@@ -172,42 +175,47 @@ static int keys_rotate(const tc_ctx *ctx, const keys_opts *o, const keys_env *e)
 }
 
 static int pem_filter(const struct dirent *de) {
-        size_t l = strlen(de->d_name);
-        return de->d_name[0] != '.' && l > 4 && streq(de->d_name + l - 4, ".pem");
+        return keydir_is_key_name(de->d_name);
 }
 
 static int keys_list(const tc_ctx *ctx, const keys_env *e) {
         _cleanup_(json_decrefp) json_t *arr = json_array();
-        _cleanup_(freep) char *err = NULL;
+        _cleanup_(freep) char *err = NULL, *dir_err = NULL;
+        _cleanup_(closep) int dfd = -EBADF;
         struct dirent **des = NULL;
         keydir kd = { 0 };
-        bool have_active = keydir_load(e->dir, e->active, e->passphrase, &kd, &err) >= 0;
-        int n = scandir(e->dir, &des, pem_filter, alphasort);
+        uid_t owner;
+        int n;
 
-        if (n < 0) {
-                keydir_done(&kd);
+        /* The same checks tokend makes, on the same open directory. */
+        dfd = keydir_open(e->dir, KEYDIR_OWNER_OF_DIR, &owner, &dir_err);
+        if (dfd < 0)
+                return dir_err ? tc_error(ctx, EXIT_REFUSED, "%s", dir_err) :
+                                 tc_error(ctx, EXIT_REFUSED, "cannot read %s: %s", e->dir, strerror(-dfd));
+        n = scandirat(dfd, ".", &des, pem_filter, alphasort);
+        if (n < 0)
                 return tc_error(ctx, EXIT_REFUSED, "cannot read %s: %m", e->dir);
-        }
+        bool have_active = keydir_load(e->dir, KEYDIR_OWNER_OF_DIR, e->active, e->passphrase, &kd, &err) >= 0;
         if (!ctx->json)
                 printf("  %-40s %-14s %-6s\n", "FILE", "KID", "ALG");
         for (int i = 0; i < n; i++) {
                 _cleanup_(jose_key_freep) jose_key *k = NULL;
-                _cleanup_(freep) char *path = tc_path_join(e->dir, des[i]->d_name);
-                struct stat st;
+                _cleanup_(freep) char *why = NULL;
                 bool active = have_active && streq(des[i]->d_name, kd.active_file);
-                int r = !path ? -ENOMEM : lstat(path, &st) < 0 ? -errno : !S_ISREG(st.st_mode) ? -ENOTSUP :
-                        jose_key_load_pem_file(path, e->passphrase, &k);
-                const char *why = r == -EKEYREJECTED ? "wrong or missing passphrase" : r < 0 ? strerror(-r) : NULL;
+                int r = keydir_load_key(dfd, des[i]->d_name, owner, e->passphrase, &k, NULL, &why);
+                if (r > 0 && !(why = strdup("not a regular file (skipped)")))
+                        r = -ENOMEM;
+                const char *w = r != 0 ? why ? why : strerror(r < 0 ? -r : ENOMEM) : NULL;
                 if (ctx->json)
                         json_array_append_new(arr, json_pack("{s:s,s:s?,s:s?,s:b,s:s?}", "file", des[i]->d_name, "kid",
                                                              k ? jose_key_kid(k) : NULL, "alg",
                                                              k ? jose_alg_to_string(jose_key_alg(k)) : NULL, "active",
-                                                             active, "error", why));
+                                                             active, "error", w));
                 else if (k)
                         printf("%s %-40s %-14s %-6s%s\n", active ? "*" : " ", des[i]->d_name, jose_key_kid(k),
                                jose_alg_to_string(jose_key_alg(k)), active ? "  signs new tokens" : "");
                 else
-                        printf("  %-40s (cannot load: %s)\n", des[i]->d_name, why);
+                        printf("  %-40s (cannot load: %s)\n", des[i]->d_name, w);
                 free(des[i]);
         }
         free(des);

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <stdbool.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 
 #include "jose-key.h"
 
@@ -22,15 +24,47 @@ typedef struct keydir {
  * unreadable, over 4 KiB). */
 int keydir_passphrase(const char *passphrase_file, char **ret);
 
-/* Load every *.pem of dir. Files that are not regular (symlinks are not
- * followed) are skipped. A key that fails to load fails the whole load,
+/* Who may own the key directory and its key files besides root: tokend
+ * passes its effective uid; tokenctl, which does not know tokend's user,
+ * KEYDIR_OWNER_OF_DIR (whoever owns the directory). Both refuse a
+ * directory or key file group or others can write, and a key file group or
+ * others can read (fail closed: README "Security model"). */
+#define KEYDIR_OWNER_OF_DIR ((uid_t) -1)
+
+/* true for the names the key directory loads: *.pem, not hidden. */
+bool keydir_is_key_name(const char *name);
+
+/* Open dir (O_NOFOLLOW: not through a symbolic link) and check it can be
+ * trusted. Returns its fd (O_CLOEXEC, caller closes) and *ret_owner
+ * (optional): the uid key files may have besides root (owner, or the
+ * directory's for KEYDIR_OWNER_OF_DIR). -ENOENT when missing; -EPERM
+ * (untrusted) or -ENOTDIR with *ret_error (malloc'ed, naming dir and
+ * reason); other -errno. */
+int keydir_open(const char *dir, uid_t owner, uid_t *ret_owner, char **ret_error);
+
+/* Load the key file name of the directory dfd (from keydir_open), opened
+ * relative to dfd with O_NOFOLLOW and checked on that fd (no check-then-use
+ * race). Returns 0 with *ret (and *ret_st, optional: its fstat); 1 when it
+ * is a symbolic link or not a regular file (skipped, nothing written);
+ * -errno with *ret_why, the reason without the path (malloc'ed, may be NULL
+ * on ENOMEM): -EPERM untrusted owner or mode, -EKEYREJECTED, -EBADMSG,
+ * -EOPNOTSUPP, -EACCES, … */
+int keydir_load_key(int dfd, const char *name, uid_t owner, const char *passphrase, jose_key **ret,
+                    struct stat *ret_st, char **ret_why);
+
+/* Load every *.pem of dir (see keydir_open and keydir_load_key for owner
+ * and the trust rules). Symbolic links and files that are not regular are
+ * skipped. A key that fails to load or is not trusted fails the whole load,
  * with *ret_error naming the file and reason (malloc'ed). No key at all →
  * -ENOENT. active may be NULL/"" (newest). Returns 0 or -errno. */
-int keydir_load(const char *dir, const char *active, const char *passphrase, keydir *ret, char **ret_error);
+int keydir_load(const char *dir, uid_t owner, const char *active, const char *passphrase, keydir *ret,
+                char **ret_error);
 
-/* Generate a key of alg into dir (created 0700 if missing) as
- * "<unix time>-<kid>.pem", mode 0600, encrypted if passphrase. *ret_path
- * (optional) receives the path. Returns 0 or -errno. */
-int keydir_generate(const char *dir, jose_alg alg, const char *passphrase, char **ret_path);
+/* Generate a key of alg into dir (created 0700 if missing; refused, with
+ * *ret_error, when group or others can write it) as
+ * "<unix time>-<kid>.pem", mode 0600, encrypted if passphrase, and owned by
+ * the directory's owner (when run as root for another owner's directory).
+ * *ret_path (optional) receives the path. Returns 0 or -errno. */
+int keydir_generate(const char *dir, jose_alg alg, const char *passphrase, char **ret_path, char **ret_error);
 
 void keydir_done(keydir *kd);

@@ -123,20 +123,21 @@ int tokend_load_keys(const tokend_config *cfg, keydir *ret, char **ret_error) {
                         *ret_error = NULL;
                 return r;
         }
-        r = keydir_load(cfg->keys_directory, cfg->keys_active, pass, ret, ret_error);
+        /* Keys and their directory belong to tokend's user (or root). */
+        r = keydir_load(cfg->keys_directory, geteuid(), cfg->keys_active, pass, ret, ret_error);
         if (r == -ENOENT) {
-                _cleanup_(freep) char *path = NULL;
+                _cleanup_(freep) char *path = NULL, *err = NULL;
                 free(*ret_error);
                 *ret_error = NULL;
-                r = keydir_generate(cfg->keys_directory, cfg->algorithm, pass, &path);
+                r = keydir_generate(cfg->keys_directory, cfg->algorithm, pass, &path, &err);
                 if (r < 0) {
                         if (asprintf(ret_error, "no key in %s and cannot generate one: %s", cfg->keys_directory,
-                                     strerror(-r)) < 0)
+                                     err ? err : strerror(-r)) < 0)
                                 *ret_error = NULL;
                         return r;
                 }
                 log_notice("generated a new %s signing key: %s", jose_alg_to_string(cfg->algorithm), path);
-                r = keydir_load(cfg->keys_directory, cfg->keys_active, pass, ret, ret_error);
+                r = keydir_load(cfg->keys_directory, geteuid(), cfg->keys_active, pass, ret, ret_error);
         }
         return r;
 }
@@ -178,7 +179,8 @@ static int check_config(const options *o) {
                 if (r < 0) {
                         fprintf(stderr, "tokend: keys: cannot read the key passphrase: %s\n", strerror(-r));
                         problems++;
-                } else if ((r = keydir_load(c->keys_directory, c->keys_active, pass, &kd, &err)) == -ENOENT)
+                } else if ((r = keydir_load(c->keys_directory, geteuid(), c->keys_active, pass, &kd,
+                                               &err)) == -ENOENT)
                         fprintf(stderr, "tokend: note: no signing key in %s yet; tokend generates one when it "
                                 "starts\n", c->keys_directory);
                 else if (r < 0) {

@@ -213,9 +213,9 @@ static void start_daemon(void) {
         pthread_rwlock_init(&t->lock, NULL);
         r = tokend_config_load(conf, state_dir, &t->config, &err);
         HTTP_CHECK(r >= 0, "configuration: %s", err ? err : strerror(-r));
-        r = keydir_generate(t->config->keys_directory, t->config->algorithm, NULL, NULL);
-        HTTP_CHECK(r >= 0, "keydir_generate: %s", strerror(-r));
-        r = keydir_load(t->config->keys_directory, NULL, NULL, &t->keys, &err);
+        r = keydir_generate(t->config->keys_directory, t->config->algorithm, NULL, NULL, &err);
+        HTTP_CHECK(r >= 0, "keydir_generate: %s", err ? err : strerror(-r));
+        r = keydir_load(t->config->keys_directory, geteuid(), NULL, NULL, &t->keys, &err);
         HTTP_CHECK(r >= 0, "keydir_load: %s", err ? err : strerror(-r));
         r = store_open(t->config->database, &t->store);
         HTTP_CHECK(r >= 0, "store_open %s: %s", t->config->database, strerror(-r));
