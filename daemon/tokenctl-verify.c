@@ -21,7 +21,8 @@
 
 static const char usage_verify[] =
         "Usage: tokenctl verify [--jwks FILE [--issuer I] [--signature-only]] [--user U] [--audience A] TOKEN\n"
-        "Check an access token (TOKEN, or - to read it from stdin). Without --jwks tokend\n"
+        "Check an access token (TOKEN, or - to read it from stdin: an argument is visible to\n"
+        "every local user in ps). Without --jwks tokend\n"
         "checks it (signature, claims, revocation); with --jwks it is checked offline\n"
         "against the public keys in FILE (tokenctl keys jwks; revocation is not known offline).\n"
         "  --jwks FILE         verify offline with this JWKS (no daemon needed)\n"
@@ -212,7 +213,7 @@ int verb_verify(tc_ctx *ctx, int argc, char **argv) {
                 TC_COMMON_OPTIONS,
         };
         verify_opts o = { .ctx = ctx };
-        _cleanup_(freep) char *tok = NULL;
+        _cleanup_(erase_and_freep) char *tok = NULL;
         int r, ex;
 
         if ((r = tc_parse_options(ctx, argc, argv, opts, usage_verify, on_verify_opt, &o, &ex)) < 0)
@@ -223,9 +224,8 @@ int verb_verify(tc_ctx *ctx, int argc, char **argv) {
                 return tc_usage_error(ctx, usage_verify, "--signature-only and --issuer need --jwks FILE");
         if (o.signature_only && (o.user || o.audience))
                 return tc_usage_error(ctx, usage_verify, "--signature-only checks no claims: drop --user/--audience");
-        r = tc_read_token_arg(argv[r], &tok);
-        if (r < 0)
-                return tc_usage_error(ctx, usage_verify, "no usable TOKEN (%s)", strerror(-r));
+        if ((ex = tc_token_operand(ctx, usage_verify, argv[r], &tok)) != EXIT_OK)
+                return ex;
         return o.jwks ? verify_offline(ctx, &o, tok) : verify_online(ctx, &o, tok);
 }
 
@@ -241,12 +241,13 @@ static void print_times(const json_t *claims) {
 int verb_inspect(tc_ctx *ctx, int argc, char **argv) {
         static const char usage[] =
                 "Usage: tokenctl inspect TOKEN\n"
-                "Decode a JWS/JWT (TOKEN, or - for stdin) and show its header and claims, with times\n"
+                "Decode a JWS/JWT (TOKEN, or - for stdin, which ps does not show) and show its header\n"
+                "and claims, with times\n"
                 "in readable form. NOTHING is verified: use tokenctl verify for that.\n";
         static const struct option opts[] = {
                 TC_COMMON_OPTIONS,
         };
-        _cleanup_(freep) char *tok = NULL;
+        _cleanup_(erase_and_freep) char *tok = NULL;
         _cleanup_(json_decrefp) json_t *hdr = NULL, *claims = NULL;
         int r, ex;
 
@@ -254,8 +255,8 @@ int verb_inspect(tc_ctx *ctx, int argc, char **argv) {
                 return ex;
         if (argc - r != 1)
                 return tc_usage_error(ctx, usage, "exactly one TOKEN is expected");
-        if ((r = tc_read_token_arg(argv[r], &tok)) < 0)
-                return tc_usage_error(ctx, usage, "no usable TOKEN (%s)", strerror(-r));
+        if ((ex = tc_token_operand(ctx, usage, argv[r], &tok)) != EXIT_OK)
+                return ex;
         r = jws_decode_unverified(tok, strlen(tok), &hdr, &claims);
         if (r < 0)
                 return tc_error(ctx, EXIT_REFUSED, "not a JWS compact token (three base64url parts with a JSON "

@@ -204,22 +204,29 @@ char *tc_format_time(long long t, char *buf, size_t size) {
         return buf;
 }
 
-int tc_read_token_arg(const char *arg, char **ret) {
+/* "-": one line of stdin, at most JWS_MAX_TOKEN_BYTES; 0, -EINVAL (empty),
+ * -E2BIG, -ENOMEM, -EIO. A token typed as an argument is visible to every
+ * local user in ps(1) and /proc: "-" keeps it out of argv. */
+static int read_token(const char *arg, char **ret) {
+        size_t n = 0;
         char *s;
 
         if (!streq(arg, "-"))
                 s = strdup(arg);
         else {
-                size_t n = 0;
-                s = malloc(JWS_MAX_TOKEN_BYTES + 2);
+                s = malloc(JWS_MAX_TOKEN_BYTES + 1);
                 if (!s)
                         return -ENOMEM;
                 for (int ch; (ch = getchar()) != EOF && ch != '\n';) {
-                        if (n > JWS_MAX_TOKEN_BYTES) {
-                                free(s);
+                        if (n == JWS_MAX_TOKEN_BYTES) {
+                                erase_and_free_buf(s, JWS_MAX_TOKEN_BYTES + 1);
                                 return -E2BIG;
                         }
                         s[n++] = (char) ch;
+                }
+                if (ferror(stdin)) {
+                        erase_and_free_buf(s, JWS_MAX_TOKEN_BYTES + 1);
+                        return -EIO;
                 }
                 while (n > 0 && isspace((unsigned char) s[n - 1]))
                         n--;
@@ -228,11 +235,24 @@ int tc_read_token_arg(const char *arg, char **ret) {
         if (!s)
                 return -ENOMEM;
         if (!*s) {
-                free(s);
+                erase_and_free(s);
                 return -EINVAL;
         }
         *ret = s;
         return 0;
+}
+
+int tc_token_operand(const tc_ctx *ctx, const char *usage, const char *arg, char **ret) {
+        int r = read_token(arg, ret);
+        if (r == -E2BIG)
+                return tc_usage_error(ctx, usage, "the token on standard input is longer than %u bytes: refused",
+                                      JWS_MAX_TOKEN_BYTES);
+        if (r == -EINVAL)
+                return tc_usage_error(ctx, usage, "no TOKEN: %s is empty", streq(arg, "-") ? "standard input" :
+                                      "the argument");
+        if (r < 0)
+                return tc_error(ctx, EXIT_REFUSED, "cannot read the token: %s", strerror(-r));
+        return EXIT_OK;
 }
 
 /* A word that can only be the value of a bare --bus before the command. */

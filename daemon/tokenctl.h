@@ -84,9 +84,12 @@ void tc_print_json(const json_t *j);
 /* "a/b", malloc'ed; NULL on allocation failure. */
 char *tc_path_join(const char *a, const char *b);
 
-/* Read a token operand: "-" reads one line from stdin (≤ 16 KiB, newline
- * stripped). *ret is malloc'ed. Returns 0, -EINVAL (empty), -E2BIG, -ENOMEM. */
-int tc_read_token_arg(const char *arg, char **ret);
+/* The TOKEN operand of verify/inspect: "-" reads one line from stdin (at
+ * most JWS_MAX_TOKEN_BYTES, trailing white space stripped), anything else is
+ * the token itself. *ret is malloc'ed (release with erase_and_free()).
+ * Returns EXIT_OK, or the exit status after printing why (usage, with
+ * usage, for an empty or over-long token). */
+int tc_token_operand(const tc_ctx *ctx, const char *usage, const char *arg, char **ret);
 
 /* Verbs (tokenctl-session.c) */
 int verb_login(tc_ctx *ctx, int argc, char **argv);

@@ -330,6 +330,28 @@ def test_inspect(client):
     assert client.run("inspect", "not-a-token").returncode == 1
 
 
+def test_token_from_stdin(client):
+    """verify - and inspect - read the token from stdin (ps shows no token);
+    over-long or empty input is refused with a clear error."""
+    tok = client.ok("token").stdout.strip()
+    j = client.json("verify", "--user", "root", "-", input=tok + "\n")
+    assert j["active"] is True and j["sub"] == "root"
+    assert client.ok("verify", "-", input=tok).stdout.startswith("VALID")           # no newline at the end
+    assert client.json("inspect", "-", input=tok + "\r\n")["claims"]["sub"] == "root"
+    p = client.run("verify", "-", input=tok[:-2] + "\n")
+    assert p.returncode == 1 and p.stdout.startswith("INVALID")
+    for verb in ("verify", "inspect"):
+        p = client.run(verb, "-", input="A" * 16385 + "\n")                     # JWS_MAX_TOKEN_BYTES + 1
+        assert p.returncode == 2 and "token on standard input is longer than 16384 bytes" in p.stderr, p
+        p = client.run(verb, "-", input="x" * (1 << 20))                      # 1 MiB, no newline
+        assert p.returncode == 2 and "longer than 16384 bytes" in p.stderr, p
+        p = client.run(verb, "-", input="\n")
+        assert p.returncode == 2 and "standard input is empty" in p.stderr, p
+    # the longest accepted line is not refused as too long (control of the cap)
+    p = client.run("inspect", "-", input="A" * 16384 + "\n")
+    assert p.returncode == 1 and "not a JWS" in p.stderr, p
+
+
 # ---- askpass -----------------------------------------------------------------
 
 @pytest.mark.parametrize("prompt", ["Token: ", "(root@server) Token: ", "Enter your TOKEN for sudo:"])
