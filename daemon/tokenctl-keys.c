@@ -62,7 +62,7 @@ typedef struct keys_env {
 static void keys_env_done(keys_env *e) {
         free(e->dir);
         free(e->active);
-        erase_and_free(e->passphrase);
+        keydir_passphrase_free(e->passphrase);
 }
 
 static int keys_env_load(const tc_ctx *ctx, const keys_opts *o, keys_env *ret) {
@@ -88,7 +88,7 @@ static int keys_env_load(const tc_ctx *ctx, const keys_opts *o, keys_env *ret) {
                 keys_env_done(&e);
                 return -ENOMEM;
         }
-        r = keydir_passphrase(pf, &e.passphrase);
+        r = keydir_passphrase(pf, getenv("TOKEND_PASSPHRASE"), &e.passphrase);
         if (r < 0) {
                 tc_error(ctx, r, "cannot read the passphrase%s%s: %s", pf ? " from " : "", pf ? pf : "", strerror(-r));
                 keys_env_done(&e);

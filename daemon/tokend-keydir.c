@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <dirent.h>
+#include <sodium.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,11 +13,22 @@
 
 #define PASSPHRASE_MAX 4096
 
+/* A passphrase lives in sodium_malloc() memory: locked (never swapped),
+ * excluded from core dumps, wiped by sodium_free(). */
+static char *secret_dup(const char *s, size_t len) {
+        char *p = sodium_init() < 0 ? NULL : sodium_malloc(len + 1);
+        if (!p)
+                return NULL;
+        memcpy(p, s, len);
+        p[len] = 0;
+        return p;
+}
+
 static int read_small_file(const char *path, size_t max, char **ret) {
         _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
         if (fd < 0)
                 return -errno;
-        char *buf = malloc(max + 1);
+        char *buf = sodium_init() < 0 ? NULL : sodium_malloc(max + 1);
         if (!buf)
                 return -ENOMEM;
         size_t n = 0;
@@ -26,14 +38,14 @@ static int read_small_file(const char *path, size_t max, char **ret) {
                         if (errno == EINTR)
                                 continue;
                         int r = -errno;
-                        erase_and_free_buf(buf, max + 1);
+                        sodium_free(buf);
                         return r;
                 }
                 if (k == 0)
                         break;
                 n += (size_t) k;
                 if (n > max) {
-                        erase_and_free_buf(buf, max + 1);
+                        sodium_free(buf);
                         return -E2BIG;
                 }
         }
@@ -42,14 +54,14 @@ static int read_small_file(const char *path, size_t max, char **ret) {
         return 0;
 }
 
-int keydir_passphrase(const char *passphrase_file, char **ret) {
+int keydir_passphrase(const char *passphrase_file, const char *fallback, char **ret) {
         char *p = NULL;
         int r;
 
         if (passphrase_file && *passphrase_file)
                 r = read_small_file(passphrase_file, PASSPHRASE_MAX, &p);
         else {
-                const char *cred = getenv("CREDENTIALS_DIRECTORY"), *env;
+                const char *cred = getenv("CREDENTIALS_DIRECTORY");
                 r = -ENOENT;
                 if (cred) {
                         _cleanup_(freep) char *path = NULL;
@@ -59,8 +71,11 @@ int keydir_passphrase(const char *passphrase_file, char **ret) {
                         if (r < 0 && r != -ENOENT)
                                 return r;
                 }
-                if (r == -ENOENT && (env = getenv("TOKEND_PASSPHRASE"))) {
-                        p = strdup(env);
+                if (r == -ENOENT && fallback) {
+                        size_t l = strlen(fallback);
+                        if (l > PASSPHRASE_MAX)
+                                return -E2BIG;
+                        p = secret_dup(fallback, l);
                         r = p ? 0 : -ENOMEM;
                 }
                 if (r == -ENOENT) {
@@ -75,6 +90,24 @@ int keydir_passphrase(const char *passphrase_file, char **ret) {
                 p[--l] = 0;
         *ret = p;
         return 0;
+}
+
+char *keydir_take_env_passphrase(void) {
+        char *v = getenv("TOKEND_PASSPHRASE");
+        if (!v)
+                return NULL;
+        size_t l = strlen(v);
+        char *p = secret_dup(v, l);
+        /* unsetenv() only drops the pointer from environ: the bytes stay in
+         * the initial environment block on the stack, which is what
+         * /proc/PID/environ shows. Overwrite them first. */
+        sodium_memzero(v, l);
+        (void) unsetenv("TOKEND_PASSPHRASE");
+        return p;
+}
+
+void keydir_passphrase_free(char *p) {
+        sodium_free(p); /* wipes; accepts NULL */
 }
 
 static bool has_pem_suffix(const char *name) {

@@ -19,10 +19,24 @@ typedef struct keydir {
 
 /* Read the passphrase for encrypted keys: passphrase_file if set, else
  * $CREDENTIALS_DIRECTORY/tokend-passphrase (systemd LoadCredential=), else
- * $TOKEND_PASSPHRASE, else none (*ret = NULL). Trailing newline stripped;
- * release with erase_and_free(). Returns 0 or -errno (file set but
+ * fallback (tokend: what keydir_take_env_passphrase() took; tokenctl:
+ * $TOKEND_PASSPHRASE; may be NULL), else none (*ret = NULL). Trailing
+ * newline stripped. *ret is in locked, non-dumpable sodium_malloc() memory:
+ * release with keydir_passphrase_free(). Returns 0 or -errno (file set but
  * unreadable, over 4 KiB). */
-int keydir_passphrase(const char *passphrase_file, char **ret);
+int keydir_passphrase(const char *passphrase_file, const char *fallback, char **ret);
+
+/* Move $TOKEND_PASSPHRASE into locked memory (NULL if unset or on ENOMEM)
+ * and remove it from the environment, overwriting its bytes in the initial
+ * environment block so /proc/PID/environ no longer shows it. Call before
+ * any thread starts (it edits the environment). */
+char *keydir_take_env_passphrase(void);
+
+/* Wipe and free a passphrase of keydir_passphrase(); NULL is fine. */
+void keydir_passphrase_free(char *p);
+static inline void keydir_passphrase_freep(char **p) {
+        keydir_passphrase_free(*p);
+}
 
 /* Who may own the key directory and its key files besides root: tokend
  * passes its effective uid; tokenctl, which does not know tokend's user,

@@ -3,10 +3,12 @@
  * stop), the prune timer, and sd_notify. Everything else lives in the
  * service, store and front-end modules. */
 #include <getopt.h>
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -26,6 +28,8 @@
 
 #define PRUNE_INTERVAL 60
 #define LOGIN_QUEUE 256
+#define SECURE_HEAP_BYTES (1U << 20) /* a power of two */
+#define SECURE_HEAP_MIN 16U
 
 typedef struct options {
         const char *config;
@@ -35,6 +39,7 @@ typedef struct options {
         int verbose;
         bool check;
         bool dump;
+        char *env_passphrase; /* $TOKEND_PASSPHRASE, taken out of the environment */
 } options;
 
 static void usage(FILE *f) {
@@ -115,9 +120,9 @@ static int load_config(const options *o, tokend_config **ret) {
         return 0;
 }
 
-int tokend_load_keys(const tokend_config *cfg, keydir *ret, char **ret_error) {
-        _cleanup_(erase_and_freep) char *pass = NULL;
-        int r = keydir_passphrase(cfg->keys_passphrase_file, &pass);
+int tokend_load_keys(const tokend_config *cfg, const char *env_passphrase, keydir *ret, char **ret_error) {
+        _cleanup_(keydir_passphrase_freep) char *pass = NULL;
+        int r = keydir_passphrase(cfg->keys_passphrase_file, env_passphrase, &pass);
         if (r < 0) {
                 if (asprintf(ret_error, "cannot read the key passphrase: %s", strerror(-r)) < 0)
                         *ret_error = NULL;
@@ -173,9 +178,9 @@ static int check_config(const options *o) {
                 problems++;
         if (problems == 0) {
                 _cleanup_(freep) char *err = NULL;
-                _cleanup_(erase_and_freep) char *pass = NULL;
+                _cleanup_(keydir_passphrase_freep) char *pass = NULL;
                 keydir kd = { 0 };
-                r = keydir_passphrase(c->keys_passphrase_file, &pass);
+                r = keydir_passphrase(c->keys_passphrase_file, o->env_passphrase, &pass);
                 if (r < 0) {
                         fprintf(stderr, "tokend: keys: cannot read the key passphrase: %s\n", strerror(-r));
                         problems++;
@@ -268,7 +273,7 @@ static void reload(tokend *t, const options *o) {
                 log_error("reload failed, keeping the running configuration");
                 return;
         }
-        if (tokend_load_keys(c, &kd, &err) < 0) {
+        if (tokend_load_keys(c, o->env_passphrase, &kd, &err) < 0) {
                 log_error("reload failed, keeping the running keys: %s", err ? err : "key directory unusable");
                 tokend_config_free(c);
                 return;
@@ -342,11 +347,13 @@ static int run(const options *o) {
                 log_error("cannot create state directory %s: %s", o->state_dir, strerror(-r));
                 goto out;
         }
-        r = tokend_load_keys(t.config, &t.keys, &err);
+        r = tokend_load_keys(t.config, o->env_passphrase, &t.keys, &err);
         if (r < 0) {
                 log_error("keys: %s", err ? err : strerror(-r));
                 goto out;
         }
+        log_info("OpenSSL secure heap: %zu bytes of %u KiB in use by the keys%s", CRYPTO_secure_used(),
+                 SECURE_HEAP_BYTES >> 10, CRYPTO_secure_malloc_initialized() ? "" : " (not available)");
         r = store_open(t.config->database, &t.store);
         if (r < 0) {
                 log_error("cannot open the database %s: %s", t.config->database, strerror(-r));
@@ -421,14 +428,42 @@ out:
         return r;
 }
 
+/* OpenSSL 3 keeps the private parts of EVP keys (RSA and EC private
+ * numbers, Ed25519 seeds) in its secure heap once there is one: mlock'ed,
+ * MADV_DONTDUMP, guard pages. Sized for a few hundred keys, twice over
+ * during a reload (old and new sets); if it cannot be locked (RLIMIT_MEMLOCK)
+ * it still works, unlocked. */
+static void secure_heap_init(void) {
+        int r = CRYPTO_secure_malloc_init(SECURE_HEAP_BYTES, SECURE_HEAP_MIN);
+        if (r == 0)
+                log_warning("cannot set up the OpenSSL secure heap; private keys are in ordinary memory");
+        else if (r == 2)
+                log_warning("the OpenSSL secure heap could not be locked (RLIMIT_MEMLOCK?); keys may be swapped");
+}
+
 int main(int argc, char **argv) {
         options o = { 0 };
-        if (parse_args(argc, argv, &o) < 0)
+        int r;
+
+        /* No core dump, and no ptrace or /proc/PID/mem by other processes of
+         * tokend's user: its memory holds keys, passwords and tokens. */
+        int dumpable_err = prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 ? errno : 0;
+        /* Before any thread exists: it edits the environment. */
+        o.env_passphrase = keydir_take_env_passphrase();
+        if (parse_args(argc, argv, &o) < 0) {
+                keydir_passphrase_free(o.env_passphrase);
                 return 2;
+        }
         log_setup(o.verbose);
+        if (dumpable_err)
+                log_warning("prctl(PR_SET_DUMPABLE, 0) failed, ignoring: %s", strerror(dumpable_err));
+        secure_heap_init();
         /* Request and answer JSON holds passwords, refresh and access tokens. */
         json_set_alloc_funcs(malloc, json_wiping_free);
         if (o.check)
-                return check_config(&o);
-        return run(&o) < 0 ? 1 : 0;
+                r = check_config(&o);
+        else
+                r = run(&o) < 0 ? 1 : 0;
+        keydir_passphrase_free(o.env_passphrase);
+        return r;
 }

@@ -41,8 +41,9 @@ static inline void tokend_unlock(tokend *t) {
 }
 
 /* Load (or on first start generate) the keys of cfg's key directory.
+ * env_passphrase: $TOKEND_PASSPHRASE as taken at start (may be NULL).
  * *ret_error explains a failure (malloc'ed). Returns 0 or -errno. */
-int tokend_load_keys(const tokend_config *cfg, keydir *ret, char **ret_error);
+int tokend_load_keys(const tokend_config *cfg, const char *env_passphrase, keydir *ret, char **ret_error);
 
 /* Create the rate limiters from t->config ([Login] MaxFailures,
  * FailureWindow). 0 or -ENOMEM (free what was made with

@@ -177,7 +177,8 @@ def test_units(destdir, dirs):
     assert m and m.group(1) == os.path.join(dirs["sbindir"], "tokend"), svc
     assert m.group(2) == os.path.join(dirs["sysconfdir"], "tokend", "tokend.conf")
     for line in ("Type=notify", "User=tokend", "SupplementaryGroups=shadow", "NoNewPrivileges=yes",
-                 "CapabilityBoundingSet=", "ProtectSystem=strict", "Requires=tokend.socket"):
+                 "CapabilityBoundingSet=", "ProtectSystem=strict", "Requires=tokend.socket",
+                 "LimitCORE=0"):  # no core file with keys, passwords and tokens in it
         assert re.search("(?m)^%s$" % re.escape(line), svc), line
     assert re.search(r"(?m)^ListenStream=/run/tokend/tokend\.sock$", sock)
     assert re.search(r"(?m)^SocketMode=0666$", sock)
