@@ -1,11 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* tokenctl token, refresh, askpass (and tokenctl-askpass): a valid access
  * token, refreshed under the state lock with the device-key proof. */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "b64.h"
@@ -397,32 +395,41 @@ int verb_refresh(tc_ctx *ctx, int argc, char **argv) {
         return token_or_refresh(ctx, argc, argv, usage, true);
 }
 
-static bool is_name_char(char c) {
-        return isalnum((unsigned char) c) || c == '_' || c == '-' || c == '.' || c == '@' || c == '/';
+/* pam_jwt's default prompt (pam/pam_jwt.c DEFAULT_PROMPT_FMT). */
+#define PAM_JWT_PROMPT_HEAD "JWT token for "
+#define PAM_JWT_PROMPT_TAIL " (tokend): "
+#define PAM_JWT_PROMPT_NAME_MAX 64U
+
+static bool prompt_name_char(char c) {
+        return c > ' ' && c <= '~' && c != '(' && c != ')';
 }
 
-/* pam_jwt's default prompt is "Token: "; ssh >= 8.4 shows keyboard-interactive
- * prompts as "(alice@host) Token: ". "token" must be a word of the prompt
- * itself: not inside that prefix, not part of a name (tokenhost, id_token)
- * and not quoted (a key file), so no password or passphrase prompt gets a token. */
-static bool prompt_wants_token(const char *prompt) {
-        bool quoted = false;
+/* Only pam_jwt's own prompt gets a token: exactly "JWT token for USER
+ * (tokend): " (USER: 1 to 64 printable ASCII characters, no blank or
+ * parenthesis), alone or behind the "(user@host) " OpenSSH >= 8.4 puts
+ * before keyboard-interactive prompts. Any other prompt, even one that
+ * asks for a "token" (another module's OTP, a server's invention), gets
+ * nothing: a token is never typed into someone else's question. */
+static bool prompt_is_pam_jwt(const char *prompt) {
+        size_t n;
 
         if (!prompt)
                 return false;
         if (prompt[0] == '(') {
                 const char *end = strstr(prompt, ") ");
-                if (end)
-                        prompt = end + 2;
+                if (!end)
+                        return false;
+                for (const char *p = prompt + 1; p < end; p++)
+                        if (!prompt_name_char(*p))
+                                return false;
+                prompt = end + 2;
         }
-        for (const char *p = prompt; *p; p++) {
-                if (*p == '\'' || *p == '"')
-                        quoted = !quoted;
-                else if (!quoted && strncasecmp(p, "token", 5) == 0 && (p == prompt || !is_name_char(p[-1])) &&
-                         !is_name_char(p[5]))
-                        return true;
-        }
-        return false;
+        if (strncmp(prompt, PAM_JWT_PROMPT_HEAD, strlen(PAM_JWT_PROMPT_HEAD)) != 0)
+                return false;
+        prompt += strlen(PAM_JWT_PROMPT_HEAD);
+        for (n = 0; prompt_name_char(prompt[n]); n++)
+                ;
+        return n >= 1 && n <= PAM_JWT_PROMPT_NAME_MAX && streq(prompt + n, PAM_JWT_PROMPT_TAIL);
 }
 
 /* ssh's question about an unknown host key ("Are you sure you want to
@@ -439,9 +446,12 @@ static int askpass_answer(const tc_ctx *ctx, const char *audience, const char *p
         _cleanup_(freep) char *tok = NULL;
         int ex;
 
-        if (!prompt_wants_token(prompt)) {
+        if (!prompt_is_pam_jwt(prompt)) {
+                /* Not ours: nothing on stdout, so ssh or sudo gets no answer.
+                 * The prompt is not echoed: its text is the server's. */
                 explain_host_key_question(ctx, prompt);
-                return EXIT_REFUSED; /* not ours: nothing on stdout */
+                return tc_error(ctx, EXIT_REFUSED, "not pam_jwt's prompt (\"[(user@host) ]" PAM_JWT_PROMPT_HEAD
+                                "USER" PAM_JWT_PROMPT_TAIL "\"): no answer");
         }
         if (!audience) {
                 const char *e = getenv("TOKENCTL_AUDIENCE");
@@ -458,9 +468,9 @@ static int askpass_answer(const tc_ctx *ctx, const char *audience, const char *p
 int verb_askpass(tc_ctx *ctx, int argc, char **argv) {
         static const char usage[] =
                 "Usage: tokenctl askpass [--audience A] PROMPT\n"
-                "For SSH_ASKPASS (also installed as tokenctl-askpass) and sudo -A: when PROMPT asks\n"
-                "for a token (it contains \"token\", like pam_jwt's \"Token: \"), print a valid access\n"
-                "token; any other prompt exits 1 without output.\n"
+                "For SSH_ASKPASS (also installed as tokenctl-askpass) and sudo -A: when PROMPT is\n"
+                "pam_jwt's own (\"JWT token for USER (tokend): \", after ssh's \"(user@host) \"), print a\n"
+                "valid access token; any other prompt exits 1 with a message on stderr only.\n"
                 "  --audience A   audience of the token (default: $TOKENCTL_AUDIENCE, else sshd)\n";
         static const struct option opts[] = { AUDIENCE_OPTIONS };
         aud_opts o = { .ctx = ctx, .usage = usage };
@@ -478,8 +488,9 @@ int askpass_main(tc_ctx *ctx, int argc, char **argv) {
          * no prompt text can be mistaken for one. */
         if (argc == 2 && (streq(argv[1], "--help") || streq(argv[1], "-h"))) {
                 fputs("Usage: tokenctl-askpass PROMPT\n"
-                      "SSH_ASKPASS / sudo -A helper: answers a token prompt with a valid access token for\n"
-                      "$TOKENCTL_AUDIENCE (default sshd); other prompts exit 1 without output.\n", stdout);
+                      "SSH_ASKPASS / sudo -A helper: answers pam_jwt's prompt (\"JWT token for USER (tokend): \")\n"
+                      "with a valid access token for $TOKENCTL_AUDIENCE (default sshd); other prompts exit 1\n"
+                      "with a message on stderr and nothing on stdout.\n", stdout);
                 return EXIT_OK;
         }
         return askpass_answer(ctx, NULL, argc >= 2 ? argv[1] : NULL);

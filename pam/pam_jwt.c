@@ -32,7 +32,10 @@
 #define DEFAULT_SOCKET "/run/tokend/tokend.sock"
 #define DEFAULT_TIMEOUT_MS 3000
 #define MAX_TIMEOUT_MS 60000
-#define DEFAULT_PROMPT "Token: "
+/* The default prompt carries a marker, "(tokend): ", so that
+ * tokenctl-askpass can tell it from every other module's prompt (OTP,
+ * password) and answers only this shape; see tokenctl(1). */
+#define DEFAULT_PROMPT_FMT "JWT token for %s (tokend): "
 #define MAX_PROMPT 256U
 #define MAX_AUDIENCE 64U
 #define MAX_ITEM 1024U            /* rhost/tty longer than this are not sent */
@@ -43,7 +46,7 @@ typedef struct Options {
         const char *socket_path;
         int timeout_ms;
         const char *audience; /* NULL: PAM_SERVICE */
-        const char *prompt;
+        const char *prompt; /* NULL: DEFAULT_PROMPT_FMT with the user */
         bool use_first_pass;
         bool try_first_pass;
         bool only_tokens;
@@ -123,7 +126,6 @@ static int options_parse(pam_handle_t *pamh, int argc, const char **argv, Option
         Options o = {
                 .socket_path = DEFAULT_SOCKET,
                 .timeout_ms = DEFAULT_TIMEOUT_MS,
-                .prompt = DEFAULT_PROMPT,
         };
 
         for (int i = 0; i < argc; i++) {
@@ -299,7 +301,8 @@ static void tell_user(pam_handle_t *pamh, const Options *o, const char *service,
 
 /* Get the answer to check. *ret_token points either into PAM's own
  * PAM_AUTHTOK item or to *ret_owned, a conversation answer the caller wipes. */
-static int get_token(pam_handle_t *pamh, const Options *o, const char **ret_token, char **ret_owned) {
+static int get_token(pam_handle_t *pamh, const Options *o, const char *user, const char **ret_token,
+                     char **ret_owned) {
         int r;
 
         if (o->use_first_pass || o->try_first_pass) {
@@ -319,7 +322,10 @@ static int get_token(pam_handle_t *pamh, const Options *o, const char **ret_toke
         }
 
         char *answer = NULL;
-        r = pam_prompt(pamh, PAM_PROMPT_ECHO_OFF, &answer, "%s", o->prompt);
+        if (o->prompt)
+                r = pam_prompt(pamh, PAM_PROMPT_ECHO_OFF, &answer, "%s", o->prompt);
+        else
+                r = pam_prompt(pamh, PAM_PROMPT_ECHO_OFF, &answer, DEFAULT_PROMPT_FMT, printable(user));
         if (r != PAM_SUCCESS) {
                 wipe_free_strp(&answer);
                 pam_syslog(pamh, LOG_ERR, "conversation failed: %s", pam_strerror(pamh, r));
@@ -355,7 +361,7 @@ static int authenticate(pam_handle_t *pamh, const Options *o) {
                 service = item;
         }
 
-        r = get_token(pamh, o, &token, &owned);
+        r = get_token(pamh, o, user, &token, &owned);
         if (r != PAM_SUCCESS)
                 return r;
 

@@ -76,12 +76,14 @@ def test_ssh_with_tokenctl_askpass(setup):
     assert p.returncode == 0, p
 
     # what askpass answers by itself: pam_jwt's default prompt as ssh shows it
-    prompt = "(%s@127.0.0.1) Token: " % user.name
+    prompt = "(%s@127.0.0.1) JWT token for %s (tokend): " % (user.name, user.name)
     p = ctl.run(prompt, prog=TOKENCTL_ASKPASS)
     assert p.returncode == 0 and p.stdout.count(".") == 2, p
     earlier = p.stdout.strip()  # kept: after logout, sshd must refuse it itself
     p = ctl.run("(%s@127.0.0.1) Password: " % user.name, prog=TOKENCTL_ASKPASS)
     assert p.returncode == 1 and p.stdout == "", p  # not a token prompt: no answer
+    p = ctl.run("(%s@127.0.0.1) Enter OTP token for %s: " % (user.name, user.name), prog=TOKENCTL_ASKPASS)
+    assert p.returncode == 1 and p.stdout == "" and "not pam_jwt's prompt" in p.stderr, p
 
     env = {k: ctl.env[k] for k in ("TOKEND_SOCKET", "XDG_STATE_HOME")}
     p = sshd.ssh(user.name, askpass=TOKENCTL_ASKPASS, as_user=ctl.pw, env=env)
@@ -110,8 +112,9 @@ def test_askpass_ignores_token_in_host_name(e2e_user, tokend_factory):
     ctl = UserTokenctl(user, tokend_factory(DAEMON_CONFIG).socket)
     try:
         assert ctl.run("login", "--peer").returncode == 0
-        assert ctl.run("(%s@h) Token: " % user.name, prog=TOKENCTL_ASKPASS).returncode == 0  # control
-        for prompt in ("(%s@tokenhost) Password: " % user.name,
+        assert ctl.run("(%s@h) JWT token for %s (tokend): " % (user.name, user.name),
+                       prog=TOKENCTL_ASKPASS).returncode == 0  # control
+        for prompt in ("(%s@tokenhost) Password: " % user.name, "(%s@h) Token: " % user.name,
                        "Enter passphrase for key '/home/u/.ssh/id_token': "):
             p = ctl.run(prompt, prog=TOKENCTL_ASKPASS)
             assert p.returncode == 1 and p.stdout == "", (prompt, p)

@@ -56,7 +56,7 @@ def test_tokend_only_in_sshd(e2e_user, daemon, sshd_factory):
     # no audience= in the file: the audience is the PAM service's name, which
     # for this sshd is its program name (tde2e-sshd-XXXX), not "sshd"
     tok, dev = issue(daemon, user.name, [sshd.name])
-    p = ssh_ok(sshd, user.name, tok, ") Token: ")
+    p = ssh_ok(sshd, user.name, tok, ") JWT token for %s (tokend): " % user.name)
     assert "device=%s" % dev in p.stdout.splitlines(), p.stdout  # session optional pam_jwt.so
     # refused: the user's real password (no fallback), a token for another service
     ssh_refused(sshd, user.name, password)

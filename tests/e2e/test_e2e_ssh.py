@@ -19,7 +19,7 @@ def accepted(sshd, user, token, command="id -un"):
     assert p.returncode == 0, "ssh refused a valid token: rc=%d %s\nsshd:\n%s" % (
         p.returncode, p.stderr, sshd.log()[-3000:])
     assert p.stdout.splitlines()[0] == user, p.stdout
-    assert len(p.prompts) == 1 and p.prompts[0].endswith("Token: "), p.prompts  # one prompt, pam_jwt's
+    assert len(p.prompts) == 1 and p.prompts[0].endswith(" (tokend): "), p.prompts  # one prompt, pam_jwt's
     return p
 
 

@@ -32,7 +32,7 @@ def su_as(caller, target, token, timeout=30):
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
-            if not typed and b"Token: " in out:
+            if not typed and b" (tokend): " in out:
                 os.write(fd, token.encode() + b"\n")
                 typed = True
             if not select.select([fd], [], [], 0.5)[0]:

@@ -354,8 +354,12 @@ def test_token_from_stdin(client):
 
 # ---- askpass -----------------------------------------------------------------
 
-@pytest.mark.parametrize("prompt", ["Token: ", "(root@server) Token: ", "Enter your TOKEN for sudo:"])
-def test_askpass_answers_token_prompts(client, prompt):
+PROMPT = "JWT token for root (tokend): "  # pam_jwt's default prompt for root
+
+
+@pytest.mark.parametrize("prompt", [PROMPT, "(root@server) " + PROMPT, "(root@10.0.0.1) " + PROMPT,
+                                    "JWT token for alice.b-c_d@EXAMPLE\\x (tokend): "])
+def test_askpass_answers_pam_jwt_prompt(client, prompt):
     for prog, args in ((TOKENCTL, ["askpass", prompt]), (ASKPASS, [prompt])):
         p = client.run(*args, prog=prog)
         assert p.returncode == 0, p.stderr
@@ -363,25 +367,38 @@ def test_askpass_answers_token_prompts(client, prompt):
         assert claims(tok)["aud"] == ["sshd"] and p.stdout.endswith("\n")
 
 
-@pytest.mark.parametrize("prompt", ["Password: ", "root@server's password: ",
-                                    "Are you sure you want to continue connecting (yes/no/[fingerprint])? ",
-                                    "Enter passphrase for key '/root/.ssh/id_ed25519': "])
-def test_askpass_ignores_other_prompts(client, prompt):
+@pytest.mark.parametrize("prompt", [
+    # other modules' and servers' prompts, even when they ask for a "token"
+    "Enter OTP token for alice: ", "Token: ", "(root@server) Token: ", "Enter your TOKEN for sudo:",
+    "(alice@h) Password token: ", "Password: ", "root@server's password: ", "(root@server) Password: ",
+    "Are you sure you want to continue connecting (yes/no/[fingerprint])? ",
+    "Enter passphrase for key '/root/.ssh/id_ed25519': ",
+    # near misses of pam_jwt's own prompt
+    "jwt token for root (tokend): ", "JWT token for root (tokend):", "JWT token for root (tokend): \n",
+    "JWT token for  (tokend): ", "JWT token for ro ot (tokend): ", "JWT token for root (tokend): again? ",
+    "Enter the JWT token for root (tokend): ", "JWT token for root (tokend): (tokend): ",
+    "JWT token for " + "a" * 65 + " (tokend): ", "(root@server)" + PROMPT, "(root@ser ver) " + PROMPT,
+    "(root@server) (x@y) " + PROMPT, "JWT token for r\x1bt (tokend): ", "JWT token for ro\u202et (tokend): ",
+    "", "(", "(root@server) "])
+def test_askpass_refuses_other_prompts(client, prompt):
     for prog, args in ((TOKENCTL, ["askpass", prompt]), (ASKPASS, [prompt])):
         p = client.run(*args, prog=prog)
-        assert (p.returncode, p.stdout) == (1, "")
-        # ssh's host-key question gets an explanation on stderr (no answer)
-        assert p.stderr == "" or ("continue connecting" in prompt and "unknown host key" in p.stderr)
+        assert (p.returncode, p.stdout) == (1, ""), (prompt, p)
+        assert "not pam_jwt's prompt" in p.stderr, p                           # says why, on stderr
+        assert not any(c in p.stderr for c in ("OTP", "\x1b", "\u202e")), p  # never echoes the prompt
+        # ssh's host-key question also gets an explanation on stderr (no answer)
+        assert ("unknown host key" in p.stderr) == ("continue connecting" in prompt), p
+    assert client.run(PROMPT, prog=ASKPASS).returncode == 0                    # control
 
 
 def test_askpass_audience(client):
-    p = client.ok("Token: ", prog=ASKPASS, env={"TOKENCTL_AUDIENCE": "sudo"})
+    p = client.ok(PROMPT, prog=ASKPASS, env={"TOKENCTL_AUDIENCE": "sudo"})
     assert claims(p.stdout.strip())["aud"] == ["sudo"]
-    p = client.ok("askpass", "--audience", "su", "Token: ")
+    p = client.ok("askpass", "--audience", "su", PROMPT)
     assert claims(p.stdout.strip())["aud"] == ["su"]
     assert header(p.stdout.strip())["typ"] == "at+jwt"
 
 
 def test_askpass_not_logged_in_fails_closed(base, daemon):
-    p = Client(base, daemon.socket).run("Token: ", prog=ASKPASS)
+    p = Client(base, daemon.socket).run(PROMPT, prog=ASKPASS)
     assert p.returncode == 1 and p.stdout == ""

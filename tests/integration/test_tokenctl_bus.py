@@ -161,7 +161,7 @@ def test_token_audience_over_bus(base, daemon):
     sshd = c.ok("token", "--audience", "sshd").stdout.strip()
     assert "sshd" in claims(sshd)["aud"]
     c.ok("verify", "--audience", "sshd", sshd)
-    assert claims(c.ok("askpass", "Token: ").stdout.strip())["aud"] == claims(sshd)["aud"]
+    assert claims(c.ok("askpass", "JWT token for root (tokend): ").stdout.strip())["aud"] == claims(sshd)["aud"]
     # Refresh over D-Bus takes no audience: sudo is refused with what to do
     p = c.run("token", "--audience", "sudo")
     assert p.returncode == 1 and p.stdout == ""

@@ -97,9 +97,10 @@ def test_askpass_explains_the_host_key_question(base):
     assert p.returncode == 1 and p.stdout == ""
     assert "ssh asks whether to trust this server's unknown host key" in p.stderr
     assert "SSH_ASKPASS_REQUIRE=force" in p.stderr and "known_hosts" in p.stderr
-    # Control: other foreign prompts stay silent.
+    # Control: other foreign prompts get only the refusal, not this explanation.
     p = c.run("alice@server's password: ", prog=ASKPASS)
-    assert p.returncode == 1 and p.stdout == "" and p.stderr == ""
+    assert p.returncode == 1 and p.stdout == "" and "not pam_jwt's prompt" in p.stderr
+    assert "host key" not in p.stderr, p.stderr
 
 
 def test_docs_say_what_happens():

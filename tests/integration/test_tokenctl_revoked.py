@@ -40,7 +40,7 @@ def test_reuse_detection_then_status_token_askpass(base, daemon):
     assert c.json("status")["device_state"] == "active"
     refreshes = audit_count(daemon, "refresh")
     assert c.ok("token").stdout.strip() == default_tok
-    p = c.run("Token: ", prog=ASKPASS)
+    p = c.run("JWT token for root (tokend): ", prog=ASKPASS)
     assert p.returncode == 0 and p.stdout.strip() == sshd_tok, p.stderr
     assert audit_count(daemon, "refresh") == refreshes
 
@@ -73,7 +73,7 @@ def test_reuse_detection_then_status_token_askpass(base, daemon):
     assert j["tokend_reachable"] is True
 
     # askpass: no token, the reason on stderr, the cache emptied.
-    p = c.run("Token: ", prog=ASKPASS)
+    p = c.run("JWT token for root (tokend): ", prog=ASKPASS)
     assert p.returncode == 1 and p.stdout == ""
     assert ("not handing out the cached access token: device %s is revoked (refresh_reuse, " % dev) in p.stderr
     assert json.load(open(c.path("access-tokens"))) == {}

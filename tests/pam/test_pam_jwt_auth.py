@@ -29,7 +29,7 @@ def test_valid_token_accepted(services, tokend):
     r = run_app(services, svc, "alice", ["auth", "setcred"], answers=[token])
     assert r.code("auth") == "PAM_SUCCESS", r
     assert r.code("setcred") == "PAM_SUCCESS", r
-    assert r.prompts == [("echo_off", "Token: ")]
+    assert r.prompts == [("echo_off", "JWT token for alice (tokend): ")]
     assert r.fail_delays == []
     assert not any(token in line for line in r.logs), "token logged"
     assert token not in r.stderr
@@ -227,7 +227,7 @@ def test_try_first_pass_without_authtok_prompts(services, fake):
     svc = _first_pass_stack(services, fake, "try_first_pass")
     r = run_app(services, svc, "alice", answers=[fake.issue("alice")])
     assert r.code() == "PAM_SUCCESS", r
-    assert r.prompts == [("echo_off", "Token: ")]
+    assert r.prompts == [("echo_off", "JWT token for alice (tokend): ")]
 
 
 def test_prompt_option(services, fake):
