@@ -13,7 +13,7 @@
 #include "jose-key.h"
 #include "macro.h"
 
-#define AT_TYP "at+jwt"
+#define AT_TYP JWS_AT_TYP
 #define AT_JTI_BYTES 16U          /* 128 random bits → 22 chars */
 #define AT_MAX_AUD 16U
 #define AT_MAX_STRING 256U        /* any single claim string */

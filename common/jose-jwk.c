@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* JWK (RFC 7517/7518, RFC 8037 for OKP): import of public keys with every
- * member checked, export of the public members, RFC 7638 thumbprints (which
- * double as our key ids); key sets and their JWKS form. */
+/* JWK and JWKS (see jose-jwk.h): every member of an imported key checked
+ * before OpenSSL builds it; export adds kid, alg and use to the public
+ * members jose-key.c also hashes for the thumbprint. */
 #include "config.h"
 
 #include <errno.h>
@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "b64.h"
+#include "jose-jwk.h"
 #include "jose-key-internal.h"
 #include "json-util.h"
 
@@ -20,126 +21,7 @@
 #define JWKS_MAX_BYTES (1024U * 1024U)
 #define JWKS_MAX_KEYS 100U
 
-struct jose_keyset {
-        jose_key **keys;
-        size_t n;
-};
-
-/* ---- public components and thumbprint --------------------------------- */
-
-/* base64url of a BIGNUM parameter without leading zero bytes
- * (RFC 7518 §6.3.1: n and e are unsigned big-endian, minimal). */
-static int pkey_bn_param_b64(const EVP_PKEY *pkey, const char *name, size_t pad, char **ret) {
-        _cleanup_(BN_freep) BIGNUM *bn = NULL;
-        uint8_t buf[RSA_MAX_BYTES];
-        int len;
-
-        if (!EVP_PKEY_get_bn_param(pkey, name, &bn))
-                return -EIO;
-        if (pad > 0)
-                len = pad <= sizeof(buf) ? BN_bn2binpad(bn, buf, (int) pad) : -1;
-        else
-                len = BN_num_bytes(bn) <= (int) sizeof(buf) ? BN_bn2bin(bn, buf) : -1;
-        if (len < 0)
-                return -EIO;
-        return b64url_encode(buf, (size_t) len, ret);
-}
-
-/* The RFC 7638 §3.2 required members (base64url values) as a new JSON
- * object, kty first: the body of both the exported JWK and the thumbprint
- * input. Returns 0, -EINVAL, -EIO, -ENOMEM. */
-static int key_public_jwk(const jose_key *key, json_t **ret) {
-        _cleanup_(freep) char *a = NULL, *b = NULL;
-        json_t *j;
-        int r;
-
-        switch (key->alg) {
-        case JOSE_ALG_EDDSA:
-                r = b64url_encode(key->ed_pk, sizeof(key->ed_pk), &a);
-                if (r < 0)
-                        return r;
-                j = json_pack("{s:s,s:s,s:s}", "kty", "OKP", "crv", "Ed25519", "x", a);
-                break;
-        case JOSE_ALG_ES256:
-                r = pkey_bn_param_b64(key->pkey, OSSL_PKEY_PARAM_EC_PUB_X, P256_COORD_LEN, &a);
-                if (r >= 0)
-                        r = pkey_bn_param_b64(key->pkey, OSSL_PKEY_PARAM_EC_PUB_Y, P256_COORD_LEN, &b);
-                if (r < 0)
-                        return r;
-                j = json_pack("{s:s,s:s,s:s,s:s}", "kty", "EC", "crv", "P-256", "x", a, "y", b);
-                break;
-        case JOSE_ALG_RS256:
-        case JOSE_ALG_PS256:
-                r = pkey_bn_param_b64(key->pkey, OSSL_PKEY_PARAM_RSA_N, 0, &a);
-                if (r >= 0)
-                        r = pkey_bn_param_b64(key->pkey, OSSL_PKEY_PARAM_RSA_E, 0, &b);
-                if (r < 0)
-                        return r;
-                j = json_pack("{s:s,s:s,s:s}", "kty", "RSA", "n", a, "e", b);
-                break;
-        default:
-                return -EINVAL;
-        }
-        if (!j)
-                return -ENOMEM;
-        *ret = j;
-        return 0;
-}
-
-/* RFC 7638 §3.2/§3.3: required members only, lexicographic order
- * (JSON_SORT_KEYS: the names are ASCII), no whitespace; the values are
- * base64url or fixed names, so nothing is escaped. */
-int jose_key_init_thumbprint(jose_key *key) {
-        _cleanup_(json_decrefp) json_t *j = NULL;
-        _cleanup_(freep) char *s = NULL;
-        uint8_t hash[crypto_hash_sha256_BYTES];
-        int r;
-
-        r = key_public_jwk(key, &j);
-        if (r < 0)
-                return r;
-        s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-        if (!s)
-                return -ENOMEM;
-
-        crypto_hash_sha256(hash, (const uint8_t *) s, strlen(s));
-        sodium_bin2base64(key->thumbprint, sizeof(key->thumbprint), hash, sizeof(hash),
-                          sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-        if (key->kid[0] == 0) {
-                memcpy(key->kid, key->thumbprint, JOSE_KID_LEN);
-                key->kid[JOSE_KID_LEN] = 0;
-        }
-        return 0;
-}
-
 /* ---- JWK ----------------------------------------------------------------- */
-
-/* Ed25519 public key: 32 bytes that decode to a point of the main subgroup
- * (libsodium also refuses small-order and non-canonical encodings). */
-static int key_from_ed25519_pk(const uint8_t pk[static ED25519_KEY_LEN], const char *kid, jose_key **ret) {
-        _cleanup_(EVP_PKEY_freep) EVP_PKEY *pkey = NULL;
-        int r;
-
-        r = jose_sodium_ready();
-        if (r < 0)
-                return r;
-        if (!crypto_core_ed25519_is_valid_point(pk))
-                return -EBADMSG;
-        pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pk, ED25519_KEY_LEN);
-        if (!pkey) {
-                ERR_clear_error();
-                return -EIO;
-        }
-        r = jose_key_new_from_pkey(pkey, JOSE_ALG_EDDSA, false, kid, ret);
-        if (r < 0)
-                return r;
-        TAKE_PTR(pkey);
-        return 0;
-}
-
-int jose_key_from_ed25519_public(const uint8_t pk[static 32], jose_key **ret) {
-        return key_from_ed25519_pk(pk, NULL, ret);
-}
 
 /* Build a public key from params. public_check: run OpenSSL's public key
  * check, exact for EC (the point is on the curve, coordinates < p); RSA
@@ -336,7 +218,7 @@ int jose_key_from_jwk(const json_t *jwk, jose_key **ret) {
                 x = json_object_get_str(jwk, "x");
                 if (!x || b64url_decode_exact(x, strlen(x), pk, sizeof(pk)) < 0)
                         return -EBADMSG;
-                return key_from_ed25519_pk(pk, kid, ret);
+                return jose_key_new_ed25519_public(pk, kid, ret);
         }
 
         if (streq(kty, "EC")) {
@@ -374,70 +256,14 @@ int jose_key_to_jwk(const jose_key *key, json_t **ret) {
 
         if (!key)
                 return -EINVAL;
-        r = key_public_jwk(key, &j);
+        r = jose_key_public_members(key, &j);
         if (r < 0)
                 return r;
-        if (json_object_set_new(j, "kid", json_string(key->kid)) < 0 ||
-            json_object_set_new(j, "alg", json_string(jose_alg_to_string(key->alg))) < 0 ||
+        if (json_object_set_new(j, "kid", json_string(jose_key_kid(key))) < 0 ||
+            json_object_set_new(j, "alg", json_string(jose_alg_to_string(jose_key_alg(key)))) < 0 ||
             json_object_set_new(j, "use", json_string("sig")) < 0)
                 return -ENOMEM;
         *ret = TAKE_PTR(j);
-        return 0;
-}
-
-void jose_key_thumbprint(const jose_key *key, char out[static JOSE_THUMBPRINT_LEN + 1]) {
-        memcpy(out, key->thumbprint, JOSE_THUMBPRINT_LEN + 1);
-}
-
-/* ---- key sets ------------------------------------------------------------ */
-
-int jose_keyset_new(jose_keyset **ret) {
-        jose_keyset *ks = calloc(1, sizeof(*ks));
-
-        if (!ks)
-                return -ENOMEM;
-        *ret = ks;
-        return 0;
-}
-
-void jose_keyset_free(jose_keyset *ks) {
-        if (!ks)
-                return;
-        for (size_t i = 0; i < ks->n; i++)
-                jose_key_free(ks->keys[i]);
-        free(ks->keys);
-        free(ks);
-}
-
-size_t jose_keyset_size(const jose_keyset *ks) {
-        return ks ? ks->n : 0;
-}
-
-const jose_key *jose_keyset_get(const jose_keyset *ks, size_t i) {
-        return ks && i < ks->n ? ks->keys[i] : NULL;
-}
-
-const jose_key *jose_keyset_find(const jose_keyset *ks, const char *kid) {
-        if (!ks || !kid)
-                return NULL;
-        for (size_t i = 0; i < ks->n; i++)
-                if (streq(ks->keys[i]->kid, kid))
-                        return ks->keys[i];
-        return NULL;
-}
-
-int jose_keyset_add(jose_keyset *ks, jose_key *key) {
-        jose_key **k;
-
-        if (!ks || !key)
-                return -EINVAL;
-        if (jose_keyset_find(ks, key->kid))
-                return -EEXIST;
-        k = reallocarray(ks->keys, ks->n + 1, sizeof(*k));
-        if (!k)
-                return -ENOMEM;
-        k[ks->n++] = key;
-        ks->keys = k;
         return 0;
 }
 
@@ -487,10 +313,10 @@ int jose_keyset_to_jwks(const jose_keyset *ks, json_t **ret) {
         arr = json_array();
         if (!arr)
                 return -ENOMEM;
-        for (size_t i = 0; i < ks->n; i++) {
+        for (size_t i = 0; i < jose_keyset_size(ks); i++) {
                 json_t *jwk;
 
-                r = jose_key_to_jwk(ks->keys[i], &jwk);
+                r = jose_key_to_jwk(jose_keyset_get(ks, i), &jwk);
                 if (r < 0)
                         return r;
                 if (json_array_append_new(arr, jwk) < 0)

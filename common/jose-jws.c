@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "b64.h"
-#include "jose-claims.h"
 #include "jose-jws.h"
 #include "jose-key-internal.h"
 #include "json-util.h"
@@ -18,9 +17,6 @@
 /* The largest signature any key we can hold verifies: a public RSA-8192
  * JWK (JOSE_MAX_SIG_LEN bounds only our own private keys). */
 #define JWS_MAX_SIG_BYTES (JOSE_RSA_MAX_BITS / 8)
-/* The typ whose header each key caches (see jws_key_cache_header): access
- * tokens are the hot path, one verify per PAM authentication. */
-#define JWS_CACHED_TYP AT_TYP
 
 typedef struct jws_parts {
         const char *header;
@@ -201,20 +197,25 @@ static int jws_check_header(const json_t *header, const jose_keyset *ks, jws_fla
         return 0;
 }
 
-/* The key of ks whose cached header (jws_key_cache_header) the token
+static const jose_key_jws_cache *jws_key_cache(const jose_key *key);
+
+/* The key of ks whose cached header (jws_key_cache) the token
  * carries byte for byte, or NULL. Such a header was decoded, parsed and
  * passed jws_check_header_policy when it was cached, names that key's kid
  * (unique within a keyset, so jose_keyset_find would pick the same key)
  * and that key's alg: the slow path could only reach the same verdict. */
-static const jose_key *jws_cached_header_key(const jose_keyset *ks, const jws_parts *parts) {
+static const jose_key *jws_cached_header_key(const jose_keyset *ks, const jws_parts *parts,
+                                             const json_t **ret_header) {
         size_t n = jose_keyset_size(ks);
 
         for (size_t i = 0; i < n; i++) {
                 const jose_key *k = jose_keyset_get(ks, i);
+                const jose_key_jws_cache *c = jws_key_cache(k);
 
-                if (k->jws_header && k->jws_header_b64_len == parts->header_len &&
-                    memcmp(k->jws_header_b64, parts->header, parts->header_len) == 0)
+                if (c && c->b64_len == parts->header_len && memcmp(c->b64, parts->header, parts->header_len) == 0) {
+                        *ret_header = c->header;
                         return k;
+                }
         }
         return NULL;
 }
@@ -224,6 +225,7 @@ int jws_verify(const jose_keyset *ks, const char *token, size_t len, jws_flags f
         _cleanup_(freep) uint8_t *payload_raw = NULL;
         uint8_t sig[JWS_MAX_SIG_BYTES]; /* public: no wipe needed */
         size_t sig_len, payload_len;
+        const json_t *cached = NULL;
         const jose_key *key;
         jws_parts parts;
         int r;
@@ -234,9 +236,9 @@ int jws_verify(const jose_keyset *ks, const char *token, size_t len, jws_flags f
         r = jws_split(token, len, JWS_MAX_TOKEN_BYTES, &parts);
         if (r < 0)
                 return r;
-        key = jws_cached_header_key(ks, &parts);
+        key = jws_cached_header_key(ks, &parts, &cached);
         if (key)
-                header = json_incref(key->jws_header);
+                header = json_incref((json_t *) cached);
         else {
                 r = jws_parse_header(parts.header, parts.header_len, &header);
                 if (r < 0)
@@ -419,14 +421,17 @@ static int jws_header_encode(const jose_key *key, const char *typ, char **ret) {
 
 int jws_sign_json(const jose_key *key, const char *typ, const json_t *payload, char **ret, size_t *ret_len) {
         _cleanup_(freep) char *own_h64 = NULL, *body = NULL;
+        const jose_key_jws_cache *c = NULL;
         const char *h64;
         int r;
 
         if (!key || !payload || !ret)
                 return -EINVAL;
 
-        if (key->jws_header && typ && streq(typ, JWS_CACHED_TYP))
-                h64 = key->jws_header_b64; /* the very bytes jws_header_encode gives */
+        if (typ && streq(typ, JWS_AT_TYP))
+                c = jws_key_cache(key);
+        if (c)
+                h64 = c->b64; /* the very bytes jws_header_encode gives */
         else {
                 r = jws_header_encode(key, typ, &own_h64);
                 if (r < 0)
@@ -442,23 +447,52 @@ int jws_sign_json(const jose_key *key, const char *typ, const json_t *payload, c
 
 /* ---- the per-key header cache --------------------------------------- */
 
-void jws_key_cache_header(jose_key *key) {
+/* A new cache entry for key: exactly what jws_sign_json puts on the wire
+ * for JWS_AT_TYP, then exactly what the verifier does with it (decode,
+ * strict parse, key-free policy) and what jws_check_header would ask of
+ * the key it picks. An entry without header when any of it fails. NULL
+ * only when out of memory. */
+static jose_key_jws_cache *jws_key_cache_build(const jose_key *key) {
         _cleanup_(json_decrefp) json_t *header = NULL;
         _cleanup_(freep) char *h64 = NULL;
+        jose_key_jws_cache *c;
+        size_t len = 0;
         jose_alg alg;
+        bool ok;
 
-        if (!key || key->jws_header)
-                return;
-        /* Exactly what jws_sign_json puts on the wire, then exactly what the
-         * verifier does with it: decode, strict parse, key-free policy. */
-        if (jws_header_encode(key, JWS_CACHED_TYP, &h64) < 0 ||
-            jws_parse_header(h64, strlen(h64), &header) < 0 || jws_check_header_policy(header, &alg) < 0)
-                return;
-        /* …and what jws_check_header would ask of the key it picks. */
-        if (alg != key->alg || !streq_ptr(json_object_get_str(header, "kid"), key->kid) ||
-            json_object_size(header) != 3)
-                return;
-        key->jws_header_b64_len = strlen(h64);
-        key->jws_header_b64 = TAKE_PTR(h64);
-        key->jws_header = TAKE_PTR(header);
+        ok = jws_header_encode(key, JWS_AT_TYP, &h64) >= 0 && jws_parse_header(h64, strlen(h64), &header) >= 0 &&
+             jws_check_header_policy(header, &alg) >= 0 && alg == jose_key_alg(key) &&
+             streq_ptr(json_object_get_str(header, "kid"), jose_key_kid(key)) && json_object_size(header) == 3;
+        if (ok)
+                len = strlen(h64);
+        c = malloc(sizeof(*c) + len + 1U);
+        if (!c)
+                return NULL;
+        c->header = ok ? TAKE_PTR(header) : NULL;
+        c->b64_len = len;
+        memcpy(c->b64, ok ? h64 : "", len + 1U);
+        return c;
+}
+
+/* key's header cache, built on first use and then kept with the key; NULL
+ * when this key's header is not cacheable (or memory ran out: the next
+ * call tries again). Keys are const to their users and shared by threads,
+ * but the cache slot is filled once, by compare-and-swap: a thread that
+ * loses the race frees its own entry and takes the winner's. (A key is
+ * always a calloc'ed object, never a const one, so writing the slot is
+ * defined.) */
+static const jose_key_jws_cache *jws_key_cache(const jose_key *key) {
+        jose_key_jws_cache **slot = &((jose_key *) key)->jws_cache;
+        jose_key_jws_cache *c = __atomic_load_n(slot, __ATOMIC_ACQUIRE), *expected = NULL;
+
+        if (!c) {
+                c = jws_key_cache_build(key);
+                if (!c)
+                        return NULL;
+                if (!__atomic_compare_exchange_n(slot, &expected, c, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+                        jose_key_jws_cache_free(c);
+                        c = expected;
+                }
+        }
+        return c->header ? c : NULL;
 }

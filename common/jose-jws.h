@@ -10,10 +10,17 @@
 #include <stddef.h>
 
 #include "jose-key.h"
+#include "jose-keyset.h"
 #include "macro.h"
 
 #define JWS_MAX_TOKEN_BYTES 16384U
 #define JWS_MAX_HEADER_BYTES 1024U
+/* The access-token typ (RFC 9068 §2.1). Access tokens are the hot path (one
+ * verify per PAM authentication): for this typ the protected header of each
+ * key is built once and kept with the key, so jws_sign_json reuses its bytes
+ * and jws_verify skips decoding, parsing and checking a header that carries
+ * exactly them. */
+#define JWS_AT_TYP "at+jwt"
 
 /* Sign exact header and payload bytes (the header is sent as given, so
  * known-answer tests can reproduce RFC examples). The header must be a JSON

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Private to common/ (never installed, never included outside common/):
- * the key structure and the helpers jose-key.c (keys, PEM, sign/verify) and
- * jose-jwk.c (JWK/JWKS import and export, RFC 7638 thumbprints, key sets)
- * share. */
+ * the key structure and the part of jose-key.c that the modules above it
+ * need, jose-jwk.c (JWK import and export) and jose-jws.c (the per-key
+ * header cache). Implemented by jose-key.c alone. */
 #pragma once
 
 #include <jansson.h>
@@ -19,6 +19,20 @@
 #define RSA_MAX_BYTES (JOSE_RSA_MAX_BITS / 8)
 #define JOSE_KID_MAX 64U
 
+/* The base64url protected header jws_sign_json() emits for a key and typ
+ * "at+jwt", and its parsed form, built and checked once by jose-jws.c. A
+ * token carrying exactly these header bytes skips the header decode, parse
+ * and policy run; jws_verify hands out references to header. header NULL:
+ * this key's header did not pass, tokens take the full path. */
+typedef struct jose_key_jws_cache {
+        json_t *header;
+        size_t b64_len;
+        char b64[]; /* NUL-terminated */
+} jose_key_jws_cache;
+
+/* Accepts NULL. */
+void jose_key_jws_cache_free(jose_key_jws_cache *c);
+
 struct jose_key {
         jose_alg alg;
         EVP_PKEY *pkey;
@@ -32,15 +46,11 @@ struct jose_key {
          * provider fetches; NULL when unavailable (then a fresh init). Only
          * ever read after construction, so keys can be shared by threads. */
         EVP_MD_CTX *sign_tmpl, *verify_tmpl;
-        /* jose-jws.c: the base64url protected header jws_sign_json() emits
-         * for this key and typ "at+jwt", and its parsed form, built and
-         * checked once (jws_key_cache_header). A token carrying exactly
-         * these header bytes skips the header decode, parse and policy
-         * run; jws_verify hands out references to jws_header. NULL when
-         * not built. */
-        char *jws_header_b64;
-        size_t jws_header_b64_len;
-        json_t *jws_header;
+        /* jose-jws.c's cache of this key's access-token header, built by
+         * jose-jws.c on first use and installed once with an atomic
+         * compare-and-swap (keys are shared by threads); read with an
+         * atomic acquire load; freed with the key. NULL until built. */
+        jose_key_jws_cache *jws_cache;
 };
 
 static inline void EVP_PKEY_freep(EVP_PKEY **p) {
@@ -68,11 +78,12 @@ int jose_sodium_ready(void);
  * -EIO, -ENOMEM, -EOPNOTSUPP (signature larger than JOSE_MAX_SIG_LEN). */
 int jose_key_new_from_pkey(EVP_PKEY *pkey, jose_alg alg, bool has_private, const char *kid, jose_key **ret);
 
-/* (jose-jwk.c) Fill key->thumbprint (RFC 7638) and, when key->kid is
- * empty, key->kid from it. Returns 0, -EIO, -ENOMEM. */
-int jose_key_init_thumbprint(jose_key *key);
+/* Ed25519 public key from 32 bytes that must decode to a point of the main
+ * subgroup, with kid (NULL: the thumbprint prefix). Returns 0, -EBADMSG,
+ * -EINVAL, -EIO, -ENOMEM. */
+int jose_key_new_ed25519_public(const uint8_t pk[static ED25519_KEY_LEN], const char *kid, jose_key **ret);
 
-/* (jose-jws.c) Build key->jws_header_b64/jws_header once the key's alg and
- * kid are final. Best effort: on any failure the cache stays empty and
- * tokens take the full header path. */
-void jws_key_cache_header(jose_key *key);
+/* The RFC 7638 §3.2 required members (base64url values) as a new JSON
+ * object, kty first: the body of both the exported JWK and the thumbprint
+ * input. Returns 0, -EINVAL, -EIO, -ENOMEM. */
+int jose_key_public_members(const jose_key *key, json_t **ret);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* JOSE keys (see jose-key.h): OpenSSL 3 holds every key and does PEM,
  * ECDSA and RSA; Ed25519 signatures go through libsodium, whose 64-byte
- * secret key lives in guarded sodium_malloc() memory. JWK/JWKS,
- * thumbprints and key sets are in jose-jwk.c. */
+ * secret key lives in guarded sodium_malloc() memory. RFC 7638
+ * thumbprints are made here from the public members jose-jwk.c exports;
+ * JWK/JWKS import is in jose-jwk.c, key sets in jose-keyset.c. */
 #include "config.h"
 
 #include <errno.h>
@@ -19,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "b64.h"
 #include "jose-key-internal.h"
 
 #define ED25519_SIG_LEN 64U
@@ -76,16 +78,109 @@ jose_alg jose_alg_from_string(const char *s) {
         return JOSE_ALG_INVALID;
 }
 
+void jose_key_jws_cache_free(jose_key_jws_cache *c) {
+        if (!c)
+                return;
+        json_decref(c->header);
+        free(c);
+}
+
 void jose_key_free(jose_key *key) {
         if (!key)
                 return;
         EVP_MD_CTX_free(key->sign_tmpl);
         EVP_MD_CTX_free(key->verify_tmpl);
-        free(key->jws_header_b64);
-        json_decref(key->jws_header);
+        jose_key_jws_cache_free(key->jws_cache);
         EVP_PKEY_free(key->pkey);
         sodium_free(key->ed_sk); /* wipes; accepts NULL */
         free(key);
+}
+
+/* ---- public members and RFC 7638 thumbprint ------------------------------ */
+
+/* base64url of a BIGNUM parameter without leading zero bytes
+ * (RFC 7518 §6.3.1: n and e are unsigned big-endian, minimal). */
+static int pkey_bn_param_b64(const EVP_PKEY *pkey, const char *name, size_t pad, char **ret) {
+        _cleanup_(BN_freep) BIGNUM *bn = NULL;
+        uint8_t buf[RSA_MAX_BYTES];
+        int len;
+
+        if (!EVP_PKEY_get_bn_param(pkey, name, &bn))
+                return -EIO;
+        if (pad > 0)
+                len = pad <= sizeof(buf) ? BN_bn2binpad(bn, buf, (int) pad) : -1;
+        else
+                len = BN_num_bytes(bn) <= (int) sizeof(buf) ? BN_bn2bin(bn, buf) : -1;
+        if (len < 0)
+                return -EIO;
+        return b64url_encode(buf, (size_t) len, ret);
+}
+
+/* See jose-key-internal.h. */
+int jose_key_public_members(const jose_key *key, json_t **ret) {
+        _cleanup_(freep) char *a = NULL, *b = NULL;
+        json_t *j;
+        int r;
+
+        switch (key->alg) {
+        case JOSE_ALG_EDDSA:
+                r = b64url_encode(key->ed_pk, sizeof(key->ed_pk), &a);
+                if (r < 0)
+                        return r;
+                j = json_pack("{s:s,s:s,s:s}", "kty", "OKP", "crv", "Ed25519", "x", a);
+                break;
+        case JOSE_ALG_ES256:
+                r = pkey_bn_param_b64(key->pkey, OSSL_PKEY_PARAM_EC_PUB_X, P256_COORD_LEN, &a);
+                if (r >= 0)
+                        r = pkey_bn_param_b64(key->pkey, OSSL_PKEY_PARAM_EC_PUB_Y, P256_COORD_LEN, &b);
+                if (r < 0)
+                        return r;
+                j = json_pack("{s:s,s:s,s:s,s:s}", "kty", "EC", "crv", "P-256", "x", a, "y", b);
+                break;
+        case JOSE_ALG_RS256:
+        case JOSE_ALG_PS256:
+                r = pkey_bn_param_b64(key->pkey, OSSL_PKEY_PARAM_RSA_N, 0, &a);
+                if (r >= 0)
+                        r = pkey_bn_param_b64(key->pkey, OSSL_PKEY_PARAM_RSA_E, 0, &b);
+                if (r < 0)
+                        return r;
+                j = json_pack("{s:s,s:s,s:s}", "kty", "RSA", "n", a, "e", b);
+                break;
+        default:
+                return -EINVAL;
+        }
+        if (!j)
+                return -ENOMEM;
+        *ret = j;
+        return 0;
+}
+
+/* Fill key->thumbprint and, when key->kid is empty, key->kid from it.
+ * RFC 7638 §3.2/§3.3: required members only, lexicographic order
+ * (JSON_SORT_KEYS: the names are ASCII), no whitespace; the values are
+ * base64url or fixed names, so nothing is escaped. Returns 0, -EIO,
+ * -ENOMEM. */
+static int key_init_thumbprint(jose_key *key) {
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        _cleanup_(freep) char *s = NULL;
+        uint8_t hash[crypto_hash_sha256_BYTES];
+        int r;
+
+        r = jose_key_public_members(key, &j);
+        if (r < 0)
+                return r;
+        s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+        if (!s)
+                return -ENOMEM;
+
+        crypto_hash_sha256(hash, (const uint8_t *) s, strlen(s));
+        sodium_bin2base64(key->thumbprint, sizeof(key->thumbprint), hash, sizeof(hash),
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+        if (key->kid[0] == 0) {
+                memcpy(key->kid, key->thumbprint, JOSE_KID_LEN);
+                key->kid[JOSE_KID_LEN] = 0;
+        }
+        return 0;
 }
 
 /* ---- construction ------------------------------------------------------ */
@@ -164,7 +259,7 @@ int jose_key_new_from_pkey(EVP_PKEY *pkey, jose_alg alg, bool has_private, const
                 return -EOPNOTSUPP;
 
         key->pkey = pkey;
-        r = jose_key_init_thumbprint(key);
+        r = key_init_thumbprint(key);
         if (r < 0) {
                 key->pkey = NULL; /* not ours on failure */
                 return r;
@@ -174,7 +269,6 @@ int jose_key_new_from_pkey(EVP_PKEY *pkey, jose_alg alg, bool has_private, const
                 key->pkey = NULL; /* templates hold their own references */
                 return r;
         }
-        jws_key_cache_header(key);
         *ret = TAKE_PTR(key);
         return 0;
 }
@@ -215,6 +309,32 @@ int jose_key_generate(jose_alg alg, jose_key **ret) {
                 return r;
         TAKE_PTR(pkey);
         return 0;
+}
+
+/* libsodium also refuses small-order and non-canonical encodings. */
+int jose_key_new_ed25519_public(const uint8_t pk[static ED25519_KEY_LEN], const char *kid, jose_key **ret) {
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *pkey = NULL;
+        int r;
+
+        r = jose_sodium_ready();
+        if (r < 0)
+                return r;
+        if (!crypto_core_ed25519_is_valid_point(pk))
+                return -EBADMSG;
+        pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pk, ED25519_KEY_LEN);
+        if (!pkey) {
+                ERR_clear_error();
+                return -EIO;
+        }
+        r = jose_key_new_from_pkey(pkey, JOSE_ALG_EDDSA, false, kid, ret);
+        if (r < 0)
+                return r;
+        TAKE_PTR(pkey);
+        return 0;
+}
+
+int jose_key_from_ed25519_public(const uint8_t pk[static 32], jose_key **ret) {
+        return jose_key_new_ed25519_public(pk, NULL, ret);
 }
 
 /* ---- PEM ----------------------------------------------------------------- */
@@ -655,4 +775,8 @@ int jose_key_verify(const jose_key *key, const void *msg, size_t msg_len, const 
         default:
                 return -EKEYREJECTED;
         }
+}
+
+void jose_key_thumbprint(const jose_key *key, char out[static JOSE_THUMBPRINT_LEN + 1]) {
+        memcpy(out, key->thumbprint, JOSE_THUMBPRINT_LEN + 1);
 }

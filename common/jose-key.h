@@ -3,10 +3,10 @@
  * P-256 (ES256), RSA ≥ 2048 (RS256, or PS256 for RSA-PSS keys), via
  * OpenSSL 3. A key is bound to exactly one algorithm for its whole life
  * (RFC 8725 §3.1): it never verifies under another. Also RFC 7638
- * thumbprints and JWK/JWKS export and import (public members only). */
+ * thumbprints (which double as key ids). JWK/JWKS import and export are in
+ * jose-jwk.h, key sets in jose-keyset.h. */
 #pragma once
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -68,18 +68,6 @@ int jose_key_write_pem_file(const jose_key *key, const char *path, const char *p
  * on failure the caller removes what it created. Returns 0 or -errno. */
 int jose_key_write_pem_fd(const jose_key *key, int fd, const char *passphrase);
 
-/* Import a public JWK (a JSON object). kty OKP/Ed25519, EC/P-256 or RSA; the
- * JWK's "alg", when present, must agree with the key type; RSA keys need
- * "alg" (RS256 or PS256). Private members (d, p, q, dp, dq, qi, oth, k) are
- * refused with -EPERM; anything malformed is -EBADMSG; an unsupported kty/crv
- * is -EOPNOTSUPP. "kid" is taken from the JWK when present (1..64 chars of
- * [A-Za-z0-9_.-]), else computed. */
-_warn_unused_result_ int jose_key_from_jwk(const json_t *jwk, jose_key **ret);
-
-/* Public JWK: kty, crv/x/y or n/e, plus "kid", "alg", "use":"sig". New
- * reference in *ret. */
-int jose_key_to_jwk(const jose_key *key, json_t **ret);
-
 /* RFC 7638 thumbprint (SHA-256, base64url) into out (NUL-terminated). */
 void jose_key_thumbprint(const jose_key *key, char out[static JOSE_THUMBPRINT_LEN + 1]);
 
@@ -104,25 +92,3 @@ _warn_unused_result_ int jose_key_verify(const jose_key *key, const void *msg, s
 /* Accepts NULL. Private material is wiped. */
 void jose_key_free(jose_key *key);
 DEFINE_TRIVIAL_CLEANUP_FUNC(jose_key *, jose_key_free);
-
-/* ---- key sets ------------------------------------------------------- */
-
-typedef struct jose_keyset jose_keyset;
-
-int jose_keyset_new(jose_keyset **ret);
-/* Takes ownership of key on success only. -EEXIST if a key with the same
- * kid is present (a keyset with duplicate kids is never built). */
-int jose_keyset_add(jose_keyset *ks, jose_key *key);
-size_t jose_keyset_size(const jose_keyset *ks);
-const jose_key *jose_keyset_get(const jose_keyset *ks, size_t i);
-/* Exact kid match or NULL. */
-const jose_key *jose_keyset_find(const jose_keyset *ks, const char *kid);
-
-/* Parse {"keys":[…]} (≤ 1 MiB, ≤ 100 keys). Every key must import; duplicate
- * kids → -EEXIST; errors as jose_key_from_jwk. */
-_warn_unused_result_ int jose_keyset_from_jwks(const char *json, size_t len, jose_keyset **ret);
-/* {"keys":[public JWKs]} as a new reference. */
-int jose_keyset_to_jwks(const jose_keyset *ks, json_t **ret);
-
-void jose_keyset_free(jose_keyset *ks);
-DEFINE_TRIVIAL_CLEANUP_FUNC(jose_keyset *, jose_keyset_free);

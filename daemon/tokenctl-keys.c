@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "jose-jwk.h"
 #include "timespan.h"
 #include "tokenctl.h"
 #include "tokend-config.h"

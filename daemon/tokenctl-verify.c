@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "jose-claims.h"
+#include "jose-jwk.h"
 #include "jose-jws.h"
 #include "json-util.h"
 #include "tokenctl-transport.h"

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "jose-claims.h"
+#include "jose-jwk.h"
 #include "macro.h"
 #include "tokend-log.h"
 #include "tokend-paging.h"

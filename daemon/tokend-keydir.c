@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "jose-keyset.h"
 #include "tokend-keydir.h"
 
 #define PASSPHRASE_MAX 4096

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "jose-key.h"
+#include "jose-keyset.h"
 
 typedef struct keydir {
         jose_keyset *keys;    /* every key, for verification */

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "jose-claims.h"
+#include "jose-jwk.h"
 #include "jose-jws.h"
 #include "jose-key.h"
 #include "json-util.h"

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "jose-key.h"
+#include "jose-keyset.h"
 
 #define TEST_N_ALGS 4U
 

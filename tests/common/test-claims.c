@@ -13,6 +13,7 @@
 
 #include "b64.h"
 #include "jose-claims.h"
+#include "jose-jwk.h"
 #include "jose-test-util.h"
 #include "json-util.h"
 

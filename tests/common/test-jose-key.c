@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "b64.h"
+#include "jose-jwk.h"
 #include "jose-key.h"
 #include "json-util.h"
 

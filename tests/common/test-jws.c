@@ -20,6 +20,7 @@
 #include <openssl/rsa.h>
 
 #include "b64.h"
+#include "jose-jwk.h"
 #include "jose-jws.h"
 #include "jose-test-util.h"
 #include "json-util.h"

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "fuzz-util.h"
+#include "jose-jwk.h"
 #include "jose-key.h"
 #include "json-util.h"
 

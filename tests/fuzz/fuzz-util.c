@@ -7,6 +7,7 @@
 
 #include "b64.h"
 #include "fuzz-util.h"
+#include "jose-jwk.h"
 #include "jose-jws.h"
 #include "json-util.h"
 #include "macro.h"

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "jose-key.h"
+#include "jose-keyset.h"
 
 /* An invariant of the code under test: abort (libFuzzer keeps the input). */
 #define FUZZ_CHECK(cond)                                                          \
