@@ -93,7 +93,7 @@ static int claim_get_aud(const json_t *payload, at_claims *c) {
 /* NumericDate (RFC 7519 §2) as an integer in 0..AT_TIME_MAX. A string,
  * a fraction, 1e300 or an overflowing literal are -EBADMSG, not absent. */
 static int claim_get_time(const json_t *payload, const char *key, bool required, int64_t *ret) {
-        int r = json_object_get_int_range(payload, key, 0, AT_TIME_MAX, ret);
+        int r = td_json_object_get_int_range(payload, key, 0, AT_TIME_MAX, ret);
 
         if (r == -ENOENT && !required) {
                 *ret = 0;
@@ -122,7 +122,7 @@ static int claims_parse(const json_t *header, const json_t *payload, at_claims *
 
         /* RFC 9068 §4: explicit typing, so an ID token or a DPoP proof
          * signed by the same key is never taken for an access token. */
-        if (!streq_ptr(json_object_get_str(header, "typ"), AT_TYP))
+        if (!streq_ptr(td_json_object_get_str(header, "typ"), AT_TYP))
                 return -EBADMSG;
         kid = json_object_get(header, "kid");
         if (kid) {
@@ -137,7 +137,7 @@ static int claims_parse(const json_t *header, const json_t *payload, at_claims *
         r = claim_required_string(payload, "sub", &c->sub);
         if (r < 0)
                 return r;
-        r = json_object_get_int_range(payload, "uid", 0, AT_UID_MAX, &c->uid);
+        r = td_json_object_get_int_range(payload, "uid", 0, AT_UID_MAX, &c->uid);
         if (r == -ENOENT)
                 c->uid = -1;
         else if (r < 0)

@@ -56,7 +56,7 @@ static int pkey_fromdata(const char *type, OSSL_PARAM_BLD *bld, bool public_chec
 static int jwk_ec_pkey(const json_t *jwk, EVP_PKEY **ret) {
         _cleanup_(OSSL_PARAM_BLD_freep) OSSL_PARAM_BLD *bld = NULL;
         uint8_t point[1U + 2U * P256_COORD_LEN];
-        const char *x = json_object_get_str(jwk, "x"), *y = json_object_get_str(jwk, "y");
+        const char *x = td_json_object_get_str(jwk, "x"), *y = td_json_object_get_str(jwk, "y");
 
         if (!x || !y)
                 return -EBADMSG;
@@ -78,7 +78,7 @@ static int jwk_ec_pkey(const json_t *jwk, EVP_PKEY **ret) {
  * zero byte, RFC 7518 §6.3.1), at most max_len bytes. */
 static int jwk_rsa_bn(const json_t *jwk, const char *name, size_t max_len, BIGNUM **ret) {
         _cleanup_(freep) uint8_t *buf = NULL;
-        const char *s = json_object_get_str(jwk, name);
+        const char *s = td_json_object_get_str(jwk, name);
         size_t len;
         BIGNUM *bn;
 
@@ -184,7 +184,7 @@ int jose_key_from_jwk(const json_t *jwk, jose_key **ret) {
                 if (json_object_get(jwk, private_members[i]))
                         return -EPERM;
 
-        kty = json_object_get_str(jwk, "kty");
+        kty = td_json_object_get_str(jwk, "kty");
         if (!kty)
                 return -EBADMSG;
         v = json_object_get(jwk, "alg");
@@ -208,21 +208,21 @@ int jose_key_from_jwk(const json_t *jwk, jose_key **ret) {
                 uint8_t pk[ED25519_KEY_LEN];
                 const char *x;
 
-                crv = json_object_get_str(jwk, "crv");
+                crv = td_json_object_get_str(jwk, "crv");
                 if (!crv)
                         return -EBADMSG;
                 if (!streq(crv, "Ed25519")) /* RFC 8037: Ed448, X25519, X448 */
                         return -EOPNOTSUPP;
                 if (alg != JOSE_ALG_INVALID && alg != JOSE_ALG_EDDSA)
                         return -EBADMSG;
-                x = json_object_get_str(jwk, "x");
+                x = td_json_object_get_str(jwk, "x");
                 if (!x || b64url_decode_exact(x, strlen(x), pk, sizeof(pk)) < 0)
                         return -EBADMSG;
                 return jose_key_new_ed25519_public(pk, kid, ret);
         }
 
         if (streq(kty, "EC")) {
-                crv = json_object_get_str(jwk, "crv");
+                crv = td_json_object_get_str(jwk, "crv");
                 if (!crv)
                         return -EBADMSG;
                 if (!streq(crv, "P-256"))
@@ -276,7 +276,7 @@ int jose_keyset_from_jwks(const char *json, size_t len, jose_keyset **ret) {
         size_t i;
         int r;
 
-        r = json_parse_object(json, len, JWKS_MAX_BYTES, JSON_DEFAULT_MAX_DEPTH, &j, NULL);
+        r = td_json_parse_object(json, len, JWKS_MAX_BYTES, TD_JSON_DEFAULT_MAX_DEPTH, &j, NULL);
         if (r < 0)
                 return r;
         keys = json_object_get(j, "keys");

@@ -90,7 +90,7 @@ static int jws_parse_header(const char *h64, size_t h64_len, json_t **ret) {
         r = b64url_decode_public(h64, h64_len, raw, sizeof(raw), &raw_len);
         if (r < 0)
                 return -EBADMSG; /* -ENOBUFS cannot happen after the length check */
-        r = json_parse_object((const char *) raw, raw_len, JWS_MAX_HEADER_BYTES, JWS_HEADER_MAX_DEPTH, ret,
+        r = td_json_parse_object((const char *) raw, raw_len, JWS_MAX_HEADER_BYTES, JWS_HEADER_MAX_DEPTH, ret,
                               NULL);
         if (r == -E2BIG)
                 return -EBADMSG;
@@ -125,7 +125,7 @@ static int jws_decode_payload(const jws_parts *parts, uint8_t **ret_raw, size_t 
         if (r < 0)
                 return -EBADMSG;
         raw[raw_len] = 0;
-        r = json_parse_object((const char *) raw, raw_len, JWS_MAX_TOKEN_BYTES, JSON_DEFAULT_MAX_DEPTH, &j,
+        r = td_json_parse_object((const char *) raw, raw_len, JWS_MAX_TOKEN_BYTES, TD_JSON_DEFAULT_MAX_DEPTH, &j,
                               NULL);
         if (r == -ENOMEM)
                 return r;
@@ -153,7 +153,7 @@ static int jws_check_header_policy(const json_t *header, jose_alg *ret_alg) {
                 if (json_object_get(header, forbidden[i]))
                         return -EBADMSG;
 
-        alg_str = json_object_get_str(header, "alg");
+        alg_str = td_json_object_get_str(header, "alg");
         if (!alg_str)
                 return -EBADMSG;
         alg = jose_alg_from_string(alg_str); /* "none", HS*, RS512, … → INVALID */
@@ -376,9 +376,9 @@ int jws_sign_bytes(const jose_key *key, const void *header, size_t header_len, c
         if (!key || !header || (!payload && payload_len > 0) || !ret)
                 return -EINVAL;
 
-        if (json_parse_object(header, header_len, JWS_MAX_HEADER_BYTES, JWS_HEADER_MAX_DEPTH, &h, NULL) < 0)
+        if (td_json_parse_object(header, header_len, JWS_MAX_HEADER_BYTES, JWS_HEADER_MAX_DEPTH, &h, NULL) < 0)
                 return -EINVAL;
-        alg = json_object_get_str(h, "alg");
+        alg = td_json_object_get_str(h, "alg");
         if (!alg || jose_alg_from_string(alg) != jose_key_alg(key))
                 return -EINVAL;
 
@@ -413,7 +413,7 @@ static int jws_header_encode(const jose_key *key, const char *typ, char **ret) {
         if (kid && json_object_set_new(h, "kid", json_string(kid)) < 0)
                 return -EINVAL;
 
-        r = json_dump_compact(h, &header);
+        r = td_json_dump_compact(h, &header);
         if (r < 0)
                 return r;
         return b64url_encode(header, strlen(header), ret);
@@ -438,7 +438,7 @@ int jws_sign_json(const jose_key *key, const char *typ, const json_t *payload, c
                         return r;
                 h64 = own_h64;
         }
-        r = json_dump_compact(payload, &body);
+        r = td_json_dump_compact(payload, &body);
         if (r < 0)
                 return r;
 
@@ -462,7 +462,7 @@ static jose_key_jws_cache *jws_key_cache_build(const jose_key *key) {
 
         ok = jws_header_encode(key, JWS_AT_TYP, &h64) >= 0 && jws_parse_header(h64, strlen(h64), &header) >= 0 &&
              jws_check_header_policy(header, &alg) >= 0 && alg == jose_key_alg(key) &&
-             streq_ptr(json_object_get_str(header, "kid"), jose_key_kid(key)) && json_object_size(header) == 3;
+             streq_ptr(td_json_object_get_str(header, "kid"), jose_key_kid(key)) && json_object_size(header) == 3;
         if (ok)
                 len = strlen(h64);
         c = malloc(sizeof(*c) + len + 1U);

@@ -12,7 +12,7 @@
 
 #include "json-util.h"
 
-void json_wiping_free(void *p) {
+void td_json_wiping_free(void *p) {
         if (!p)
                 return;
         explicit_bzero(p, malloc_usable_size(p));
@@ -75,7 +75,7 @@ static unsigned json_depth(const json_t *j, unsigned limit) {
         return max + 1;
 }
 
-int json_parse_object(const char *buf, size_t len, size_t max_len, unsigned max_depth, json_t **ret,
+int td_json_parse_object(const char *buf, size_t len, size_t max_len, unsigned max_depth, json_t **ret,
                       const char **ret_err) {
         _cleanup_(json_decrefp) json_t *j = NULL;
         json_error_t error;
@@ -123,7 +123,7 @@ out:
         return r;
 }
 
-int json_dump_compact(const json_t *j, char **ret) {
+int td_json_dump_compact(const json_t *j, char **ret) {
         char *s;
 
         if (!j)
@@ -135,13 +135,13 @@ int json_dump_compact(const json_t *j, char **ret) {
         return 0;
 }
 
-const char *json_object_get_str(const json_t *obj, const char *key) {
+const char *td_json_object_get_str(const json_t *obj, const char *key) {
         if (!json_is_object(obj))
                 return NULL;
         return json_string_value(json_object_get(obj, key));
 }
 
-int json_object_get_int_range(const json_t *obj, const char *key, int64_t min, int64_t max, int64_t *ret) {
+int td_json_object_get_int_range(const json_t *obj, const char *key, int64_t min, int64_t max, int64_t *ret) {
         const json_t *v;
         int64_t i;
 

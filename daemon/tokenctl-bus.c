@@ -320,7 +320,7 @@ static int read_answer(sd_bus_message *reply, answer_kind kind, json_t **ret) {
         case ANSWER_JSON_TEXT:
                 if ((r = sd_bus_message_read(reply, "s", &text)) < 0)
                         return r;
-                return json_parse_object(text, strlen(text), TC_ANSWER_MAX, ANSWER_MAX_DEPTH, ret, NULL);
+                return td_json_parse_object(text, strlen(text), TC_ANSWER_MAX, ANSWER_MAX_DEPTH, ret, NULL);
         }
         return -EINVAL;
 }

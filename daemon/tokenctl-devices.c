@@ -66,7 +66,7 @@ static int fetch_list(const tc_ctx *ctx, const char *user, tc_answer *ret) {
                         return r;
                 }
                 json_t *page = json_object_get(a.body, "devices");
-                const char *next = json_object_get_str(a.body, "next_cursor");
+                const char *next = td_json_object_get_str(a.body, "next_cursor");
                 if (!json_is_array(page) || (next && (json_array_size(page) == 0 || streq_ptr(next, cursor)))) {
                         tc_answer_done(&a);
                         return tc_error(ctx, EXIT_REFUSED, "tokend's answer has no usable device list; is this "
@@ -92,7 +92,7 @@ static const char *short_time(const json_t *d, const char *key, char *buf, size_
         struct tm tm;
         time_t tt;
 
-        if (json_object_get_int_range(d, key, 1, INT64_MAX / 2, &t) < 0)
+        if (td_json_object_get_int_range(d, key, 1, INT64_MAX / 2, &t) < 0)
                 return "-";
         tt = (time_t) t;
         if (!localtime_r(&tt, &tm) || strftime(buf, size, "%Y-%m-%d %H:%M", &tm) == 0)
@@ -108,16 +108,16 @@ static void print_table(const json_t *devs, const char *own) {
         printf("  %-20s %-12s %-24s %-16s %-16s %-3s %s\n", "DEVICE", "USER", "NAME", "CREATED", "LAST USED", "KEY",
                "STATE");
         json_array_foreach(devs, i, d) {
-                const char *id = json_object_get_str(d, "id");
+                const char *id = td_json_object_get_str(d, "id");
                 const json_t *rv = json_object_get(d, "revoked"), *hk = json_object_get(d, "has_key");
-                const char *reason = json_object_get_str(d, "revoke_reason");
-                const char *user = json_object_get_str(d, "user");
+                const char *reason = td_json_object_get_str(d, "revoke_reason");
+                const char *user = td_json_object_get_str(d, "user");
                 /* Every string is tokend's answer: escaped before it reaches
                  * the admin's terminal (older servers took any device name);
                  * the name is cut to its 24-byte column between characters. */
                 printf("%s %-20s %-12s %-24.24s %-16s %-16s %-3s %s%s%s\n", own && streq_ptr(id, own) ? "*" : " ",
                        id ? tc_safe(id, sid, sizeof sid) : "?", user ? tc_safe(user, suser, sizeof suser) : "?",
-                       tc_safe(json_object_get_str(d, "name"), sname, sizeof sname),
+                       tc_safe(td_json_object_get_str(d, "name"), sname, sizeof sname),
                        short_time(d, "created", c1, sizeof c1), short_time(d, "last_used", c2, sizeof c2),
                        json_is_true(hk) ? "yes" : "no", json_is_true(rv) ? "revoked" : "active",
                        reason ? " by " : "", tc_safe(reason, sreason, sizeof sreason));
@@ -157,7 +157,7 @@ static int devices_revoke(const tc_ctx *ctx, const dev_opts *o, const char *id) 
                 if ((ex = fetch_list(ctx, o->user, &a)) != EXIT_OK)
                         return ex;
                 json_array_foreach(json_object_get(a.body, "devices"), i, d)
-                        found = found || streq_ptr(json_object_get_str(d, "id"), id);
+                        found = found || streq_ptr(td_json_object_get_str(d, "id"), id);
                 tc_answer_done(&a);
                 if (!found)
                         return tc_error(ctx, EXIT_REFUSED, "%s is not a device of %s: check tokenctl devices list "
@@ -193,7 +193,7 @@ static int verify_token_state(const tc_ctx *ctx, const char *token, tc_device_st
 
         if (r < 0)
                 return tc_transport_exit(r);
-        const char *code = a.body ? json_object_get_str(a.body, "error") : NULL;
+        const char *code = a.body ? td_json_object_get_str(a.body, "error") : NULL;
         if (tc_answer_ok(&a) && json_is_true(json_object_get(a.body, "active")))
                 ret->state = TC_DEVICE_ALIVE;
         else if (streq_ptr(code, "token_revoked"))
@@ -223,13 +223,13 @@ int tc_device_check(const tc_ctx *ctx, const tc_creds *c, const char *token, tc_
         }
         ret->state = TC_DEVICE_UNKNOWN;
         json_array_foreach(json_object_get(a.body, "devices"), i, d) {
-                if (!streq_ptr(json_object_get_str(d, "id"), c->device_id))
+                if (!streq_ptr(td_json_object_get_str(d, "id"), c->device_id))
                         continue;
                 ret->state = json_is_true(json_object_get(d, "revoked")) ? TC_DEVICE_REVOKED : TC_DEVICE_ALIVE;
-                const char *reason = json_object_get_str(d, "revoke_reason");
+                const char *reason = td_json_object_get_str(d, "revoke_reason");
                 if (reason) /* tokend's text, escaped for the terminal */
                         (void) tc_safe(reason, ret->reason, sizeof ret->reason);
-                if (json_object_get_int_range(d, "revoked_at", 0, INT64_MAX / 2, &ret->revoked_at) < 0)
+                if (td_json_object_get_int_range(d, "revoked_at", 0, INT64_MAX / 2, &ret->revoked_at) < 0)
                         ret->revoked_at = 0;
                 break;
         }

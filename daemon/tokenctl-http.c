@@ -145,7 +145,7 @@ static int http_exchange(const tc_ctx *ctx, const char *method, const char *path
 
         if ((size_t) snprintf(url, sizeof url, "http://localhost%s", path) >= sizeof url)
                 return -ENAMETOOLONG;
-        if (body && json_dump_compact(body, &req) < 0)
+        if (body && td_json_dump_compact(body, &req) < 0)
                 return -ENOMEM;
         CURL *c = curl_easy_init();
         if (!c)
@@ -191,7 +191,7 @@ static int http_exchange(const tc_ctx *ctx, const char *method, const char *path
         if (b.len > 0) {
                 /* Any answer with a body is JSON from tokend; a body that is
                  * not is answered as a protocol error. */
-                if (json_parse_object(b.data, b.len, TC_ANSWER_MAX, ANSWER_MAX_DEPTH, &a.body, NULL) < 0) {
+                if (td_json_parse_object(b.data, b.len, TC_ANSWER_MAX, ANSWER_MAX_DEPTH, &a.body, NULL) < 0) {
                         tc_error(ctx, 0, "the answer on %s (HTTP %ld) is not JSON; is this really tokend?",
                                  ctx->socket, status);
                         r = -EIO;

@@ -278,8 +278,8 @@ int verb_login(tc_ctx *ctx, int argc, char **argv) {
                 goto out;
         }
         const json_t *u = json_object_get(a.body, "user");
-        const char *uname = u ? json_object_get_str(u, "name") : NULL;
-        if (!uname || json_object_get_int_range(u, "uid", 0, UINT32_MAX, &c.uid) < 0 || !(c.user = strdup(uname)) ||
+        const char *uname = u ? td_json_object_get_str(u, "name") : NULL;
+        if (!uname || td_json_object_get_int_range(u, "uid", 0, UINT32_MAX, &c.uid) < 0 || !(c.user = strdup(uname)) ||
             !(c.device_name = strdup(o.device_name ? o.device_name : name))) {
                 ex = tc_error(ctx, EXIT_REFUSED, "tokend's answer lacks the user; is this really tokend?");
                 goto out;
@@ -370,8 +370,8 @@ static json_t *cached_tokens_json(const json_t *cache, const char *device_id) {
         json_object_foreach((json_t *) cache, k, v) {
                 if (!arr)
                         break;
-                if (!json_is_object(v) || !streq_ptr(json_object_get_str(v, "device_id"), device_id) ||
-                    json_object_get_int_range(v, "expires_at", 0, INT64_MAX / 2, &exp) < 0)
+                if (!json_is_object(v) || !streq_ptr(td_json_object_get_str(v, "device_id"), device_id) ||
+                    td_json_object_get_int_range(v, "expires_at", 0, INT64_MAX / 2, &exp) < 0)
                         continue;
                 json_array_append_new(arr, json_pack("{s:s,s:I}", "audience", k, "expires_at", (json_int_t) exp));
         }
@@ -383,9 +383,9 @@ static const char *any_cached_token(const json_t *cache, const char *device_id) 
         const char *k;
         json_t *v;
         json_object_foreach((json_t *) cache, k, v)
-                if (json_is_object(v) && streq_ptr(json_object_get_str(v, "device_id"), device_id) &&
-                    json_object_get_str(v, "access_token"))
-                        return json_object_get_str(v, "access_token");
+                if (json_is_object(v) && streq_ptr(td_json_object_get_str(v, "device_id"), device_id) &&
+                    td_json_object_get_str(v, "access_token"))
+                        return td_json_object_get_str(v, "access_token");
         return NULL;
 }
 
@@ -426,10 +426,10 @@ static void print_status_text(const tc_ctx *ctx, const tc_creds *c, const json_t
                 json_array_foreach(toks, i, e) {
                         if (device_dead(ds))
                                 break;
-                        if (json_object_get_int_range(e, "expires_at", 0, INT64_MAX / 2, &exp) < 0)
+                        if (td_json_object_get_int_range(e, "expires_at", 0, INT64_MAX / 2, &exp) < 0)
                                 exp = 0;
                         printf("%s%s: %s %s\n", i == 0 ? "Access tokens:  " : "                ",
-                               json_object_get_str(e, "audience"), exp > time(NULL) ? "valid until" : "expired",
+                               td_json_object_get_str(e, "audience"), exp > time(NULL) ? "valid until" : "expired",
                                tc_format_time(exp, w, sizeof w));
                 }
         } else

@@ -172,7 +172,7 @@ static int read_json(const tc_ctx *ctx, const char *dir, const char *name, json_
                 if (n > TC_STATE_FILE_MAX)
                         break;
         }
-        r = json_parse_object(buf, n, TC_STATE_FILE_MAX, STATE_JSON_DEPTH, ret, NULL);
+        r = td_json_parse_object(buf, n, TC_STATE_FILE_MAX, STATE_JSON_DEPTH, ret, NULL);
         erase_and_free_buf(buf, TC_STATE_FILE_MAX + 1);
         if (r < 0)
                 return tc_error(ctx, -EBADMSG, "%s is damaged (not a JSON object): remove it and run tokenctl login",
@@ -203,7 +203,7 @@ static int write_json(const tc_ctx *ctx, const char *dir, const char *name, cons
                 tmp = NULL;
                 return -ENOMEM;
         }
-        if (json_dump_compact(j, &s) < 0)
+        if (td_json_dump_compact(j, &s) < 0)
                 return -ENOMEM;
         int fd = mkostemp(tmp, O_CLOEXEC);
         if (fd < 0)
@@ -230,7 +230,7 @@ static int write_json(const tc_ctx *ctx, const char *dir, const char *name, cons
 }
 
 static int dup_member(const json_t *o, const char *key, bool required, char **ret) {
-        const char *v = json_object_get_str(o, key);
+        const char *v = td_json_object_get_str(o, key);
         if (!v) {
                 *ret = NULL;
                 return required ? -EBADMSG : 0;
@@ -253,16 +253,16 @@ int tc_creds_load(const tc_ctx *ctx, const char *dir, tc_creds *ret) {
             (r = dup_member(j, "refresh_token", true, &c.refresh_token)) < 0 ||
             (r = dup_member(j, "device_name", false, &c.device_name)) < 0 ||
             (r = dup_member(j, "device_key", false, &c.device_key_pem)) < 0 ||
-            json_object_get_int_range(j, "refresh_expires_at", 0, INT64_MAX / 2, &c.refresh_expires_at) < 0) {
+            td_json_object_get_int_range(j, "refresh_expires_at", 0, INT64_MAX / 2, &c.refresh_expires_at) < 0) {
                 tc_creds_done(&c);
                 if (r == -ENOMEM)
                         return r;
                 return tc_error(ctx, -EBADMSG, "%s/%s is damaged (missing members): run tokenctl login", dir,
                                 TC_CREDENTIALS_FILE);
         }
-        if (json_object_get_int_range(j, "uid", 0, UINT32_MAX, &c.uid) < 0)
+        if (td_json_object_get_int_range(j, "uid", 0, UINT32_MAX, &c.uid) < 0)
                 c.uid = -1;
-        if (json_object_get_int_range(j, "created", 0, INT64_MAX / 2, &c.created) < 0)
+        if (td_json_object_get_int_range(j, "created", 0, INT64_MAX / 2, &c.created) < 0)
                 c.created = 0;
         *ret = c;
         return 0;

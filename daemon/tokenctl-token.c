@@ -45,7 +45,7 @@ static int make_proof(const char *pem, const char *device_id, char **ret) {
         _cleanup_(json_decrefp) json_t *p = json_pack("{s:s,s:I,s:s,s:s,s:s}", "jti", jti, "iat",
                                                       (json_int_t) time(NULL), "htm", "POST", "htu", PROOF_HTU,
                                                       "device_id", device_id);
-        if (!p || json_dump_compact(p, &payload) < 0)
+        if (!p || td_json_dump_compact(p, &payload) < 0)
                 return -ENOMEM;
         return jws_sign_bytes(k, PROOF_HEADER, strlen(PROOF_HEADER), payload, strlen(payload), ret);
 }
@@ -54,12 +54,12 @@ static int make_proof(const char *pem, const char *device_id, char **ret) {
 static int cache_lookup(const json_t *cache, const char *key, const char *device_id, const char **ret_tok,
                         int64_t *ret_exp, int64_t *ret_fetched) {
         const json_t *e = json_object_get(cache, key);
-        const char *tok = e ? json_object_get_str(e, "access_token") : NULL;
+        const char *tok = e ? td_json_object_get_str(e, "access_token") : NULL;
         int64_t exp, fetched;
 
-        if (!tok || !streq_ptr(json_object_get_str(e, "device_id"), device_id) ||
-            json_object_get_int_range(e, "expires_at", 0, INT64_MAX / 2, &exp) < 0 ||
-            json_object_get_int_range(e, "fetched_at", 0, INT64_MAX / 2, &fetched) < 0)
+        if (!tok || !streq_ptr(td_json_object_get_str(e, "device_id"), device_id) ||
+            td_json_object_get_int_range(e, "expires_at", 0, INT64_MAX / 2, &exp) < 0 ||
+            td_json_object_get_int_range(e, "fetched_at", 0, INT64_MAX / 2, &fetched) < 0)
                 return -ENOENT;
         *ret_tok = tok;
         *ret_exp = exp;
@@ -78,7 +78,7 @@ static int cache_store(const tc_ctx *ctx, const char *dir, const char *device_id
                 return -ENOMEM;
         /* Entries of an earlier login are useless: drop them. */
         json_object_foreach_safe(cache, tmp, k, v)
-                if (!json_is_object(v) || !streq_ptr(json_object_get_str(v, "device_id"), device_id))
+                if (!json_is_object(v) || !streq_ptr(td_json_object_get_str(v, "device_id"), device_id))
                         json_object_del(cache, k);
         if (json_object_set_new(cache, key,
                                 json_pack("{s:s,s:I,s:I,s:s}", "access_token", tok, "expires_at", (json_int_t) exp,
@@ -89,13 +89,14 @@ static int cache_store(const tc_ctx *ctx, const char *dir, const char *device_id
 
 int tc_apply_answer(const tc_ctx *ctx, const char *dir, tc_creds *c, const char *audience, const json_t *ans,
                     bool cache, char **ret_token, int64_t *ret_exp) {
-        const char *at = json_object_get_str(ans, "access_token"), *rt = json_object_get_str(ans, "refresh_token");
-        const char *dev = json_object_get_str(ans, "device_id");
+        const char *at = td_json_object_get_str(ans, "access_token");
+        const char *rt = td_json_object_get_str(ans, "refresh_token");
+        const char *dev = td_json_object_get_str(ans, "device_id");
         int64_t exp_in, rexp_in, now = time(NULL);
         char *copy;
 
-        if (!at || !rt || !dev || json_object_get_int_range(ans, "expires_in", 1, TIMESPAN_MAX, &exp_in) < 0 ||
-            json_object_get_int_range(ans, "refresh_expires_in", 0, TIMESPAN_MAX, &rexp_in) < 0 ||
+        if (!at || !rt || !dev || td_json_object_get_int_range(ans, "expires_in", 1, TIMESPAN_MAX, &exp_in) < 0 ||
+            td_json_object_get_int_range(ans, "refresh_expires_in", 0, TIMESPAN_MAX, &rexp_in) < 0 ||
             !jws_looks_like_compact(at, strlen(at), JWS_MAX_TOKEN_BYTES))
                 return tc_error(ctx, EXIT_REFUSED, "tokend's answer lacks access_token, refresh_token, device_id "
                                 "or expiry times; is this really tokend?");

@@ -79,8 +79,8 @@ static const char *hint_for(const char *code, const char *message, long status) 
 }
 
 int tc_answer_fail(const tc_ctx *ctx, const tc_answer *a) {
-        const char *code = a->body ? json_object_get_str(a->body, "error") : NULL;
-        const char *msg = a->body ? json_object_get_str(a->body, "message") : NULL;
+        const char *code = a->body ? td_json_object_get_str(a->body, "error") : NULL;
+        const char *msg = a->body ? td_json_object_get_str(a->body, "message") : NULL;
         const char *hint = hint_for(code ? code : "", msg, a->status);
         char how[64];
 

@@ -188,15 +188,16 @@ static int verify_online(const tc_ctx *ctx, const verify_opts *o, const char *to
                 return tc_transport_exit(r);
         if (a.status == 200 && json_is_true(json_object_get(a.body, "active"))) {
                 int64_t exp = 0;
-                if (json_object_get_int_range(a.body, "exp", 0, INT64_MAX / 2, &exp) < 0)
+                if (td_json_object_get_int_range(a.body, "exp", 0, INT64_MAX / 2, &exp) < 0)
                         exp = 0;
                 if (ctx->json) {
                         tc_print_json(a.body);
                 } else
-                        print_claims_line(json_object_get_str(a.body, "sub"), json_object_get(a.body, "aud"), exp,
-                                          json_object_get_str(a.body, "client_id"));
+                        print_claims_line(td_json_object_get_str(a.body, "sub"), json_object_get(a.body, "aud"), exp,
+                                          td_json_object_get_str(a.body, "client_id"));
         } else if (a.status == 401 || (a.status == 400 && a.body)) {
-                const char *code = json_object_get_str(a.body, "error"), *msg = json_object_get_str(a.body, "message");
+                const char *code = td_json_object_get_str(a.body, "error");
+                const char *msg = td_json_object_get_str(a.body, "message");
                 ex = invalid(ctx, code ? code : "invalid_token", msg ? msg : "tokend says the token is not valid");
         } else
                 ex = tc_answer_fail(ctx, &a);
@@ -235,7 +236,7 @@ static void print_times(const json_t *claims) {
         char w[128];
         int64_t t;
         for (size_t i = 0; i < ELEMENTSOF(keys); i++)
-                if (json_object_get_int_range(claims, keys[i], 0, AT_TIME_MAX, &t) >= 0)
+                if (td_json_object_get_int_range(claims, keys[i], 0, AT_TIME_MAX, &t) >= 0)
                         printf("%-4s %lld = %s\n", keys[i], (long long) t, tc_format_time(t, w, sizeof w));
 }
 

@@ -315,7 +315,7 @@ int main(int argc, char **argv) {
         int r;
 
         base = base ? base + 1 : argv[0] ? argv[0] : "tokenctl";
-        json_set_alloc_funcs(malloc, json_wiping_free); /* tokens in jansson memory */
+        json_set_alloc_funcs(malloc, td_json_wiping_free); /* tokens in jansson memory */
         if (curl_global_init(CURL_GLOBAL_NOTHING) != CURLE_OK) {
                 fputs("tokenctl: cannot initialise libcurl\n", stderr);
                 return EXIT_REFUSED;

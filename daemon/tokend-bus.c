@@ -606,7 +606,7 @@ static int method_get_jwks(sd_bus_message *m, void *userdata, sd_bus_error *erro
                 return r;
         if (td_jwks(b->t, &j, &st) != TD_OK)
                 return reply_status(m, &c, &st);
-        if ((r = json_dump_compact(j, &s)) < 0)
+        if ((r = td_json_dump_compact(j, &s)) < 0)
                 return r;
         return sd_bus_reply_method_return(m, "s", s);
 }

@@ -132,7 +132,7 @@ static enum MHD_Result queue_body(struct MHD_Connection *conn, unsigned status, 
 
 static enum MHD_Result queue_json(struct MHD_Connection *conn, unsigned status, json_t *j, bool secret) {
         char *s = NULL;
-        int r = json_dump_compact(j, &s);
+        int r = td_json_dump_compact(j, &s);
         json_decref(j);
         if (r < 0)
                 return MHD_NO;
@@ -148,7 +148,7 @@ static enum MHD_Result queue_error_hdr(request *rq, unsigned status, const char 
 
         log_info("HTTP %u %s for uid=%u pid=%d: %s", status, code, (unsigned) rq->caller.uid, (int) rq->caller.pid,
                  message);
-        if (!j || json_dump_compact(j, &s) < 0) {
+        if (!j || td_json_dump_compact(j, &s) < 0) {
                 json_decref(j);
                 return MHD_NO;
         }
@@ -192,7 +192,7 @@ static json_t *body_json(request *rq, enum MHD_Result *ret_result) {
                 *ret_result = queue_error(rq, 415, "invalid_request", "Content-Type must be application/json", 0);
                 return NULL;
         }
-        int r = json_parse_object(rq->body ? rq->body : "", rq->len, rq->srv->lim.max_request_bytes,
+        int r = td_json_parse_object(rq->body ? rq->body : "", rq->len, rq->srv->lim.max_request_bytes,
                                   JSON_BODY_MAX_DEPTH, &j, &err);
         if (r < 0) {
                 snprintf(msg, sizeof msg, "request body is not a valid JSON object: %s", err ? err : "parse error");
@@ -349,7 +349,7 @@ static int member_ttl(const json_t *j, int64_t *ret) {
         *ret = 0;
         if (!ttl || json_is_null(ttl))
                 return 0;
-        return json_object_get_int_range(j, "ttl", 1, INT32_MAX, ret) < 0 ? -EINVAL : 0;
+        return td_json_object_get_int_range(j, "ttl", 1, INT32_MAX, ret) < 0 ? -EINVAL : 0;
 }
 
 static td_code job_issue(request *rq, const json_t *j) {
@@ -591,7 +591,7 @@ static void refuse_connection(int fd, const td_status *st) {
         json_t *j = json_pack("{s:s,s:s}", "error", td_code_to_string(st->code), "message", st->message);
         char *body = NULL, head[256];
 
-        if (j && json_dump_compact(j, &body) == 0) {
+        if (j && td_json_dump_compact(j, &body) == 0) {
                 int n = snprintf(head, sizeof head,
                                  "HTTP/1.1 %u %s\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n"
                                  "Retry-After: %lld\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n",

@@ -459,7 +459,7 @@ int main(int argc, char **argv) {
                 log_warning("prctl(PR_SET_DUMPABLE, 0) failed, ignoring: %s", strerror(dumpable_err));
         secure_heap_init();
         /* Request and answer JSON holds passwords, refresh and access tokens. */
-        json_set_alloc_funcs(malloc, json_wiping_free);
+        json_set_alloc_funcs(malloc, td_json_wiping_free);
         if (o.check)
                 r = check_config(&o);
         else

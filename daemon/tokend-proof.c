@@ -28,13 +28,13 @@ int proof_verify(const uint8_t public_key[32], const char *proof, const char *ht
         TAKE_PTR(k);
         if (jws_verify(ks, proof, len, JWS_ALLOW_NO_KID, &res) < 0)
                 return -EKEYREJECTED;
-        typ = json_object_get_str(res.header, "typ");
+        typ = td_json_object_get_str(res.header, "typ");
         p = res.payload;
-        jti = p ? json_object_get_str(p, "jti") : NULL;
+        jti = p ? td_json_object_get_str(p, "jti") : NULL;
         if (!typ || !streq(typ, PROOF_TYP) || !jti || strlen(jti) < PROOF_JTI_MIN || strlen(jti) > PROOF_JTI_MAX ||
-            json_object_get_int_range(p, "iat", 0, AT_TIME_MAX, &iat) < 0 ||
-            !streq_ptr(json_object_get_str(p, "htm"), "POST") || !streq_ptr(json_object_get_str(p, "htu"), htu) ||
-            !streq_ptr(json_object_get_str(p, "device_id"), device_id))
+            td_json_object_get_int_range(p, "iat", 0, AT_TIME_MAX, &iat) < 0 ||
+            !streq_ptr(td_json_object_get_str(p, "htm"), "POST") || !streq_ptr(td_json_object_get_str(p, "htu"), htu) ||
+            !streq_ptr(td_json_object_get_str(p, "device_id"), device_id))
                 r = -EBADMSG;
         else if (iat < now - skew || iat > now + skew)
                 r = -ETIME;

@@ -106,9 +106,9 @@ static int load_verify_inputs(const char *jwks_path, jose_keyset **ret_ks, char 
 
 static int print_json(const json_t *j) {
         _cleanup_(freep) char *s = NULL;
-        int r = json_dump_compact(j, &s);
+        int r = td_json_dump_compact(j, &s);
         if (r < 0)
-                return fail("json_dump_compact", r);
+                return fail("td_json_dump_compact", r);
         puts(s);
         return 0;
 }
@@ -168,7 +168,7 @@ static int cmd_sign(int argc, char **argv) {
         if (r < 0)
                 return fail("stdin", r);
         _cleanup_(json_decrefp) json_t *payload = NULL;
-        r = json_parse_object(buf, len, STDIN_MAX_BYTES, JSON_DEFAULT_MAX_DEPTH, &payload, NULL);
+        r = td_json_parse_object(buf, len, STDIN_MAX_BYTES, TD_JSON_DEFAULT_MAX_DEPTH, &payload, NULL);
         if (r < 0)
                 return fail("payload", r);
         _cleanup_(freep) char *token = NULL;

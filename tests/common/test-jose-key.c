@@ -69,7 +69,7 @@ static int verify_msg(const jose_key *key, const uint8_t *sig, size_t len) {
 static json_t *parse(const char *s) {
         json_t *j = NULL;
 
-        assert_int_equal(json_parse_object(s, strlen(s), 1U << 20, JSON_DEFAULT_MAX_DEPTH, &j, NULL), 0);
+        assert_int_equal(td_json_parse_object(s, strlen(s), 1U << 20, TD_JSON_DEFAULT_MAX_DEPTH, &j, NULL), 0);
         return j;
 }
 
@@ -533,15 +533,15 @@ static void test_jwk_round_trip(void **state _unused_) {
                 _cleanup_(freep) char *s = NULL;
 
                 assert_int_equal(jose_key_to_jwk(keys[a], &jwk), 0);
-                assert_string_equal(json_object_get_str(jwk, "kty"), kty[a]);
-                assert_string_equal(json_object_get_str(jwk, "alg"), jose_alg_to_string(a));
-                assert_string_equal(json_object_get_str(jwk, "use"), "sig");
-                assert_string_equal(json_object_get_str(jwk, "kid"), jose_key_kid(keys[a]));
+                assert_string_equal(td_json_object_get_str(jwk, "kty"), kty[a]);
+                assert_string_equal(td_json_object_get_str(jwk, "alg"), jose_alg_to_string(a));
+                assert_string_equal(td_json_object_get_str(jwk, "use"), "sig");
+                assert_string_equal(td_json_object_get_str(jwk, "kid"), jose_key_kid(keys[a]));
                 assert_null(json_object_get(jwk, "d"));
                 assert_null(json_object_get(jwk, "p"));
 
                 /* through text, as a JWKS consumer sees it */
-                assert_int_equal(json_dump_compact(jwk, &s), 0);
+                assert_int_equal(td_json_dump_compact(jwk, &s), 0);
                 json_decref(TAKE_PTR(jwk));
                 jwk = parse(s);
                 assert_int_equal(jose_key_from_jwk(jwk, &pub), 0);
@@ -686,7 +686,7 @@ static void test_jwk_malformed(void **state _unused_) {
                 const char *ys;
 
                 assert_int_equal(jose_key_to_jwk(ec, &jwk), 0);
-                ys = json_object_get_str(jwk, "y");
+                ys = td_json_object_get_str(jwk, "y");
                 assert_int_equal(b64url_decode_exact(ys, strlen(ys), y, sizeof(y)), 0);
                 y[31] ^= 1;
                 sodium_bin2base64(x, sizeof(x), y, 32, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
@@ -809,7 +809,7 @@ static void test_keyset(void **state _unused_) {
         assert_null(jose_keyset_get(ks, 4));
 
         assert_int_equal(jose_keyset_to_jwks(ks, &jwks), 0);
-        assert_int_equal(json_dump_compact(jwks, &s), 0);
+        assert_int_equal(td_json_dump_compact(jwks, &s), 0);
         assert_int_equal(jose_keyset_from_jwks(s, strlen(s), &back), 0);
         assert_int_equal(jose_keyset_size(back), 4);
         for (size_t i = 0; i < 4; i++)
@@ -826,13 +826,13 @@ static void test_jwks_hostile(void **state _unused_) {
         json_t *arr = json_array();
         json_array_append(arr, jwk);
         dup = json_pack("{s:o}", "keys", arr);
-        assert_int_equal(json_dump_compact(dup, &one), 0);
+        assert_int_equal(td_json_dump_compact(dup, &one), 0);
         assert_int_equal(jose_keyset_from_jwks(one, strlen(one), &ks), 0);
         jose_keyset_free(TAKE_PTR(ks));
 
         /* duplicate kid */
         json_array_append(arr, jwk);
-        assert_int_equal(json_dump_compact(dup, &two), 0);
+        assert_int_equal(td_json_dump_compact(dup, &two), 0);
         assert_int_equal(jose_keyset_from_jwks(two, strlen(two), &ks), -EEXIST);
 
         /* 100 keys fine, 101 too many (distinct kids) */
@@ -844,9 +844,9 @@ static void test_jwks_hostile(void **state _unused_) {
                 json_object_set_new(k, "kid", json_string(kid));
                 json_array_append_new(json_object_get(many, "keys"), k);
                 if (i == 99)
-                        assert_int_equal(json_dump_compact(many, &hundred), 0);
+                        assert_int_equal(td_json_dump_compact(many, &hundred), 0);
         }
-        assert_int_equal(json_dump_compact(many, &over), 0);
+        assert_int_equal(td_json_dump_compact(many, &over), 0);
         assert_int_equal(jose_keyset_from_jwks(hundred, strlen(hundred), &ks), 0);
         assert_int_equal(jose_keyset_size(ks), 100);
         jose_keyset_free(TAKE_PTR(ks));
@@ -856,7 +856,7 @@ static void test_jwks_hostile(void **state _unused_) {
         json_object_set_new(jwk, "d", json_string("AAAA"));
         json_array_clear(arr);
         json_array_append(arr, jwk);
-        assert_int_equal(json_dump_compact(dup, &priv), 0);
+        assert_int_equal(td_json_dump_compact(dup, &priv), 0);
         assert_int_equal(jose_keyset_from_jwks(priv, strlen(priv), &ks), -EPERM);
 
         /* shape */

@@ -17,7 +17,7 @@
 #define MAX_LEN 4096U
 
 static int parse(const char *s, json_t **ret, const char **ret_err) {
-        return json_parse_object(s, strlen(s), MAX_LEN, JSON_DEFAULT_MAX_DEPTH, ret, ret_err);
+        return td_json_parse_object(s, strlen(s), MAX_LEN, TD_JSON_DEFAULT_MAX_DEPTH, ret, ret_err);
 }
 
 static void assert_parses(const char *s) {
@@ -32,7 +32,7 @@ static void assert_refused(const char *s, size_t len, int want) {
         json_t *j = (json_t *) 0x1;
         const char *err = NULL;
 
-        assert_int_equal(json_parse_object(s, len, MAX_LEN, JSON_DEFAULT_MAX_DEPTH, &j, &err), want);
+        assert_int_equal(td_json_parse_object(s, len, MAX_LEN, TD_JSON_DEFAULT_MAX_DEPTH, &j, &err), want);
         assert_ptr_equal(j, (json_t *) 0x1);
         assert_non_null(err);
 }
@@ -66,7 +66,7 @@ static void test_raw_nul(void **state _unused_) {
         static const char tail[] = "{\"a\":\"xy\"}\0";
         json_t *j = NULL;
 
-        assert_int_equal(json_parse_object(ok, sizeof(ok) - 1, MAX_LEN, JSON_DEFAULT_MAX_DEPTH, &j, NULL), 0);
+        assert_int_equal(td_json_parse_object(ok, sizeof(ok) - 1, MAX_LEN, TD_JSON_DEFAULT_MAX_DEPTH, &j, NULL), 0);
         json_decref(j);
         assert_refused(in_str, sizeof(in_str) - 1, -EBADMSG);
         assert_refused(tail, sizeof(tail) - 1, -EBADMSG);
@@ -87,7 +87,7 @@ static char *nested(unsigned depth) {
 }
 
 static void test_depth(void **state _unused_) {
-        _cleanup_(freep) char *at = nested(JSON_DEFAULT_MAX_DEPTH), *over = nested(JSON_DEFAULT_MAX_DEPTH + 1),
+        _cleanup_(freep) char *at = nested(TD_JSON_DEFAULT_MAX_DEPTH), *over = nested(TD_JSON_DEFAULT_MAX_DEPTH + 1),
                              *deep = nested(1000);
         json_t *j = NULL;
 
@@ -97,12 +97,12 @@ static void test_depth(void **state _unused_) {
         assert_refused(deep, strlen(deep), -EBADMSG);
 
         /* Depth of nested objects, and a custom cap. */
-        assert_int_equal(json_parse_object("{\"a\":{\"b\":{}}}", 14, MAX_LEN, 3, &j, NULL), 0);
+        assert_int_equal(td_json_parse_object("{\"a\":{\"b\":{}}}", 14, MAX_LEN, 3, &j, NULL), 0);
         json_decref(j);
-        assert_int_equal(json_parse_object("{\"a\":{\"b\":{}}}", 14, MAX_LEN, 2, &j, NULL), -EBADMSG);
+        assert_int_equal(td_json_parse_object("{\"a\":{\"b\":{}}}", 14, MAX_LEN, 2, &j, NULL), -EBADMSG);
         /* The deep branch comes after a shallow one. */
-        assert_int_equal(json_parse_object("{\"a\":1,\"b\":[[]]}", 16, MAX_LEN, 2, &j, NULL), -EBADMSG);
-        assert_int_equal(json_parse_object("{\"a\":1,\"b\":[]}", 14, MAX_LEN, 2, &j, NULL), 0);
+        assert_int_equal(td_json_parse_object("{\"a\":1,\"b\":[[]]}", 16, MAX_LEN, 2, &j, NULL), -EBADMSG);
+        assert_int_equal(td_json_parse_object("{\"a\":1,\"b\":[]}", 14, MAX_LEN, 2, &j, NULL), 0);
         json_decref(j);
 }
 
@@ -110,9 +110,9 @@ static void test_size_cap(void **state _unused_) {
         const char *s = "{\"a\":\"0123456789\"}";
         json_t *j = NULL;
 
-        assert_int_equal(json_parse_object(s, strlen(s), strlen(s), 4, &j, NULL), 0);
+        assert_int_equal(td_json_parse_object(s, strlen(s), strlen(s), 4, &j, NULL), 0);
         json_decref(j);
-        assert_int_equal(json_parse_object(s, strlen(s), strlen(s) - 1, 4, &j, NULL), -E2BIG);
+        assert_int_equal(td_json_parse_object(s, strlen(s), strlen(s) - 1, 4, &j, NULL), -E2BIG);
 }
 
 static void test_top_level(void **state _unused_) {
@@ -136,7 +136,7 @@ static void test_dump_compact(void **state _unused_) {
         json_t *j = json_pack("{s:s,s:i,s:[i,i]}", "z", "a/b", "a", 1, "m", 1, 2);
 
         assert_non_null(j);
-        assert_int_equal(json_dump_compact(j, &s), 0);
+        assert_int_equal(td_json_dump_compact(j, &s), 0);
         /* insertion order, no whitespace, '/' not escaped */
         assert_string_equal(s, "{\"z\":\"a/b\",\"a\":1,\"m\":[1,2]}");
         json_decref(j);
@@ -146,11 +146,11 @@ static void test_get_str(void **state _unused_) {
         json_t *j = NULL;
 
         assert_int_equal(parse("{\"s\":\"v\",\"n\":1,\"z\":null}", &j, NULL), 0);
-        assert_string_equal(json_object_get_str(j, "s"), "v");
-        assert_null(json_object_get_str(j, "n"));
-        assert_null(json_object_get_str(j, "z"));
-        assert_null(json_object_get_str(j, "absent"));
-        assert_null(json_object_get_str(NULL, "s"));
+        assert_string_equal(td_json_object_get_str(j, "s"), "v");
+        assert_null(td_json_object_get_str(j, "n"));
+        assert_null(td_json_object_get_str(j, "z"));
+        assert_null(td_json_object_get_str(j, "absent"));
+        assert_null(td_json_object_get_str(NULL, "s"));
         json_decref(j);
 }
 
@@ -161,7 +161,7 @@ static int get_int(const char *doc, int64_t min, int64_t max, int64_t *ret) {
         r = parse(doc, &j, NULL);
         if (r < 0)
                 return r;
-        return json_object_get_int_range(j, "v", min, max, ret);
+        return td_json_object_get_int_range(j, "v", min, max, ret);
 }
 
 static void test_int_range(void **state _unused_) {

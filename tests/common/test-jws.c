@@ -131,7 +131,7 @@ static jose_keyset *keyset_from_jwk(const char *jwk_text) {
         jose_keyset *ks = NULL;
         jose_key *k = NULL;
 
-        assert_int_equal(json_parse_object(jwk_text, strlen(jwk_text), 65536, 8, &jwk, NULL), 0);
+        assert_int_equal(td_json_parse_object(jwk_text, strlen(jwk_text), 65536, 8, &jwk, NULL), 0);
         assert_int_equal(jose_key_from_jwk(jwk, &k), 0);
         assert_int_equal(jose_keyset_new(&ks), 0);
         assert_int_equal(jose_keyset_add(ks, k), 0);
@@ -179,13 +179,13 @@ static const char rfc8037_token[] = "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NT
 static void check_rfc7515_result(const jws_result *res, const char *alg) {
         int64_t exp;
 
-        assert_string_equal(json_object_get_str(res->header, "alg"), alg);
+        assert_string_equal(td_json_object_get_str(res->header, "alg"), alg);
         assert_int_equal(res->payload_len, strlen(rfc7515_payload));
         assert_memory_equal(res->payload_raw, rfc7515_payload, res->payload_len);
         assert_int_equal(res->payload_raw[res->payload_len], 0);
         assert_non_null(res->payload);
-        assert_string_equal(json_object_get_str(res->payload, "iss"), "joe");
-        assert_int_equal(json_object_get_int_range(res->payload, "exp", 0, INT64_MAX, &exp), 0);
+        assert_string_equal(td_json_object_get_str(res->payload, "iss"), "joe");
+        assert_int_equal(td_json_object_get_int_range(res->payload, "exp", 0, INT64_MAX, &exp), 0);
         assert_int_equal(exp, 1300819380);
         assert_true(json_is_true(json_object_get(res->payload, "http://example.com/is_root")));
 }
@@ -301,7 +301,7 @@ static void test_sign_json_roundtrip(void **state) {
                 assert_int_equal(jws_sign_json(key, NULL, payload, &untyped, NULL), 0);
                 assert_int_equal(jws_decode_unverified(untyped, strlen(untyped), &h, &p), 0);
                 assert_null(json_object_get(h, "typ"));
-                assert_string_equal(json_object_get_str(h, "kid"), jose_key_kid(key));
+                assert_string_equal(td_json_object_get_str(h, "kid"), jose_key_kid(key));
                 assert_true(json_equal(p, payload));
         }
 }
@@ -354,9 +354,10 @@ static void test_cached_header(void **state) {
                 for (int flags = 0; flags <= JWS_ALLOW_NO_KID; flags += JWS_ALLOW_NO_KID) {
                         assert_int_equal(jws_verify(fks(state), token, strlen(token), flags, &res), 0);
                         assert_ptr_equal(res.key, key);
-                        assert_string_equal(json_object_get_str(res.header, "alg"), jose_alg_to_string(test_algs[i]));
-                        assert_string_equal(json_object_get_str(res.header, "typ"), "at+jwt");
-                        assert_string_equal(json_object_get_str(res.header, "kid"), jose_key_kid(key));
+                        assert_string_equal(td_json_object_get_str(res.header, "alg"),
+                                            jose_alg_to_string(test_algs[i]));
+                        assert_string_equal(td_json_object_get_str(res.header, "typ"), "at+jwt");
+                        assert_string_equal(td_json_object_get_str(res.header, "kid"), jose_key_kid(key));
                         assert_int_equal(json_object_size(res.header), 3);
                         assert_true(json_equal(res.payload, payload));
                         jws_result_done(&res);
@@ -426,7 +427,7 @@ static void test_large_rsa_signature(void **state) {
 
         (void) state;
         assert_int_equal(jws_verify(ks, rsa5120_token, len, 0, &res), 0);
-        assert_string_equal(json_object_get_str(res.payload, "sub"), "alice");
+        assert_string_equal(td_json_object_get_str(res.payload, "sub"), "alice");
         jws_result_done(&res);
         /* One signature bit flipped; the signature one group longer. */
         bad[len - 5] = bad[len - 5] == 'A' ? 'B' : 'A';
@@ -567,7 +568,7 @@ static void test_hmac_key_confusion(void **state) {
                 assert_true(der_len > 0);
                 EVP_PKEY_free(pkey);
                 assert_int_equal(jose_key_to_jwk(key, &jwk), 0);
-                assert_int_equal(json_dump_compact(jwk, &jwk_text), 0);
+                assert_int_equal(td_json_dump_compact(jwk, &jwk_text), 0);
 
                 struct {
                         const void *k;
@@ -899,8 +900,8 @@ static void test_decode_unverified(void **state) {
         input = signing_input("{\"alg\":\"none\"}", "{\"sub\":\"root\"}");
         none = str_concat3(input, ".", "AAAA");
         assert_int_equal(jws_decode_unverified(none, strlen(none), &h, &p), 0);
-        assert_string_equal(json_object_get_str(h, "alg"), "none");
-        assert_string_equal(json_object_get_str(p, "sub"), "root");
+        assert_string_equal(td_json_object_get_str(h, "alg"), "none");
+        assert_string_equal(td_json_object_get_str(p, "sub"), "root");
         json_decref(h);
         json_decref(p);
         h = p = NULL;

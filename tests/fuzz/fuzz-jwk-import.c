@@ -46,7 +46,7 @@ static void fuzz_jwks(const char *text, size_t size) {
                 FUZZ_CHECK(jose_keyset_find(ks, jose_key_kid(k)) == k);
         }
         FUZZ_CHECK(jose_keyset_to_jwks(ks, &jwks) == 0);
-        FUZZ_CHECK(json_dump_compact(jwks, &dump) == 0);
+        FUZZ_CHECK(td_json_dump_compact(jwks, &dump) == 0);
         FUZZ_CHECK(jose_keyset_from_jwks(dump, strlen(dump), &again) == 0);
         FUZZ_CHECK(jose_keyset_size(again) == jose_keyset_size(ks));
 }
@@ -55,7 +55,7 @@ static void fuzz_jwk(const char *text, size_t size) {
         _cleanup_(json_decrefp) json_t *j = NULL;
         _cleanup_(jose_key_freep) jose_key *key = NULL;
 
-        if (json_parse_object(text, size, 1024 * 1024, JSON_DEFAULT_MAX_DEPTH, &j, NULL) < 0)
+        if (td_json_parse_object(text, size, 1024 * 1024, TD_JSON_DEFAULT_MAX_DEPTH, &j, NULL) < 0)
                 return;
         if (jose_key_from_jwk(j, &key) < 0)
                 return;

@@ -69,7 +69,7 @@ static void check_verified(const jws_result *res) {
 
         FUZZ_CHECK(res->key);
         FUZZ_CHECK(json_is_object(res->header));
-        FUZZ_CHECK(streq_ptr(json_object_get_str(res->header, "alg"), jose_alg_to_string(jose_key_alg(res->key))));
+        FUZZ_CHECK(streq_ptr(td_json_object_get_str(res->header, "alg"), jose_alg_to_string(jose_key_alg(res->key))));
         for (size_t i = 0; i < ELEMENTSOF(forbidden); i++)
                 FUZZ_CHECK(!json_object_get(res->header, forbidden[i]));
         FUZZ_CHECK(res->payload_raw && res->payload_raw[res->payload_len] == 0);

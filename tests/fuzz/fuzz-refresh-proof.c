@@ -71,13 +71,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_CHECK(jose_keyset_add(ks, k) == 0);
         TAKE_PTR(k);
         FUZZ_CHECK(jws_verify(ks, proof, len, JWS_ALLOW_NO_KID, &res) == 0);
-        FUZZ_CHECK(streq(json_object_get_str(res.header, "typ"), PROOF_TYP));
-        FUZZ_CHECK(streq(json_object_get_str(res.payload, "jti"), jti));
-        FUZZ_CHECK(json_object_get_int_range(res.payload, "iat", 0, AT_TIME_MAX, &iat) == 0);
+        FUZZ_CHECK(streq(td_json_object_get_str(res.header, "typ"), PROOF_TYP));
+        FUZZ_CHECK(streq(td_json_object_get_str(res.payload, "jti"), jti));
+        FUZZ_CHECK(td_json_object_get_int_range(res.payload, "iat", 0, AT_TIME_MAX, &iat) == 0);
         FUZZ_CHECK(iat >= FUZZ_NOW - FUZZ_SKEW && iat <= FUZZ_NOW + FUZZ_SKEW);
-        FUZZ_CHECK(streq(json_object_get_str(res.payload, "htm"), "POST"));
-        FUZZ_CHECK(streq(json_object_get_str(res.payload, "htu"), FUZZ_HTU));
-        FUZZ_CHECK(streq(json_object_get_str(res.payload, "device_id"), FUZZ_DEVICE));
+        FUZZ_CHECK(streq(td_json_object_get_str(res.payload, "htm"), "POST"));
+        FUZZ_CHECK(streq(td_json_object_get_str(res.payload, "htu"), FUZZ_HTU));
+        FUZZ_CHECK(streq(td_json_object_get_str(res.payload, "device_id"), FUZZ_DEVICE));
         jws_result_done(&res);
         return 0;
 }
