@@ -14,6 +14,7 @@
 #include <systemd/sd-bus.h>
 
 #include "json-util.h"
+#include "tokenctl-answer.h"
 #include "tokenctl-transport.h"
 
 #define BUS_NAME "io.tokend.Tokend1"

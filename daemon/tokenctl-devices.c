@@ -10,8 +10,9 @@
 #include <unistd.h>
 
 #include "json-util.h"
+#include "tokenctl-devices.h"
 #include "tokenctl-state.h"
-#include "tokenctl-token.h"
+#include "tokenctl.h"
 #include "tokenctl-transport.h"
 
 static const char usage[] =

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "json-util.h"
+#include "tokenctl-answer.h"
 #include "tokenctl-transport.h"
 
 #define ANSWER_MAX_DEPTH 16U

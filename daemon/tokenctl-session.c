@@ -14,8 +14,10 @@
 #include "b64.h"
 #include "jose-key.h"
 #include "json-util.h"
+#include "tokenctl-devices.h"
 #include "tokenctl-token.h"
 #include "tokenctl-transport.h"
+#include "tokenctl.h"
 
 #define PASSWORD_MAX 4096U
 #define DEVICE_NAME_MAX 128U

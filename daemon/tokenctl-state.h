@@ -10,7 +10,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#include "tokenctl.h"
+#include "tokenctl-util.h"
 
 #define TC_CREDENTIALS_FILE "credentials"
 #define TC_TOKENS_FILE "access-tokens"

@@ -10,8 +10,10 @@
 #include "jose-jws.h"
 #include "json-util.h"
 #include "timespan.h"
+#include "tokenctl-devices.h"
 #include "tokenctl-token.h"
 #include "tokenctl-transport.h"
+#include "tokenctl.h"
 #include "tokend-config.h"
 
 /* README "Refresh proof (device key)". */

@@ -9,17 +9,11 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-#include "tokenctl.h"
+#include "tokenctl-answer.h"
 
 #define TC_ANSWER_MAX (1024U * 1024U) /* bytes of answer accepted from tokend */
 #define TC_CALL_TIMEOUT_MS 30000L     /* a password login may wait for PAM delays */
 #define TC_DEVICES_PAGE 100U          /* devices asked for per page (tokend's default) */
-
-typedef struct tc_answer {
-        long status;     /* success: 200 (with a body) or 204; a refusal: its HTTP status (D-Bus errors mapped) */
-        json_t *body;    /* the answer in the socket API's shape; a refusal: {"error","message"}; may be NULL */
-        char *bus_error; /* a refusal over D-Bus: its io.tokend.Error.* name; NULL otherwise */
-} tc_answer;
 
 typedef struct tc_login_req {
         const char *user;        /* password login: required; peer login: NULL = the caller's own user */
@@ -68,30 +62,3 @@ extern const tc_transport tc_transport_bus;    /* tokenctl-bus.c */
 
 /* The transport ctx selects: D-Bus when ctx->bus is set, else the socket. Never NULL. */
 const tc_transport *tc_transport_of(const tc_ctx *ctx);
-
-/* Where tokend is looked for, for messages: the socket path, "the system
- * bus", "the session bus" or "the bus at ADDRESS". Returns buf. */
-const char *tc_transport_where(const tc_ctx *ctx, char *buf, size_t size);
-
-/* Is s a usable --bus value: "system", "session" or a D-Bus address
- * ("transport:key=value[,…][;…]", printable, ≤ TC_BUS_ADDRESS_MAX bytes)? */
-#define TC_BUS_ADDRESS_MAX 1024U
-bool tc_bus_value_valid(const char *s);
-
-static inline bool tc_answer_ok(const tc_answer *a) {
-        return a->status >= 200 && a->status < 300;
-}
-
-void tc_answer_done(tc_answer *a);
-
-/* Fill *ret as a refusal: status, body {"error":code,"message":message},
- * bus_error (copied; may be NULL). Returns 0 or -ENOMEM (nothing set). */
-int tc_answer_refusal(tc_answer *ret, long status, const char *code, const char *message, const char *bus_error);
-
-/* Print tokend's refusal with a hint on what to do, and return the exit
- * status for it: invalid_request → EXIT_USAGE, anything else → EXIT_REFUSED. */
-int tc_answer_fail(const tc_ctx *ctx, const tc_answer *a);
-
-/* The exit status for a failed operation's -errno (EXIT_UNREACHABLE for the
- * unreachable ones above, EXIT_USAGE for -EINVAL, else EXIT_REFUSED). */
-int tc_transport_exit(int r);

@@ -14,6 +14,7 @@
 #include "jose-jws.h"
 #include "json-util.h"
 #include "tokenctl-transport.h"
+#include "tokenctl.h"
 #include "tokend-config.h"
 
 #define JWKS_FILE_MAX (1024U * 1024U)
