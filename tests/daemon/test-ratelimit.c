@@ -2,7 +2,10 @@
 /* The fixed-memory rate limiter (daemon/tokend-ratelimit.c): check/fail/
  * reset, and the reservations the login limiter takes before PAM runs
  * (reserve, release with a stale ticket, concurrent reservers held to max),
- * windows that end, and a flood of keys that leaves every slot count bounded. */
+ * windows that end to the second (a fake `now`), max overridden per call,
+ * eviction once the table is full (the key that makes it slots + 1 is
+ * admitted, an old one goes), and a flood of keys that allocates nothing:
+ * the header's "never grows, whatever an attacker sends". */
 #include "config.h"
 
 #include <errno.h>
@@ -12,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include <malloc.h>
 
 #include <cmocka.h>
 
@@ -120,12 +125,145 @@ static void test_many_keys_stay_bounded(void **state _unused_) {
         ratelimit_free(rl);
 }
 
+static void test_window_expiry(void **state _unused_) {
+        ratelimit *rl = NULL;
+        assert_int_equal(ratelimit_new(2, 60, &rl), 0);
+        assert_int_equal(ratelimit_take(rl, "uid:1000", 0, T0), 0);
+        assert_int_equal(ratelimit_take(rl, "uid:1000", 0, T0 + 30), 0);
+        /* the window started at the first attempt, not the last */
+        assert_int_equal(ratelimit_take(rl, "uid:1000", 0, T0 + 30), 30);
+        assert_int_equal(ratelimit_check(rl, "uid:1000", T0 + 59), 1);
+        assert_int_equal(ratelimit_take(rl, "uid:1000", 0, T0 + 59), 1);
+        /* refused attempts counted nothing: at T0 + 60 a fresh budget of 2 */
+        assert_int_equal(ratelimit_check(rl, "uid:1000", T0 + 60), 0);
+        assert_int_equal(ratelimit_take(rl, "uid:1000", 0, T0 + 60), 0);
+        assert_int_equal(ratelimit_take(rl, "uid:1000", 0, T0 + 61), 0);
+        assert_int_equal(ratelimit_take(rl, "uid:1000", 0, T0 + 61), 59);
+        /* a clock that went back: still "wait", never 0 or negative */
+        assert_true(ratelimit_check(rl, "uid:1000", T0 - 1000) >= 1);
+        ratelimit_free(rl);
+}
+
+static void test_take_max_override(void **state _unused_) {
+        ratelimit *rl = NULL;
+        assert_int_equal(ratelimit_new(1, 60, &rl), 0);
+        /* a reload raised the limit to 3: the call's max wins */
+        for (int i = 0; i < 3; i++)
+                assert_int_equal(ratelimit_take(rl, "user:carol", 3, T0), 0);
+        assert_int_equal(ratelimit_take(rl, "user:carol", 3, T0), 60);
+        /* and lowered it again: already over, refused */
+        assert_int_equal(ratelimit_take(rl, "user:carol", 2, T0 + 1), 59);
+        /* 0: the limiter's own (1) */
+        assert_int_equal(ratelimit_take(rl, "user:dave", 0, T0), 0);
+        assert_int_equal(ratelimit_take(rl, "user:dave", 0, T0), 60);
+        ratelimit_free(rl);
+}
+
+static void test_new_clamps(void **state _unused_) {
+        ratelimit *rl = NULL;
+        /* max 0 and window 0 would disable the limiter: 1 and 1 s instead */
+        assert_int_equal(ratelimit_new(0, 0, &rl), 0);
+        assert_int_equal(ratelimit_take(rl, "k", 0, T0), 0);
+        assert_int_equal(ratelimit_take(rl, "k", 0, T0), 1);
+        assert_int_equal(ratelimit_take(rl, "k", 0, T0 + 1), 0);
+        ratelimit_free(rl);
+        assert_int_equal(ratelimit_new(3, -5, &rl), 0);
+        ratelimit_fail(rl, "k", T0);
+        ratelimit_fail(rl, "k", T0);
+        ratelimit_fail(rl, "k", T0);
+        assert_int_equal(ratelimit_check(rl, "k", T0), 1);
+        assert_int_equal(ratelimit_check(rl, "k", T0 + 1), 0);
+        ratelimit_free(rl);
+}
+
+static void key_of(char *buf, size_t size, unsigned i) {
+        snprintf(buf, size, "user:u%u", i);
+}
+
+static void test_eviction_at_slots_plus_one(void **state _unused_) {
+        ratelimit *rl = NULL;
+        char key[32];
+        assert_int_equal(ratelimit_new(1, 1000000, &rl), 0);
+        /* RATELIMIT_SLOTS + 1 keys, each throttled (its one attempt used) in
+         * a window that is still open at the end, one second apart */
+        for (unsigned i = 0; i <= RATELIMIT_SLOTS; i++) {
+                key_of(key, sizeof key, i);
+                /* a new key is always admitted: a full table evicts, it never refuses */
+                assert_int_equal(ratelimit_take(rl, key, 0, T0 + i), 0);
+                assert_true(ratelimit_take(rl, key, 0, T0 + i) > 0);
+        }
+        /* count those still remembered (throttled): at most the table's
+         * size, so at least one window was evicted; the newest is there */
+        const int64_t end = T0 + RATELIMIT_SLOTS;
+        unsigned remembered = 0;
+        for (unsigned i = 0; i <= RATELIMIT_SLOTS; i++) {
+                key_of(key, sizeof key, i);
+                remembered += ratelimit_check(rl, key, end) > 0;
+        }
+        assert_true(remembered <= RATELIMIT_SLOTS);
+        assert_true(remembered >= RATELIMIT_SLOTS / 2); /* the table is used, not a few slots of it */
+        key_of(key, sizeof key, RATELIMIT_SLOTS);
+        assert_true(ratelimit_check(rl, key, end) > 0);
+        /* an evicted key starts afresh (one attempt), the control a
+         * remembered one stays refused */
+        for (unsigned i = 0; i <= RATELIMIT_SLOTS; i++) {
+                key_of(key, sizeof key, i);
+                if (ratelimit_check(rl, key, end) == 0) {
+                        assert_int_equal(ratelimit_take(rl, key, 0, end), 0);
+                        assert_true(ratelimit_take(rl, key, 0, end) > 0);
+                        break;
+                }
+        }
+        ratelimit_free(rl);
+}
+
+/* Bytes malloc has handed out and not had back. */
+static size_t heap_in_use(void) {
+        struct mallinfo2 mi = mallinfo2();
+        return mi.uordblks + mi.hblkhd;
+}
+
+static void test_never_grows(void **state _unused_) {
+        ratelimit *rl = NULL;
+        char key[64];
+        int64_t t;
+        assert_int_equal(ratelimit_new(3, 60, &rl), 0);
+        size_t before = heap_in_use();
+        /* 50 x the table's size of distinct keys, long ones too, over many
+         * windows, through every entry point */
+        for (unsigned i = 0; i < 50 * RATELIMIT_SLOTS; i++) {
+                int64_t now = T0 + i / 1000;
+                snprintf(key, sizeof key, "rhost:2001:db8:%x:%x::%x%s", i >> 16, i >> 8 & 0xff, i & 0xff,
+                         i % 7 ? "" : "-padding-padding-padding");
+                ratelimit_fail(rl, key, now);
+                (void) ratelimit_take(rl, key, 0, now);
+                if (ratelimit_reserve(rl, key, now, &t) == 0)
+                        ratelimit_release(rl, key, t);
+                (void) ratelimit_check(rl, key, now);
+                if (i % 3 == 0)
+                        ratelimit_reset(rl, key);
+        }
+        /* not one byte more allocated than before the flood */
+        assert_int_equal(heap_in_use(), before);
+        /* control: the limiter still limits a fresh key to its budget */
+        for (int i = 0; i < 3; i++)
+                ratelimit_fail(rl, "user:mallory", T0 + 1000);
+        assert_int_equal(ratelimit_check(rl, "user:mallory", T0 + 1000), 60);
+        assert_int_equal(ratelimit_check(rl, "user:alice", T0 + 1000), 0);
+        ratelimit_free(rl);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_check_fail_reset),
                 cmocka_unit_test(test_reserve_release),
                 cmocka_unit_test(test_concurrent_reservers),
                 cmocka_unit_test(test_many_keys_stay_bounded),
+                cmocka_unit_test(test_window_expiry),
+                cmocka_unit_test(test_take_max_override),
+                cmocka_unit_test(test_new_clamps),
+                cmocka_unit_test(test_eviction_at_slots_plus_one),
+                cmocka_unit_test(test_never_grows),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,7 +5,6 @@
  * bounded -EBUSY when another connection holds the write lock. */
 #include "config.h"
 
-#include <ftw.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +19,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "tmpdir.h"
 #include "tokend-store.h"
 #include "tokend-store-sql.h" /* migrations[], to build a database of an older schema */
 
@@ -28,21 +28,16 @@
 #define DAY ((int64_t) 86400)
 
 typedef struct fixture {
-        char dir[64];
+        test_tmpdir tmp;
         char db[128];
         tokend_store *s;
 } fixture;
 
-static int rm_entry(const char *path, const struct stat *st _unused_, int flag _unused_, struct FTW *ftw _unused_) {
-        return remove(path);
-}
-
 static int setup(void **state) {
         fixture *f = calloc(1, sizeof(*f));
         assert_non_null(f);
-        snprintf(f->dir, sizeof f->dir, "/tmp/test-store-XXXXXX");
-        assert_non_null(mkdtemp(f->dir));
-        snprintf(f->db, sizeof f->db, "%s/tokend.db", f->dir);
+        test_tmpdir_make(&f->tmp, "test-store");
+        test_tmpdir_path(&f->tmp, "tokend.db", f->db, sizeof f->db);
         assert_int_equal(store_open(f->db, &f->s), 0);
         *state = f;
         return 0;
@@ -53,7 +48,7 @@ static int teardown(void **state) {
         if (f->s)
                 assert_int_equal(store_integrity_check(f->s), 0);
         store_close(f->s);
-        (void) nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        test_tmpdir_remove(&f->tmp);
         free(f);
         return 0;
 }
@@ -176,7 +171,7 @@ static void test_migrate_from_2(void **state) {
         store_rotate_result rr;
         uint8_t old[STORE_HASH_LEN], new[STORE_HASH_LEN];
 
-        snprintf(path, sizeof path, "%s/v2.db", f->dir);
+        snprintf(path, sizeof path, "%s/v2.db", f->tmp.dir);
         assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
         for (size_t i = 0; i < 2; i++)
                 assert_int_equal(sqlite3_exec(db, migrations[i], NULL, NULL, NULL), SQLITE_OK);
@@ -208,12 +203,12 @@ static void test_open_errors(void **state) {
         tokend_store *s = (tokend_store *) 0x1;
 
         /* The parent directory is not created. */
-        snprintf(path, sizeof path, "%s/missing/tokend.db", f->dir);
+        snprintf(path, sizeof path, "%s/missing/tokend.db", f->tmp.dir);
         assert_int_equal(store_open(path, &s), -ENOENT);
         assert_ptr_equal(s, (tokend_store *) 0x1);
 
         /* Written by a newer tokend: refuse rather than guess. */
-        snprintf(path, sizeof path, "%s/newer.db", f->dir);
+        snprintf(path, sizeof path, "%s/newer.db", f->tmp.dir);
         sqlite3 *db = NULL;
         assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
         assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
@@ -221,7 +216,7 @@ static void test_open_errors(void **state) {
         assert_int_equal(store_open(path, &s), -EPROTONOSUPPORT);
 
         /* Not a database. */
-        snprintf(path, sizeof path, "%s/garbage.db", f->dir);
+        snprintf(path, sizeof path, "%s/garbage.db", f->tmp.dir);
         FILE *o = fopen(path, "we");
         assert_non_null(o);
         for (int i = 0; i < 512; i++)
@@ -231,7 +226,7 @@ static void test_open_errors(void **state) {
         assert_ptr_equal(s, (tokend_store *) 0x1);
 
         /* Control: an existing empty file is migrated. */
-        snprintf(path, sizeof path, "%s/empty.db", f->dir);
+        snprintf(path, sizeof path, "%s/empty.db", f->tmp.dir);
         o = fopen(path, "we");
         assert_non_null(o);
         fclose(o);
@@ -1035,7 +1030,7 @@ static void test_migrate_from_1(void **state) {
         sqlite3 *db = NULL;
         tokend_store *s = NULL;
 
-        snprintf(path, sizeof path, "%s/v1.db", f->dir);
+        snprintf(path, sizeof path, "%s/v1.db", f->tmp.dir);
         assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
         assert_int_equal(sqlite3_exec(db, migrations[0], NULL, NULL, NULL), SQLITE_OK);
         assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 1;"

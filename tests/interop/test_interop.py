@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Interoperability of our JWS/JWKS (common/, through tests/jose-tool) with
+"""Interoperability of our JWS/JWKS (common/, through tests/interop/jose-tool) with
 PyJWT (Debian python3-jwt) and the npm "jose" package, both ways, for
 EdDSA, ES256, RS256 and PS256, plus the at+jwt access-token profile.
 
@@ -30,7 +30,7 @@ import npmproject  # noqa: E402  (tests/npmproject.py)
 
 TOP_SRCDIR = Path(os.environ.get("TOP_SRCDIR") or HERE.parent.parent)
 TOP_BUILDDIR = Path(os.environ.get("TOP_BUILDDIR") or TOP_SRCDIR)
-TOOL = TOP_BUILDDIR / "tests" / "jose-tool"
+TOOL = TOP_BUILDDIR / "tests" / "interop" / "jose-tool"
 ALGS = ["EdDSA", "ES256", "RS256", "PS256"]
 OTHER_ALG = {"EdDSA": "ES256", "ES256": "EdDSA", "RS256": "PS256", "PS256": "RS256"}
 ISSUER = "https://tokend.interop.test"

@@ -5,7 +5,6 @@
  * Real files in a temporary directory. */
 #include "config.h"
 
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,35 +18,12 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
 #include "tokend-config.h"
-
-typedef struct fixture {
-        char dir[64];
-} fixture;
-
-static int rm_entry(const char *path, const struct stat *st _unused_, int flag _unused_, struct FTW *ftw _unused_) {
-        return remove(path);
-}
-
-static int setup(void **state) {
-        fixture *f = calloc(1, sizeof(*f));
-        assert_non_null(f);
-        snprintf(f->dir, sizeof f->dir, "/tmp/test-config-XXXXXX");
-        assert_non_null(mkdtemp(f->dir));
-        *state = f;
-        return 0;
-}
-
-static int teardown(void **state) {
-        fixture *f = *state;
-        (void) nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-        free(f);
-        return 0;
-}
 
 /* Write content (len bytes, or strlen when len is 0) to DIR/name; returns the
  * path in a static buffer. */
-static const char *write_file_n(fixture *f, const char *name, const char *content, size_t len) {
+static const char *write_file_n(test_tmpdir *f, const char *name, const char *content, size_t len) {
         static char path[256];
         snprintf(path, sizeof path, "%s/%s", f->dir, name);
         FILE *o = fopen(path, "we");
@@ -57,11 +33,11 @@ static const char *write_file_n(fixture *f, const char *name, const char *conten
         return path;
 }
 
-static const char *write_file(fixture *f, const char *name, const char *content) {
+static const char *write_file(test_tmpdir *f, const char *name, const char *content) {
         return write_file_n(f, name, content, strlen(content));
 }
 
-static void make_dir(fixture *f, const char *name) {
+static void make_dir(test_tmpdir *f, const char *name) {
         char path[256];
         snprintf(path, sizeof path, "%s/%s", f->dir, name);
         assert_int_equal(mkdir(path, 0755), 0);
@@ -171,7 +147,7 @@ static void assert_defaults(const tokend_config *c) {
 }
 
 static void test_defaults(void **state) {
-        fixture *f = *state;
+        test_tmpdir *f = *state;
         char path[256];
 
         _cleanup_(tokend_config_freep) tokend_config *d = NULL;
@@ -246,7 +222,7 @@ static void test_every_key(void **state _unused_) {
 }
 
 static void test_value_forms(void **state) {
-        fixture *f = *state;
+        test_tmpdir *f = *state;
         const char *p = write_file(f, "forms.conf",
                                    "; a comment\n"
                                    "[Token]\n"
@@ -271,7 +247,7 @@ static void test_value_forms(void **state) {
 }
 
 static void test_dropins(void **state) {
-        fixture *f = *state;
+        test_tmpdir *f = *state;
         char main_path[256];
 
         snprintf(main_path, sizeof main_path, "%s", write_file(f, "tokend.conf",
@@ -320,7 +296,7 @@ static char *load_error(const char *path) {
 }
 
 static void test_invalid_values(void **state) {
-        fixture *f = *state;
+        test_tmpdir *f = *state;
         static const bad_case cases[] = {
                 { "[Token]\nAccessTokenLifetime=0\n", "2: [Token] AccessTokenLifetime=0: out of range (must be more than 0)" },
                 { "[Token]\nAccessTokenLifetime=-5min\n", "2: [Token] AccessTokenLifetime=-5min: not a time span" },
@@ -399,7 +375,7 @@ static void test_invalid_values(void **state) {
 
 /* Controls for the cases above: the boundaries themselves load. */
 static void test_boundaries_accepted(void **state) {
-        fixture *f = *state;
+        test_tmpdir *f = *state;
         static const char *const ok[] = {
                 "[Token]\nMaxLength=128\nAccessTokenLifetime=1\nClockSkew=1h\nRefreshReuseGrace=5min\n",
                 "[Token]\nMaxLength=8192\nAlgorithm=PS256\nAllowedAudiences=*\n",
@@ -423,7 +399,7 @@ static void test_boundaries_accepted(void **state) {
 }
 
 static void test_hostile_files(void **state) {
-        fixture *f = *state;
+        test_tmpdir *f = *state;
         char line[400], want[256];
         tokend_config *c = NULL;
         char *err = NULL;
@@ -493,7 +469,7 @@ static void assert_messages(char *const *got, size_t n, const char *path, const 
 }
 
 static void test_unknown_keys(void **state) {
-        fixture *f = *state;
+        test_tmpdir *f = *state;
         const char *p = write_file(f, "unknown.conf",
                                    "TopLevel=1\n"
                                    "[Token]\n"
@@ -537,7 +513,7 @@ static void test_did_you_mean(void **state) {
                 { "[Token]\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=1\n",
                   "unknown key [Token] AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA, ignoring" },
         };
-        fixture *f = *state;
+        test_tmpdir *f = *state;
         char want[512];
 
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -564,7 +540,7 @@ static void test_did_you_mean(void **state) {
  * problems; a good configuration has none and dumps to a file that loads
  * back to the same dump. */
 static void test_check(void **state) {
-        fixture *f = *state;
+        test_tmpdir *f = *state;
         char want[512];
 
         const char *main_conf = write_file(f, "main.conf",
@@ -656,7 +632,7 @@ static void test_check(void **state) {
 }
 
 static void test_state_dir(void **state) {
-        fixture *f = *state;
+        test_tmpdir *f = *state;
         const char *p = write_file(f, "state.conf", "[Store]\nDatabase=/elsewhere/db\n[Keys]\nDirectory=/elsewhere/keys\n");
         char want[4200], cwd[4096];
         tokend_config *c = NULL;
@@ -704,7 +680,7 @@ static void test_set_bus(void **state _unused_) {
 /* StepUpAudiences: the listed names and their host-scoped forms, nothing
  * else; "none" switches it off, an empty value restores sudo. */
 static void test_step_up_audiences(void **state) {
-        fixture *f = *state;
+        test_tmpdir *f = *state;
         _cleanup_(tokend_config_freep) tokend_config *d = load_ok("/dev/null");
         assert_true(tokend_config_audience_step_up(d, "sudo"));
         assert_true(tokend_config_audience_step_up(d, "sudo@web1"));
@@ -750,20 +726,20 @@ static void test_audience_names(void **state _unused_) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_defaults, test_tmpdir_setup, test_tmpdir_teardown),
                 cmocka_unit_test(test_shipped_config),
                 cmocka_unit_test(test_every_key),
-                cmocka_unit_test_setup_teardown(test_value_forms, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_dropins, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_invalid_values, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_boundaries_accepted, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_hostile_files, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_unknown_keys, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_did_you_mean, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_check, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_state_dir, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_value_forms, test_tmpdir_setup, test_tmpdir_teardown),
+                cmocka_unit_test_setup_teardown(test_dropins, test_tmpdir_setup, test_tmpdir_teardown),
+                cmocka_unit_test_setup_teardown(test_invalid_values, test_tmpdir_setup, test_tmpdir_teardown),
+                cmocka_unit_test_setup_teardown(test_boundaries_accepted, test_tmpdir_setup, test_tmpdir_teardown),
+                cmocka_unit_test_setup_teardown(test_hostile_files, test_tmpdir_setup, test_tmpdir_teardown),
+                cmocka_unit_test_setup_teardown(test_unknown_keys, test_tmpdir_setup, test_tmpdir_teardown),
+                cmocka_unit_test_setup_teardown(test_did_you_mean, test_tmpdir_setup, test_tmpdir_teardown),
+                cmocka_unit_test_setup_teardown(test_check, test_tmpdir_setup, test_tmpdir_teardown),
+                cmocka_unit_test_setup_teardown(test_state_dir, test_tmpdir_setup, test_tmpdir_teardown),
                 cmocka_unit_test(test_set_bus),
-                cmocka_unit_test_setup_teardown(test_step_up_audiences, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_step_up_audiences, test_tmpdir_setup, test_tmpdir_teardown),
                 cmocka_unit_test(test_audience_names),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
