@@ -14,482 +14,10 @@
 #include <sys/sysmacros.h>
 #include <sys/un.h>
 
-#include "timespan.h"
-#include "tokend-config.h"
+#include "strv.h"
+#include "tokend-config-keys.h"
 
-#define ISSUER_MAX 256U
-#define NAME_MAX_LEN 64U    /* PAM service, group, key name */
-#define BUS_ADDRESS_MAX 1024U
 #define SHOWN_VALUE_MAX 80U /* how much of a bad value an error message quotes */
-
-/* ------------------------------------------------------------ string lists */
-
-static void strv_free(char **l) {
-        if (!l)
-                return;
-        for (char **i = l; *i; i++)
-                free(*i);
-        free(l);
-}
-DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free);
-
-static bool strv_contains(char *const *l, const char *s) {
-        for (size_t i = 0; l && l[i]; i++)
-                if (streq(l[i], s))
-                        return true;
-        return false;
-}
-
-/* Append a string we own to a NULL-terminated list of n entries. */
-static int strv_push(char ***l, size_t *n, char *s) {
-        char **m = reallocarray(*l, *n + 2, sizeof(char *));
-        if (!m)
-                return -ENOMEM;
-        m[(*n)++] = s;
-        m[*n] = NULL;
-        *l = m;
-        return 0;
-}
-
-/* ------------------------------------------------------------ value checks */
-
-static bool valid_audience_char(char ch) {
-        return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-               ch == '_' || ch == '.' || ch == '@' || ch == '-';
-}
-
-bool tokend_audience_name_valid(const char *s) {
-        size_t n = s ? strlen(s) : 0;
-        if (n == 0 || n > TOKEND_AUDIENCE_MAX)
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if (!valid_audience_char(s[i]))
-                        return false;
-        return true;
-}
-
-static bool has_control_chars(const char *s) {
-        for (; *s; s++)
-                if ((unsigned char) *s < 0x20 || *s == 0x7f)
-                        return true;
-        return false;
-}
-
-/* Each check returns NULL when fine, else the reason. */
-typedef const char *(*check_fn)(const char *value);
-
-static const char *check_issuer(const char *v) {
-        if (strlen(v) > ISSUER_MAX)
-                return "too long (at most 256 bytes)";
-        if (has_control_chars(v))
-                return "contains control characters";
-        return NULL;
-}
-
-/* PAM service, group name: portable names, not an option, not a path. */
-static const char *check_name(const char *v) {
-        if (strlen(v) > NAME_MAX_LEN)
-                return "too long (at most 64 characters)";
-        if (v[0] == '-' || v[0] == '.')
-                return "must not start with '-' or '.'";
-        for (const char *p = v; *p; p++)
-                if (!valid_audience_char(*p) || *p == '@')
-                        return "may only contain letters, digits, '_', '.' and '-'";
-        return NULL;
-}
-
-static const char *check_key_name(const char *v) {
-        if (strlen(v) > NAME_MAX_LEN * 4)
-                return "too long";
-        if (strchr(v, '/') || streq(v, ".") || streq(v, ".."))
-                return "must be a file name in the key directory or a kid, without '/'";
-        if (has_control_chars(v))
-                return "contains control characters";
-        return NULL;
-}
-
-static const char *check_path(const char *v) {
-        if (v[0] != '/')
-                return "must be an absolute path";
-        if (strlen(v) >= PATH_MAX)
-                return "path too long";
-        if (has_control_chars(v))
-                return "contains control characters";
-        return NULL;
-}
-
-static const char *check_socket_path(const char *v) {
-        const char *r = check_path(v);
-        if (r)
-                return r;
-        if (strlen(v) >= sizeof(((struct sockaddr_un *) NULL)->sun_path))
-                return "too long for a Unix socket path (at most 107 bytes)";
-        return NULL;
-}
-
-static const char *check_bus_address(const char *v) {
-        /* D-Bus spec "Server Addresses": transport ':' key=value,… */
-        const char *colon = strchr(v, ':');
-        if (!colon || colon == v)
-                return "must be system, session, none or a D-Bus address (TRANSPORT:KEY=VALUE,…)";
-        for (const char *p = v; p < colon; p++)
-                if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
-                        return "must be system, session, none or a D-Bus address (TRANSPORT:KEY=VALUE,…)";
-        if (strlen(v) > BUS_ADDRESS_MAX)
-                return "D-Bus address too long";
-        for (const char *p = v; *p; p++)
-                if ((unsigned char) *p <= 0x20 || *p == 0x7f)
-                        return "D-Bus address contains whitespace or control characters";
-        return NULL;
-}
-
-/* ------------------------------------------------------------ key table */
-
-typedef enum kind {
-        K_STRING,    /* char *; def NULL = optional (empty → NULL) */
-        K_TIMESPAN,  /* int64_t, [min, max] */
-        K_UNSIGNED,  /* unsigned, [min, max] */
-        K_SIZE,      /* size_t, [min, max] */
-        K_BOOL,      /* bool */
-        K_MODE,      /* mode_t, octal ≤ max */
-        K_ALG,       /* jose_alg */
-        K_AUDIENCES, /* char **; allow_any: "*" → NULL */
-        K_AUDIENCES_OR_NONE, /* char **; "none" → NULL */
-        K_BUS,       /* bus + bus_address */
-} kind;
-
-typedef struct key {
-        const char *section;
-        const char *name;
-        kind kind;
-        size_t offset;
-        const char *def; /* the built-in default, parsed like a file value */
-        int64_t min, max;
-        check_fn check;
-        bool allow_any;
-        const char *range; /* shown with "out of range" */
-} key;
-
-#define F(field) offsetof(tokend_config, field)
-#define MiB (1024 * 1024)
-
-static const key keys[] = {
-        { "Token", "Issuer", K_STRING, F(issuer), "tokend", 0, 0, check_issuer, false, NULL },
-        { "Token", "AccessTokenLifetime", K_TIMESPAN, F(access_token_lifetime), "15min", 1, TIMESPAN_MAX, NULL, false, "must be more than 0" },
-        { "Token", "RefreshTokenLifetime", K_TIMESPAN, F(refresh_token_lifetime), "7d", 0, TIMESPAN_MAX, NULL, false, NULL },
-        { "Token", "Algorithm", K_ALG, F(algorithm), "EdDSA", 0, 0, NULL, false, NULL },
-        { "Token", "DefaultAudience", K_AUDIENCES, F(default_audience), "sshd login su", 0, 0, NULL, false, NULL },
-        { "Token", "AllowedAudiences", K_AUDIENCES, F(allowed_audiences), "*", 0, 0, NULL, true, NULL },
-        { "Token", "MaxLength", K_SIZE, F(max_length), "511", 128, 8192, NULL, false, "128..8192" },
-        { "Token", "ClockSkew", K_TIMESPAN, F(clock_skew), "30s", 0, 3600, NULL, false, "at most 1h" },
-        { "Token", "StepUpAudiences", K_AUDIENCES_OR_NONE, F(step_up_audiences), "sudo", 0, 0, NULL, false, NULL },
-        { "Token", "StepUpLifetime", K_TIMESPAN, F(step_up_lifetime), "5min", 1, 24 * 3600, NULL, false, "1s..1d" },
-        { "Token", "RefreshReuseGrace", K_TIMESPAN, F(refresh_reuse_grace), "0", 0, 300, NULL, false, "at most 5min" },
-        { "Keys", "Directory", K_STRING, F(keys_directory), "/var/lib/tokend/keys", 0, 0, check_path, false, NULL },
-        { "Keys", "Active", K_STRING, F(keys_active), NULL, 0, 0, check_key_name, false, NULL },
-        { "Keys", "PassphraseFile", K_STRING, F(keys_passphrase_file), NULL, 0, 0, check_path, false, NULL },
-        { "Store", "Database", K_STRING, F(database), "/var/lib/tokend/tokend.db", 0, 0, check_path, false, NULL },
-        { "Socket", "Path", K_STRING, F(socket_path), "/run/tokend/tokend.sock", 0, 0, check_socket_path, false, NULL },
-        { "Socket", "Mode", K_MODE, F(socket_mode), "0666", 0, 0777, NULL, false, NULL },
-        { "Bus", "Bus", K_BUS, 0, "system", 0, 0, NULL, false, NULL },
-        { "Login", "PAMService", K_STRING, F(pam_service), "tokend", 0, 0, check_name, false, NULL },
-        { "Login", "AllowPeerLogin", K_BOOL, F(allow_peer_login), "yes", 0, 0, NULL, false, NULL },
-        { "Login", "AdminGroup", K_STRING, F(admin_group), "tokend-admin", 0, 0, check_name, false, NULL },
-        { "Login", "MaxFailures", K_UNSIGNED, F(max_failures), "5", 1, 1000000, NULL, false, "1..1000000" },
-        { "Login", "FailureWindow", K_TIMESPAN, F(failure_window), "15min", 1, TIMESPAN_MAX, NULL, false, "must be more than 0" },
-        { "Login", "FailureDelay", K_TIMESPAN, F(failure_delay), "1s", 0, 10, NULL, false, "at most 10s" },
-        { "Login", "MaxDevicesPerUser", K_UNSIGNED, F(max_devices_per_user), "100", 1, 1000000, NULL, false, "1..1000000" },
-        { "Login", "PeerLoginRate", K_UNSIGNED, F(peer_login_rate), "10", 1, 1000000, NULL, false, "1..1000000" },
-        { "Limits", "MaxRequestBytes", K_SIZE, F(max_request_bytes), "65536", 1024, 16 * MiB, NULL, false, "1024..16777216" },
-        { "Limits", "RequestTimeout", K_TIMESPAN, F(request_timeout), "10s", 1, 3600, NULL, false, "1s..1h" },
-        { "Limits", "MaxConnections", K_UNSIGNED, F(max_connections), "1024", 1, 65536, NULL, false, "1..65536" },
-        { "Limits", "MaxConnectionsPerUser", K_UNSIGNED, F(max_connections_per_user), "64", 1, 65536, NULL, false, "1..65536" },
-        { "Limits", "ReservedRootConnections", K_UNSIGNED, F(reserved_root_connections), "64", 0, 32768, NULL, false, "0..32768" },
-        { "API", "EnableDocs", K_BOOL, F(enable_docs), "no", 0, 0, NULL, false, NULL },
-};
-
-static const key *key_find(const char *section, const char *name, bool *ret_section_known) {
-        bool known = false;
-        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
-                if (!streq(keys[i].section, section))
-                        continue;
-                known = true;
-                if (streq(keys[i].name, name))
-                        return &keys[i];
-        }
-        if (ret_section_known)
-                *ret_section_known = known;
-        return NULL;
-}
-
-/* Levenshtein distance, ASCII case folded, between two short names (a
- * longer name is "far": config names are at most 64 characters). */
-#define SUGGEST_NAME_MAX 64U
-static size_t edit_distance(const char *a, const char *b) {
-        size_t la = strlen(a), lb = strlen(b), row[SUGGEST_NAME_MAX + 1];
-
-        if (la > SUGGEST_NAME_MAX || lb > SUGGEST_NAME_MAX)
-                return SIZE_MAX;
-        for (size_t j = 0; j <= lb; j++)
-                row[j] = j;
-        for (size_t i = 1; i <= la; i++) {
-                size_t diag = row[0];
-                row[0] = i;
-                for (size_t j = 1; j <= lb; j++) {
-                        size_t up = row[j];
-                        size_t cost = tolower((unsigned char) a[i - 1]) != tolower((unsigned char) b[j - 1]);
-                        size_t best = diag + cost;
-                        if (up + 1 < best)
-                                best = up + 1;
-                        if (row[j - 1] + 1 < best)
-                                best = row[j - 1] + 1;
-                        row[j] = best;
-                        diag = up;
-                }
-        }
-        return row[lb];
-}
-
-/* How far off a name may be and still be suggested: 1 for short names, 2 up
- * to 8 characters, 3 beyond ("AccessTokenLifetme" → AccessTokenLifetime). */
-static size_t suggest_limit(const char *name) {
-        size_t n = strlen(name);
-        return n <= 4 ? 1 : n <= 8 ? 2 : 3;
-}
-
-/* Write " (did you mean …?)" for an unknown [section] name into out, or ""
- * when nothing is close: the nearest key of the section, else (unknown
- * section) the nearest section, else the section a key of that name (in any
- * case) belongs to. */
-static void suggest(const char *section, const char *name, bool section_known, char out[160]) {
-        size_t best = SIZE_MAX;
-        const key *hit = NULL;
-
-        out[0] = 0;
-        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
-                size_t d = edit_distance(keys[i].name, name);
-                if (streq(keys[i].section, section) && d <= suggest_limit(name) && d < best) {
-                        best = d;
-                        hit = &keys[i];
-                }
-        }
-        if (hit) {
-                snprintf(out, 160, " (did you mean %s?)", hit->name);
-                return;
-        }
-        for (size_t i = 0; i < ELEMENTSOF(keys) && !section_known; i++) {
-                size_t d = edit_distance(keys[i].section, section);
-                if (d <= suggest_limit(section) && d < best) {
-                        best = d;
-                        hit = &keys[i];
-                }
-        }
-        if (hit) {
-                snprintf(out, 160, " (did you mean [%s]?)", hit->section);
-                return;
-        }
-        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
-                if (strcasecmp(keys[i].name, name) == 0) {
-                        snprintf(out, 160, " (did you mean %s in section [%s]?)", keys[i].name, keys[i].section);
-                        return;
-                }
-}
-
-/* ------------------------------------------------------------ value parsers */
-
-static int parse_decimal(const char *v, int64_t min, int64_t max, int64_t *ret) {
-        int64_t n = 0;
-        if (!*v)
-                return -EINVAL;
-        for (const char *p = v; *p; p++) {
-                if (*p < '0' || *p > '9')
-                        return -EINVAL;
-                n = n * 10 + (*p - '0');
-                if (n > max)
-                        return -ERANGE;
-        }
-        if (n < min)
-                return -ERANGE;
-        *ret = n;
-        return 0;
-}
-
-static int parse_bool(const char *v, bool *ret) {
-        static const char *const yes[] = { "yes", "true", "on", "1" }, *const no[] = { "no", "false", "off", "0" };
-        for (size_t i = 0; i < ELEMENTSOF(yes); i++) {
-                if (strcasecmp(v, yes[i]) == 0) {
-                        *ret = true;
-                        return 0;
-                }
-                if (strcasecmp(v, no[i]) == 0) {
-                        *ret = false;
-                        return 0;
-                }
-        }
-        return -EINVAL;
-}
-
-/* Whitespace-separated audience names, duplicates dropped; "*" alone → NULL
- * when allow_any. */
-static int parse_audiences(const char *v, bool allow_any, char ***ret, const char **reason) {
-        _cleanup_(strv_freep) char **l = NULL;
-        size_t n = 0;
-        const char *p = v;
-
-        if (allow_any && streq(v, "*")) {
-                *ret = NULL;
-                return 0;
-        }
-        for (;;) {
-                p += strspn(p, " \t");
-                if (!*p)
-                        break;
-                size_t len = strcspn(p, " \t");
-                _cleanup_(freep) char *w = strndup(p, len);
-                if (!w)
-                        return -ENOMEM;
-                p += len;
-                if (!tokend_audience_name_valid(w)) {
-                        *reason = streq(w, "*") ? "'*' must stand alone"
-                                                : "audiences are names of 1-64 characters [A-Za-z0-9_.@-]";
-                        return -EINVAL;
-                }
-                if (strv_contains(l, w))
-                        continue;
-                if (n >= TOKEND_AUDIENCES_MAX) {
-                        *reason = "too many audiences (at most 32)";
-                        return -EINVAL;
-                }
-                if (strv_push(&l, &n, w) < 0)
-                        return -ENOMEM;
-                w = NULL;
-        }
-        if (n == 0) {
-                *reason = "needs at least one audience";
-                return -EINVAL;
-        }
-        *ret = TAKE_PTR(l);
-        return 0;
-}
-
-static int set_string(char **field, const char *v) {
-        char *s = NULL;
-        if (v) {
-                s = strdup(v);
-                if (!s)
-                        return -ENOMEM;
-        }
-        free(*field);
-        *field = s;
-        return 0;
-}
-
-static int apply_bus(tokend_config *c, const char *v, const char **reason) {
-        tokend_bus bus;
-        if (streq(v, "system"))
-                bus = TOKEND_BUS_SYSTEM;
-        else if (streq(v, "session"))
-                bus = TOKEND_BUS_SESSION;
-        else if (streq(v, "none"))
-                bus = TOKEND_BUS_NONE;
-        else {
-                *reason = check_bus_address(v);
-                if (*reason)
-                        return -EINVAL;
-                bus = TOKEND_BUS_ADDRESS;
-        }
-        if (set_string(&c->bus_address, bus == TOKEND_BUS_ADDRESS ? v : NULL) < 0)
-                return -ENOMEM;
-        c->bus = bus;
-        return 0;
-}
-
-/* Parse v (already defaulted when empty) for key k into c. On failure the
- * field is unchanged and either *reason says why (-EINVAL) or the value is
- * outside k's range (-ERANGE). */
-static int apply_value(tokend_config *c, const key *k, const char *v, const char **reason) {
-        void *field = (uint8_t *) c + k->offset;
-        int64_t n;
-        int r;
-
-        switch (k->kind) {
-        case K_STRING:
-                if (v && k->check && (*reason = k->check(v)))
-                        return -EINVAL;
-                return set_string(field, v);
-
-        case K_TIMESPAN:
-                if (timespan_parse(v, &n) < 0) {
-                        *reason = "not a time span (e.g. 90s, 15min, 1h 30min, 7d)";
-                        return -EINVAL;
-                }
-                if (n < k->min || n > k->max)
-                        return -ERANGE;
-                *(int64_t *) field = n;
-                return 0;
-
-        case K_UNSIGNED:
-        case K_SIZE:
-                r = parse_decimal(v, k->min, k->max, &n);
-                if (r == -EINVAL)
-                        *reason = "not a decimal number";
-                if (r < 0)
-                        return r;
-                if (k->kind == K_SIZE)
-                        *(size_t *) field = (size_t) n;
-                else
-                        *(unsigned *) field = (unsigned) n;
-                return 0;
-
-        case K_BOOL:
-                if (parse_bool(v, field) < 0) {
-                        *reason = "not a boolean (yes/no, true/false, on/off, 1/0)";
-                        return -EINVAL;
-                }
-                return 0;
-
-        case K_MODE:
-                n = 0;
-                if (!*v || strlen(v) > 4 || strspn(v, "01234567") != strlen(v) ||
-                    (n = strtol(v, NULL, 8)) > k->max) {
-                        *reason = "not an octal file mode of at most 0777";
-                        return -EINVAL;
-                }
-                *(mode_t *) field = (mode_t) n;
-                return 0;
-
-        case K_ALG: {
-                jose_alg alg = jose_alg_from_string(v);
-                if (alg == JOSE_ALG_INVALID) {
-                        *reason = "must be one of EdDSA, ES256, RS256, PS256";
-                        return -EINVAL;
-                }
-                *(jose_alg *) field = alg;
-                return 0;
-        }
-
-        case K_AUDIENCES:
-        case K_AUDIENCES_OR_NONE: {
-                char **l = NULL;
-                bool none = k->kind == K_AUDIENCES_OR_NONE && streq(v, "none");
-                r = none ? 0 : parse_audiences(v, k->allow_any, &l, reason);
-                if (r < 0)
-                        return r;
-                if (k->kind == K_AUDIENCES_OR_NONE && strv_contains(l, "none")) {
-                        strv_free(l);
-                        *reason = "'none' must stand alone";
-                        return -EINVAL;
-                }
-                strv_free(*(char ***) field);
-                *(char ***) field = l;
-                return 0;
-        }
-
-        case K_BUS:
-                return apply_bus(c, v, reason);
-        }
-        return -EINVAL;
-}
 
 /* ------------------------------------------------------------ parsing */
 
@@ -503,7 +31,7 @@ typedef struct parser {
         char *error;   /* first error, complete message */
         unsigned error_line;
         int error_r;
-        char *where[ELEMENTSOF(keys)]; /* "FILE:LINE: [S] K=v" of the last assignment */
+        char *where[ELEMENTSOF(config_keys)]; /* "FILE:LINE: [S] K=v" of the last assignment */
         bool check; /* tokend_config_check(): record every problem and read on */
 } parser;
 
@@ -605,10 +133,10 @@ static int handler(void *userdata, const char *section, const char *name, const 
                 return 1;
 
         bool section_known = false;
-        const key *k = key_find(section, name, &section_known);
+        const config_key *k = config_key_find(section, name, &section_known);
         if (!k) {
                 char hint[160];
-                suggest(section, name, section_known, hint);
+                config_suggest(section, name, section_known, hint);
                 const char *what = section_known ? "key" : "section";
                 if (p->check) {
                         parser_fail(p, -EINVAL, "%s:%u: unknown %s [%s] %s%s", p->file, p->line, what, section,
@@ -624,7 +152,7 @@ static int handler(void *userdata, const char *section, const char *name, const 
 
         shown_value(value, shown);
         /* An empty assignment resets the key to its default. */
-        int r = apply_value(p->config, k, *value ? value : k->def, &reason);
+        int r = config_apply_value(p->config, k, *value ? value : k->def, &reason);
         if (r == -ENOMEM) {
                 p->error_r = r;
                 return 0;
@@ -638,7 +166,7 @@ static int handler(void *userdata, const char *section, const char *name, const 
                                     reason ?: "invalid value");
                 return p->check ? 1 : 0; /* check mode reads on; inih's own count is for syntax errors */
         }
-        size_t i = (size_t) (k - keys);
+        size_t i = (size_t) (k - config_keys);
         free(p->where[i]);
         if (asprintf(&p->where[i], "%s:%u: [%s] %s=%s", p->file, p->line, k->section, k->name, shown) < 0) {
                 p->where[i] = NULL;
@@ -792,8 +320,8 @@ static int check_cross(parser *p) {
         for (char **a = c->default_audience; a && *a; a++) {
                 if (strv_contains(c->allowed_audiences, *a))
                         continue;
-                size_t def = (size_t) (key_find("Token", "DefaultAudience", NULL) - keys),
-                       allowed = (size_t) (key_find("Token", "AllowedAudiences", NULL) - keys);
+                size_t def = (size_t) (config_key_find("Token", "DefaultAudience", NULL) - config_keys),
+                       allowed = (size_t) (config_key_find("Token", "AllowedAudiences", NULL) - config_keys);
                 const char *where = p->where[def] ?: p->where[allowed] ?: "[Token]";
                 parser_fail(p, -EINVAL, "%s: default audience '%s' is not in [Token] AllowedAudiences", where, *a);
                 return -EINVAL;
@@ -806,14 +334,14 @@ static int check_cross(parser *p) {
 void tokend_config_free(tokend_config *c) {
         if (!c)
                 return;
-        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
-                switch (keys[i].kind) {
+        for (size_t i = 0; i < ELEMENTSOF(config_keys); i++)
+                switch (config_keys[i].kind) {
                 case K_STRING:
-                        free(*(char **) ((uint8_t *) c + keys[i].offset));
+                        free(*(char **) ((uint8_t *) c + config_keys[i].offset));
                         break;
                 case K_AUDIENCES:
                 case K_AUDIENCES_OR_NONE:
-                        strv_free(*(char ***) ((uint8_t *) c + keys[i].offset));
+                        strv_free(*(char ***) ((uint8_t *) c + config_keys[i].offset));
                         break;
                 default:
                         break;
@@ -828,9 +356,9 @@ int tokend_config_new_default(tokend_config **ret) {
         _cleanup_(tokend_config_freep) tokend_config *c = calloc(1, sizeof(*c));
         if (!c)
                 return -ENOMEM;
-        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+        for (size_t i = 0; i < ELEMENTSOF(config_keys); i++) {
                 const char *reason = NULL;
-                int r = apply_value(c, &keys[i], keys[i].def, &reason);
+                int r = config_apply_value(c, &config_keys[i], config_keys[i].def, &reason);
                 if (r < 0)
                         return r; /* only -ENOMEM: the defaults are valid (tested) */
         }
@@ -842,7 +370,7 @@ int tokend_config_set_bus(tokend_config *c, const char *value) {
         const char *reason = NULL;
         if (!c || !value)
                 return -EINVAL;
-        return apply_bus(c, value, &reason);
+        return config_apply_bus(c, value, &reason);
 }
 
 int tokend_config_set_state_dir(tokend_config *c, const char *dir) {
@@ -923,7 +451,7 @@ static int load(const char *path, const char *state_dir, bool check, tokend_conf
                 r = p.error_r;
 
         free(p.buf);
-        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+        for (size_t i = 0; i < ELEMENTSOF(config_keys); i++)
                 free(p.where[i]);
         if (r < 0) {
                 if (ret_error && p.error)
@@ -944,78 +472,3 @@ int tokend_config_check(const char *path, const char *state_dir, tokend_config *
         return load(path, state_dir, true, ret, NULL);
 }
 
-/* One key's effective value as it would be written in the file. */
-static int format_value(const tokend_config *c, const key *k, char **ret) {
-        const void *field = (const uint8_t *) c + k->offset;
-        char buf[TIMESPAN_FORMAT_MAX];
-
-        switch (k->kind) {
-        case K_STRING: {
-                const char *v = *(char *const *) field;
-                *ret = strdup(v ?: "");
-                break;
-        }
-        case K_TIMESPAN:
-                *ret = strdup(timespan_format(*(const int64_t *) field, buf, sizeof buf));
-                break;
-        case K_UNSIGNED:
-                return asprintf(ret, "%u", *(const unsigned *) field) < 0 ? -ENOMEM : 0;
-        case K_SIZE:
-                return asprintf(ret, "%zu", *(const size_t *) field) < 0 ? -ENOMEM : 0;
-        case K_BOOL:
-                *ret = strdup(*(const bool *) field ? "yes" : "no");
-                break;
-        case K_MODE:
-                return asprintf(ret, "%04o", (unsigned) *(const mode_t *) field) < 0 ? -ENOMEM : 0;
-        case K_ALG:
-                *ret = strdup(jose_alg_to_string(*(const jose_alg *) field));
-                break;
-        case K_AUDIENCES:
-        case K_AUDIENCES_OR_NONE: {
-                char *const *l = *(char **const *) field;
-                size_t len = 0;
-                if (!l) {
-                        *ret = strdup(k->kind == K_AUDIENCES_OR_NONE ? "none" : "*");
-                        break;
-                }
-                for (size_t i = 0; l[i]; i++)
-                        len += strlen(l[i]) + 1;
-                char *s = calloc(1, len + 1);
-                if (!s)
-                        return -ENOMEM;
-                for (size_t i = 0; l[i]; i++) {
-                        if (i > 0)
-                                strcat(s, " ");
-                        strcat(s, l[i]);
-                }
-                *ret = s;
-                break;
-        }
-        case K_BUS:
-                *ret = strdup(c->bus == TOKEND_BUS_SYSTEM    ? "system"
-                              : c->bus == TOKEND_BUS_SESSION ? "session"
-                              : c->bus == TOKEND_BUS_NONE    ? "none"
-                                                             : c->bus_address);
-                break;
-        }
-        return *ret ? 0 : -ENOMEM;
-}
-
-int tokend_config_dump(const tokend_config *c, FILE *f) {
-        const char *section = NULL;
-
-        if (!c || !f)
-                return -EINVAL;
-        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
-                _cleanup_(freep) char *v = NULL;
-                int r = format_value(c, &keys[i], &v);
-                if (r < 0)
-                        return r;
-                if (!section || !streq(section, keys[i].section)) {
-                        fprintf(f, "%s[%s]\n", section ? "\n" : "", keys[i].section);
-                        section = keys[i].section;
-                }
-                fprintf(f, "%s=%s\n", keys[i].name, v);
-        }
-        return ferror(f) ? -EIO : 0;
-}

@@ -62,14 +62,6 @@ int user_by_uid(uid_t uid, td_user *ret) {
         return fill(res, ret);
 }
 
-void strv_free(char **v) {
-        if (!v)
-                return;
-        for (char **p = v; *p; p++)
-                free(*p);
-        free(v);
-}
-
 int user_groups(const td_user *u, char ***ret) {
         gid_t gids[MAX_GROUPS];
         int n = MAX_GROUPS;

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "strv.h" /* user_groups() returns a strv: strv_free() it */
+
 #define USER_NAME_MAX 256U
 
 typedef struct td_user {
@@ -30,4 +32,3 @@ int user_groups(const td_user *u, char ***ret);
 /* Is uid root or a member of group admin_group (may be NULL/"")? */
 bool user_is_admin(uid_t uid, const char *admin_group);
 
-void strv_free(char **v);

@@ -22,11 +22,11 @@
  * backlog full: Linux then returns EAGAIN and gives no completion event. */
 #define CONNECT_RETRY_MS 10
 
-void jwt_http_response_done(JwtHttpResponse *r) {
+void jwt_http_response_done(jwt_http_response *r) {
         if (!r)
                 return;
         free(r->body);
-        *r = (JwtHttpResponse) {};
+        *r = (jwt_http_response) {};
 }
 
 static const char *find_crlf(const char *p, const char *end) {
@@ -152,7 +152,7 @@ static int parse_head(const char *head, const char *end, unsigned *ret_status, s
         return 0;
 }
 
-int jwt_http_parse_response(const char *buf, size_t len, JwtHttpResponse *ret) {
+int jwt_http_parse_response(const char *buf, size_t len, jwt_http_response *ret) {
         size_t scan = len < JWT_HTTP_HEAD_MAX ? len : JWT_HTTP_HEAD_MAX;
         const char *blank = NULL;
         unsigned status;
@@ -186,7 +186,7 @@ int jwt_http_parse_response(const char *buf, size_t len, JwtHttpResponse *ret) {
         memcpy(body, buf + body_off, length);
         body[length] = '\0';
 
-        *ret = (JwtHttpResponse) { .status = status, .body = body, .body_len = length };
+        *ret = (jwt_http_response) { .status = status, .body = body, .body_len = length };
         return 0;
 }
 
@@ -291,7 +291,7 @@ static int send_all(int fd, struct iovec *iov, size_t n_iov, int64_t deadline) {
         return 0;
 }
 
-static int read_response(int fd, int64_t deadline, JwtHttpResponse *ret) {
+static int read_response(int fd, int64_t deadline, jwt_http_response *ret) {
         const size_t cap = JWT_HTTP_HEAD_MAX + JWT_HTTP_BODY_MAX;
         _cleanup_(freep) char *buf = malloc(cap);
         size_t n = 0;
@@ -318,7 +318,7 @@ static int read_response(int fd, int64_t deadline, JwtHttpResponse *ret) {
 }
 
 int jwt_http_post_unix(const char *socket_path, const char *path, const char *body, size_t body_len,
-                       int timeout_ms, JwtHttpResponse *ret) {
+                       int timeout_ms, jwt_http_response *ret) {
         int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
         _cleanup_(closep) int fd = -EBADF;
         char head[512];

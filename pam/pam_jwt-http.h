@@ -11,14 +11,14 @@
 #define JWT_HTTP_HEAD_MAX (8U * 1024U)
 #define JWT_HTTP_BODY_MAX (16U * 1024U)
 
-typedef struct JwtHttpResponse {
+typedef struct jwt_http_response {
         unsigned status;  /* 100..999 */
         char *body;       /* owned, NUL-terminated, body_len bytes (may hold NULs) */
         size_t body_len;
-} JwtHttpResponse;
+} jwt_http_response;
 
 /* Free the body and reset. Accepts a zeroed or already-reset struct. */
-void jwt_http_response_done(JwtHttpResponse *r);
+void jwt_http_response_done(jwt_http_response *r);
 
 /* Parse one complete response held in buf[0..len): status line, header fields
  * (CRLF-terminated, no obs-fold, no Transfer-Encoding, exactly one
@@ -27,7 +27,7 @@ void jwt_http_response_done(JwtHttpResponse *r);
  * -EAGAIN when buf is a valid but incomplete prefix, -EBADMSG when malformed
  * (also: head over JWT_HTTP_HEAD_MAX, bytes after the body), -EFBIG when
  * Content-Length exceeds JWT_HTTP_BODY_MAX, -ENOMEM. *ret untouched on error. */
-_warn_unused_result_ int jwt_http_parse_response(const char *buf, size_t len, JwtHttpResponse *ret);
+_warn_unused_result_ int jwt_http_parse_response(const char *buf, size_t len, jwt_http_response *ret);
 
 /* POST body (Content-Type: application/json, Connection: close) to path on the
  * AF_UNIX socket socket_path. connect + write + read together take at most
@@ -37,4 +37,4 @@ _warn_unused_result_ int jwt_http_parse_response(const char *buf, size_t len, Jw
  * -EBADMSG/-EFBIG (see jwt_http_parse_response; also EOF before the response
  * was complete), -ENOMEM. Never raises SIGPIPE. *ret untouched on error. */
 _warn_unused_result_ int jwt_http_post_unix(const char *socket_path, const char *path, const char *body,
-                                            size_t body_len, int timeout_ms, JwtHttpResponse *ret);
+                                            size_t body_len, int timeout_ms, jwt_http_response *ret);

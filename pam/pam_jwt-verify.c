@@ -11,7 +11,7 @@
 #include "pam_jwt-verify.h"
 #include "str-escape.h"
 
-static void set_reason(JwtVerifyResult *ret, const char *s) {
+static void set_reason(jwt_verify_result *ret, const char *s) {
         size_t i = 0;
 
         for (; s && s[i] && i < sizeof(ret->reason) - 1; i++) {
@@ -45,7 +45,7 @@ bool jwt_token_is_jws_shaped(const char *s, size_t len) {
         return dots == 2 && seg > 0;
 }
 
-const char *jwt_verdict_to_string(JwtVerdict v) {
+const char *jwt_verdict_to_string(jwt_verdict v) {
         switch (v) {
         case JWT_VERDICT_VALID:
                 return "valid";
@@ -107,7 +107,7 @@ static int aud_contains(const json_t *aud, const char *service) {
         return found;
 }
 
-static void parse_refusal(const char *body, size_t body_len, JwtVerifyResult *ret) {
+static void parse_refusal(const char *body, size_t body_len, jwt_verify_result *ret) {
         _cleanup_(json_decrefp) json_t *j = json_loadb(body, body_len, JSON_REJECT_DUPLICATES, NULL);
         const char *code = json_string_value(json_object_get(j, "error"));
         const json_t *msg = json_object_get(j, "message");
@@ -129,8 +129,8 @@ static void parse_refusal(const char *body, size_t body_len, JwtVerifyResult *re
 }
 
 void jwt_verify_parse_answer(unsigned status, const char *body, size_t body_len, const char *user,
-                             const char *service, JwtVerifyResult *ret) {
-        *ret = (JwtVerifyResult) { .verdict = JWT_VERDICT_UNAVAILABLE, .status = status, .uid = -1 };
+                             const char *service, jwt_verify_result *ret) {
+        *ret = (jwt_verify_result) { .verdict = JWT_VERDICT_UNAVAILABLE, .status = status, .uid = -1 };
 
         switch (status) {
         case 200:
@@ -212,7 +212,7 @@ static int set_optional(json_t *o, const char *key, const char *value) {
 
 /* Returns 0 and a malloc'ed body (caller wipes and frees *ret, ret_len bytes),
  * -EINVAL when a field is not valid UTF-8, -ENOMEM. */
-static int build_body(const JwtVerifyRequest *req, char **ret, size_t *ret_len) {
+static int build_body(const jwt_verify_request *req, char **ret, size_t *ret_len) {
         _cleanup_(json_decrefp) json_t *o = json_object();
         _cleanup_(json_decrefp) json_t *tok = json_stringn(req->token, req->token_len);
         int r = -EINVAL;
@@ -244,8 +244,8 @@ out:
         return r;
 }
 
-void jwt_verify(const JwtVerifyRequest *req, JwtVerifyResult *ret) {
-        JwtHttpResponse resp = {};
+void jwt_verify(const jwt_verify_request *req, jwt_verify_result *ret) {
+        jwt_http_response resp = {};
         char *body = NULL;
         size_t body_len = 0;
         int r;
@@ -253,7 +253,7 @@ void jwt_verify(const JwtVerifyRequest *req, JwtVerifyResult *ret) {
         r = build_body(req, &body, &body_len);
         if (r < 0) {
                 /* not valid UTF-8: cannot be a token, tokend need not be asked */
-                *ret = (JwtVerifyResult) { .verdict = r == -EINVAL ? JWT_VERDICT_REFUSED : JWT_VERDICT_UNAVAILABLE,
+                *ret = (jwt_verify_result) { .verdict = r == -EINVAL ? JWT_VERDICT_REFUSED : JWT_VERDICT_UNAVAILABLE,
                                            .error = r == -EINVAL ? 0 : r,
                                            .uid = -1 };
                 set_reason(ret, r == -EINVAL ? "not UTF-8" : "out of memory");
@@ -264,7 +264,7 @@ void jwt_verify(const JwtVerifyRequest *req, JwtVerifyResult *ret) {
         explicit_bzero(body, body_len);
         free(body);
         if (r < 0) {
-                *ret = (JwtVerifyResult) { .verdict = JWT_VERDICT_UNAVAILABLE, .error = r, .uid = -1 };
+                *ret = (jwt_verify_result) { .verdict = JWT_VERDICT_UNAVAILABLE, .error = r, .uid = -1 };
                 set_reason(ret, "no answer");
                 return;
         }

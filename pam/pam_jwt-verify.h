@@ -17,16 +17,16 @@
 #define JWT_REASON_MAX 48U
 #define JWT_MESSAGE_MAX 256U        /* tokend's refusal message, escaped, cut between whole characters */
 
-typedef enum JwtVerdict {
+typedef enum jwt_verdict {
         JWT_VERDICT_VALID,        /* 200, active:true, sub == user, service ∈ aud */
         JWT_VERDICT_REFUSED,      /* 400/401 invalid_*, active:false, sub or aud mismatch */
         JWT_VERDICT_EXPIRED,      /* 401 token_expired */
         JWT_VERDICT_REVOKED,      /* 401 token_revoked */
         JWT_VERDICT_RATE_LIMITED, /* 429 */
         JWT_VERDICT_UNAVAILABLE,  /* no answer, other status, malformed answer */
-} JwtVerdict;
+} jwt_verdict;
 
-typedef struct JwtVerifyRequest {
+typedef struct jwt_verify_request {
         const char *socket_path;
         int timeout_ms;
         const char *token; /* secret: copied only into wiped buffers */
@@ -35,10 +35,10 @@ typedef struct JwtVerifyRequest {
         const char *service;
         const char *rhost; /* optional */
         const char *tty;   /* optional */
-} JwtVerifyRequest;
+} jwt_verify_request;
 
-typedef struct JwtVerifyResult {
-        JwtVerdict verdict;
+typedef struct jwt_verify_result {
+        jwt_verdict verdict;
         int error;                    /* transport -errno, 0 when tokend answered */
         unsigned status;              /* HTTP status, 0 when none */
         char reason[JWT_REASON_MAX];  /* tokend's error code or what was malformed;
@@ -50,7 +50,7 @@ typedef struct JwtVerifyResult {
         int64_t uid;                  /* -1 when tokend did not say */
         char client_id[JWT_ID_MAX + 1];
         char jti[JWT_ID_MAX + 1];
-} JwtVerifyResult;
+} jwt_verify_result;
 
 /* True when s[0..len) is three non-empty base64url segments joined by '.'
  * (RFC 7515 §7.1 compact serialization shape; nothing is decoded). */
@@ -60,12 +60,12 @@ bool jwt_token_is_jws_shaped(const char *s, size_t len);
  * service, compared byte for byte. Never fails: anything unexpected is
  * JWT_VERDICT_UNAVAILABLE with a reason. Fills *ret completely. */
 void jwt_verify_parse_answer(unsigned status, const char *body, size_t body_len, const char *user,
-                             const char *service, JwtVerifyResult *ret);
+                             const char *service, jwt_verify_result *ret);
 
 /* Ask tokend. Fills *ret completely (transport failures are
  * JWT_VERDICT_UNAVAILABLE with ret->error set). The request body, which holds
  * the token, is wiped before it is freed. */
-void jwt_verify(const JwtVerifyRequest *req, JwtVerifyResult *ret);
+void jwt_verify(const jwt_verify_request *req, jwt_verify_result *ret);
 
 /* Human name of a verdict, for logs. */
-const char *jwt_verdict_to_string(JwtVerdict v);
+const char *jwt_verdict_to_string(jwt_verdict v);

@@ -10,7 +10,7 @@
  * State lives only on the PAM handle (pam_set_data), so the module is
  * reentrant and keeps no globals. The account phase re-asks tokend whether the
  * token was revoked since authentication, so the token is kept on the handle
- * until that check (or pam_end), and wiped then; see State below.
+ * until that check (or pam_end), and wiped then; see jwt_state below.
  *
  * Option semantics follow pam_unix: use_first_pass takes PAM_AUTHTOK or fails
  * with PAM_AUTHTOK_RECOVERY_ERR; try_first_pass takes PAM_AUTHTOK when it is
@@ -27,6 +27,7 @@
 #include <security/pam_ext.h>
 #include <security/pam_modules.h>
 
+#include "macro.h" /* erase_and_free*(): libtdbase */
 #include "pam_jwt-verify.h"
 
 #define DEFAULT_SOCKET "/run/tokend/tokend.sock"
@@ -42,7 +43,7 @@
 #define FAIL_DELAY_USEC 2000000U  /* pam_fail_delay() on every refusal */
 #define STATE_KEY "pam_jwt_state"
 
-typedef struct Options {
+typedef struct jwt_options {
         const char *socket_path;
         int timeout_ms;
         const char *audience; /* NULL: PAM_SERVICE */
@@ -52,12 +53,12 @@ typedef struct Options {
         bool only_tokens;
         bool debug;
         bool silent; /* PAM_SILENT in this call's flags: no message to the user */
-} Options;
+} jwt_options;
 
 /* What a successful authentication leaves on the handle. The token is needed
  * once more, by the account phase's revocation re-check; it is wiped right
  * after that check, or by the cleanup at pam_end() if it never comes. */
-typedef struct State {
+typedef struct jwt_state {
         char *user;
         char *audience;
         char *token;
@@ -66,24 +67,12 @@ typedef struct State {
         int account_result; /* -1: not checked yet, else the PAM code it gave */
         char device_id[JWT_ID_MAX + 1];
         char jti[JWT_ID_MAX + 1];
-} State;
+} jwt_state;
 
-typedef enum Phase {
+typedef enum jwt_phase {
         PHASE_AUTH,
         PHASE_ACCOUNT,
-} Phase;
-
-static void wipe_free(char *s, size_t len) {
-        if (!s)
-                return;
-        explicit_bzero(s, len);
-        free(s);
-}
-
-static void wipe_free_strp(char **s) {
-        if (*s)
-                wipe_free(*s, strlen(*s));
-}
+} jwt_phase;
 
 /* For log lines: user names and option values come from outside. */
 static const char *printable(const char *s) {
@@ -122,8 +111,8 @@ static int parse_timeout(const char *s, int *ret) {
 /* Defaults, then module arguments. A bad value of a known option is a
  * configuration error (PAM_SERVICE_ERR: fail closed); unknown options are
  * logged and ignored. */
-static int options_parse(pam_handle_t *pamh, int argc, const char **argv, Options *ret) {
-        Options o = {
+static int options_parse(pam_handle_t *pamh, int argc, const char **argv, jwt_options *ret) {
+        jwt_options o = {
                 .socket_path = DEFAULT_SOCKET,
                 .timeout_ms = DEFAULT_TIMEOUT_MS,
         };
@@ -165,7 +154,7 @@ static int options_parse(pam_handle_t *pamh, int argc, const char **argv, Option
 }
 
 /* The one place where a verdict becomes a PAM code (STYLE.md rule 3). */
-static int verdict_to_pam(JwtVerdict v, Phase phase) {
+static int verdict_to_pam(jwt_verdict v, jwt_phase phase) {
         switch (v) {
         case JWT_VERDICT_VALID:
                 return PAM_SUCCESS;
@@ -182,12 +171,12 @@ static int verdict_to_pam(JwtVerdict v, Phase phase) {
         return PAM_AUTHINFO_UNAVAIL;
 }
 
-static void state_free(State *s) {
+static void state_free(jwt_state *s) {
         if (!s)
                 return;
         free(s->user);
         free(s->audience);
-        wipe_free(s->token, s->token_len);
+        erase_and_free_buf(s->token, s->token_len);
         explicit_bzero(s, sizeof(*s));
         free(s);
 }
@@ -196,25 +185,25 @@ static void state_cleanup(pam_handle_t *pamh _unused_, void *data, int error_sta
         state_free(data);
 }
 
-static void state_drop_token(State *s) {
-        wipe_free(s->token, s->token_len);
+static void state_drop_token(jwt_state *s) {
+        erase_and_free_buf(s->token, s->token_len);
         s->token = NULL;
         s->token_len = 0;
 }
 
-static State *state_get(pam_handle_t *pamh) {
+static jwt_state *state_get(pam_handle_t *pamh) {
         const void *data = NULL;
         if (pam_get_data(pamh, STATE_KEY, &data) != PAM_SUCCESS)
                 return NULL;
-        return (State *) data;
+        return (jwt_state *) data;
 }
 
 static int state_store(pam_handle_t *pamh, const char *user, const char *audience, const char *token,
-                       size_t token_len, const JwtVerifyResult *res) {
-        State *s = calloc(1, sizeof(State));
+                       size_t token_len, const jwt_verify_result *res) {
+        jwt_state *s = calloc(1, sizeof(jwt_state));
         if (!s)
                 return PAM_BUF_ERR;
-        *s = (State) {
+        *s = (jwt_state) {
                 .user = strdup(user),
                 .audience = strdup(audience),
                 .token = malloc(token_len + 1),
@@ -246,8 +235,8 @@ static const char *get_short_item(pam_handle_t *pamh, int type) {
         return n == 0 || n > MAX_ITEM ? NULL : v;
 }
 
-static void log_verdict(pam_handle_t *pamh, const Options *o, const char *what, const char *user,
-                        const char *audience, const JwtVerifyResult *res) {
+static void log_verdict(pam_handle_t *pamh, const jwt_options *o, const char *what, const char *user,
+                        const char *audience, const jwt_verify_result *res) {
         switch (res->verdict) {
         case JWT_VERDICT_VALID:
                 pam_syslog(pamh, LOG_INFO, "%s: token of device %s accepted for user %s, service %s (jti %s)", what,
@@ -274,7 +263,7 @@ static void log_verdict(pam_handle_t *pamh, const Options *o, const char *what, 
 /* One short line for the user (PAM_ERROR_MSG) on a refusal: what happened
  * and what to do, from the verdict alone — never tokend's free text, and
  * nothing the holder of the token could not learn from tokenctl verify. */
-static void tell_user(pam_handle_t *pamh, const Options *o, const char *service, const JwtVerifyResult *res) {
+static void tell_user(pam_handle_t *pamh, const jwt_options *o, const char *service, const jwt_verify_result *res) {
         if (o->silent)
                 return;
         switch (res->verdict) {
@@ -301,7 +290,7 @@ static void tell_user(pam_handle_t *pamh, const Options *o, const char *service,
 
 /* Get the answer to check. *ret_token points either into PAM's own
  * PAM_AUTHTOK item or to *ret_owned, a conversation answer the caller wipes. */
-static int get_token(pam_handle_t *pamh, const Options *o, const char *user, const char **ret_token,
+static int get_token(pam_handle_t *pamh, const jwt_options *o, const char *user, const char **ret_token,
                      char **ret_owned) {
         int r;
 
@@ -327,7 +316,7 @@ static int get_token(pam_handle_t *pamh, const Options *o, const char *user, con
         else
                 r = pam_prompt(pamh, PAM_PROMPT_ECHO_OFF, &answer, DEFAULT_PROMPT_FMT, printable(user));
         if (r != PAM_SUCCESS) {
-                wipe_free_strp(&answer);
+                erase_and_freep(&answer);
                 pam_syslog(pamh, LOG_ERR, "conversation failed: %s", pam_strerror(pamh, r));
                 return r;
         }
@@ -336,8 +325,8 @@ static int get_token(pam_handle_t *pamh, const Options *o, const char *user, con
         return PAM_SUCCESS;
 }
 
-static int authenticate(pam_handle_t *pamh, const Options *o) {
-        _cleanup_(wipe_free_strp) char *owned = NULL;
+static int authenticate(pam_handle_t *pamh, const jwt_options *o) {
+        _cleanup_(erase_and_freep) char *owned = NULL;
         const char *user = NULL, *service = NULL, *token = NULL;
         int r;
 
@@ -385,7 +374,7 @@ static int authenticate(pam_handle_t *pamh, const Options *o) {
                 return PAM_IGNORE;
         }
 
-        JwtVerifyRequest req = {
+        jwt_verify_request req = {
                 .socket_path = o->socket_path,
                 .timeout_ms = o->timeout_ms,
                 .token = token,
@@ -395,7 +384,7 @@ static int authenticate(pam_handle_t *pamh, const Options *o) {
                 .rhost = get_short_item(pamh, PAM_RHOST),
                 .tty = get_short_item(pamh, PAM_TTY),
         };
-        JwtVerifyResult res;
+        jwt_verify_result res;
 
         if (o->debug)
                 pam_syslog(pamh, LOG_DEBUG, "asking tokend at %s about a %zu-byte token for user %s, service %s",
@@ -411,7 +400,7 @@ static int authenticate(pam_handle_t *pamh, const Options *o) {
 }
 
 _public_ int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv) {
-        Options o;
+        jwt_options o;
         int r = options_parse(pamh, argc, argv, &o);
         if (r != PAM_SUCCESS)
                 return r;
@@ -435,7 +424,7 @@ _public_ int pam_sm_setcred(pam_handle_t *pamh _unused_, int flags _unused_, int
 }
 
 /* TOKEND_DEVICE_ID and TOKEND_TOKEN_EXP into the PAM environment. */
-static int export_env(pam_handle_t *pamh, const State *s) {
+static int export_env(pam_handle_t *pamh, const jwt_state *s) {
         char buf[64 + JWT_ID_MAX];
         int r;
 
@@ -449,7 +438,7 @@ static int export_env(pam_handle_t *pamh, const State *s) {
         return pam_putenv(pamh, buf);
 }
 
-static int account(pam_handle_t *pamh, const Options *o, State *s) {
+static int account(pam_handle_t *pamh, const jwt_options *o, jwt_state *s) {
         const void *item = NULL;
         int r;
 
@@ -467,7 +456,7 @@ static int account(pam_handle_t *pamh, const Options *o, State *s) {
                 return s->account_result;
 
         /* revoked since authentication? (e.g. a device revoked mid-login) */
-        JwtVerifyRequest req = {
+        jwt_verify_request req = {
                 .socket_path = o->socket_path,
                 .timeout_ms = o->timeout_ms,
                 .token = s->token,
@@ -477,7 +466,7 @@ static int account(pam_handle_t *pamh, const Options *o, State *s) {
                 .rhost = get_short_item(pamh, PAM_RHOST),
                 .tty = get_short_item(pamh, PAM_TTY),
         };
-        JwtVerifyResult res;
+        jwt_verify_result res;
 
         jwt_verify(&req, &res);
         state_drop_token(s);
@@ -498,8 +487,8 @@ static int account(pam_handle_t *pamh, const Options *o, State *s) {
 }
 
 _public_ int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv) {
-        State *s = state_get(pamh);
-        Options o;
+        jwt_state *s = state_get(pamh);
+        jwt_options o;
         int r;
 
         if (!s)
@@ -516,7 +505,7 @@ _public_ int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const cha
 
 _public_ int pam_sm_open_session(pam_handle_t *pamh, int flags _unused_, int argc _unused_,
                                  const char **argv _unused_) {
-        State *s = state_get(pamh);
+        jwt_state *s = state_get(pamh);
 
         if (!s)
                 return PAM_IGNORE;

@@ -12,8 +12,8 @@
 #include "str-escape.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-        JwtHttpResponse resp = {};
-        JwtVerifyResult res;
+        jwt_http_response resp = {};
+        jwt_verify_result res;
 
         (void) jwt_token_is_jws_shaped((const char *) data, size);
         if (jwt_http_parse_response((const char *) data, size, &resp) < 0)

@@ -15,12 +15,12 @@
 #include "pam_jwt-http.h"
 #include "pam_jwt-verify.h"
 
-static int parse(const char *s, JwtHttpResponse *ret) {
+static int parse(const char *s, jwt_http_response *ret) {
         return jwt_http_parse_response(s, strlen(s), ret);
 }
 
 static void test_http_ok(void **state) {
-        JwtHttpResponse r = {};
+        jwt_http_response r = {};
         (void) state;
 
         assert_int_equal(parse("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
@@ -47,7 +47,7 @@ static void test_http_ok(void **state) {
 
 static void test_http_incomplete(void **state) {
         const char *full = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
-        JwtHttpResponse r = {};
+        jwt_http_response r = {};
         (void) state;
 
         /* every strict prefix is "need more", the whole thing parses */
@@ -76,7 +76,7 @@ static void test_http_malformed(void **state) {
                 "HTTP/1.1 200 OK\r\nX: a\nb\r\nContent-Length: 2\r\n\r\n{}",    /* bare LF */
                 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}extra",          /* trailing bytes */
         };
-        JwtHttpResponse r = {};
+        jwt_http_response r = {};
         (void) state;
 
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -92,7 +92,7 @@ static void test_http_malformed(void **state) {
 }
 
 static void test_http_caps(void **state) {
-        JwtHttpResponse r = {};
+        jwt_http_response r = {};
         char *big;
         (void) state;
 
@@ -127,13 +127,13 @@ static const char *const VALID =
         "{\"active\":true,\"sub\":\"alice\",\"uid\":1000,\"aud\":[\"sshd\",\"login\",\"su\"],"
         "\"exp\":1790000000,\"iat\":1789999000,\"client_id\":\"dev_abc\",\"jti\":\"j1\",\"scope\":\"\"}";
 
-static JwtVerdict answer(unsigned status, const char *body, JwtVerifyResult *res) {
+static jwt_verdict answer(unsigned status, const char *body, jwt_verify_result *res) {
         jwt_verify_parse_answer(status, body, strlen(body), "alice", "sshd", res);
         return res->verdict;
 }
 
 static void test_answer_valid(void **state) {
-        JwtVerifyResult res;
+        jwt_verify_result res;
         (void) state;
 
         assert_int_equal(answer(200, VALID, &res), JWT_VERDICT_VALID);
@@ -150,7 +150,7 @@ static void test_answer_valid(void **state) {
 }
 
 static void test_answer_refused(void **state) {
-        JwtVerifyResult res;
+        jwt_verify_result res;
         (void) state;
 
         assert_int_equal(answer(401, "{\"error\":\"invalid_token\",\"message\":\"x\"}", &res), JWT_VERDICT_REFUSED);
@@ -171,7 +171,7 @@ static void test_answer_refused(void **state) {
                 char body[256];
                 (void) snprintf(body, sizeof(body), "{\"active\":true,\"sub\":\"%s\",\"aud\":[\"sshd\"],\"exp\":5}",
                                 subs[i]);
-                JwtVerdict v = answer(200, body, &res);
+                jwt_verdict v = answer(200, body, &res);
                 if (v == JWT_VERDICT_VALID)
                         fail_msg("sub %s accepted", subs[i]);
         }
@@ -205,7 +205,7 @@ static void test_answer_unavailable(void **state) {
                 "{\"active\":true,\"sub\":\"alice\",\"aud\":[\"sshd\"],\"exp\":5,\"jti\":7}",
                 "{\"active\":true,\"sub\":\"alice\",\"aud\":[\"sshd\"],\"exp\":5,\"client_id\":\"\"}",
         };
-        JwtVerifyResult res;
+        jwt_verify_result res;
         (void) state;
 
         for (size_t i = 0; i < sizeof(bad200) / sizeof(bad200[0]); i++)
