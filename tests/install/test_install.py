@@ -196,8 +196,8 @@ def test_sysusers_and_tmpfiles(destdir, dirs):
 
 
 def config_keys():
-    """(section, key, default) of every key in common/tokend-config.c's table."""
-    with open(os.path.join(TOP_SRCDIR, "common", "tokend-config.c")) as f:
+    """(section, key, default) of every key in common/tokend-config-keys.c's table."""
+    with open(os.path.join(TOP_SRCDIR, "common", "tokend-config-keys.c")) as f:
         src = f.read()
     keys = re.findall(r'\{ "(\w+)", "(\w+)", K_\w+, [^,]+, (NULL|"[^"]*"),', src)
     assert len(keys) >= 20, "cannot read the key table"
