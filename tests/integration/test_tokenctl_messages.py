@@ -113,4 +113,7 @@ def test_docs_say_what_happens():
     block = readme.split("or edit one service, e.g. `/etc/pam.d/sshd`", 1)[1].split("```", 2)[1]
     assert "pam_jwt.so" in block and "@include common-account" not in block     # no doubled account stack
     assert "Host key verification failed" in readme
-    assert "Token: Token:" in read("etc", "pam.d", "sudo") and "Token: Token:" in readme
+    # the double prompt is named as it is now (pam_jwt's marked prompt), not the old "Token: Token:"
+    for text in (read("etc", "pam.d", "sudo"), readme):
+        assert "Token: Token:" not in text
+        assert "JWT token for" in text and "(tokend): " in text
