@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Small helpers every part of the project uses: cleanup attributes, array
  * sizes, and the erase-then-free destructor for secrets (STYLE.md §4, §5).
- * Header-only, no state. */
+ * No state; the out-of-line parts (the erase helpers) are in macro.c, part
+ * of libtdcommon. */
 #pragma once
 
 #include <errno.h>

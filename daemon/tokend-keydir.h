@@ -82,4 +82,5 @@ int keydir_load(const char *dir, uid_t owner, const char *active, const char *pa
  * *ret_path (optional) receives the path. Returns 0 or -errno. */
 int keydir_generate(const char *dir, jose_alg alg, const char *passphrase, char **ret_path, char **ret_error);
 
+/* Free what keydir_load filled and zero *kd; a zeroed keydir is fine. */
 void keydir_done(keydir *kd);

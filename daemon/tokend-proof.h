@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "macro.h"
+
 #define PROOF_TYP "tokend-proof+jwt"
 #define PROOF_MAX_BYTES 2048U
 #define PROOF_JTI_MIN 16U
@@ -23,5 +25,6 @@
  *   -EBADMSG       signed, but a claim or the typ is missing or wrong
  *   -ETIME         iat outside now ± skew
  *   -ENOMEM */
-int proof_verify(const uint8_t public_key[32], const char *proof, const char *htu, const char *device_id,
-                 int64_t now, int64_t skew, char jti_buf[PROOF_JTI_MAX + 1]);
+_warn_unused_result_ int proof_verify(const uint8_t public_key[32], const char *proof, const char *htu,
+                                      const char *device_id, int64_t now, int64_t skew,
+                                      char jti_buf[PROOF_JTI_MAX + 1]);

@@ -11,7 +11,8 @@ typedef struct ratelimit ratelimit;
 
 #define RATELIMIT_SLOTS 4096U
 
-/* max failures per window seconds. Returns 0 or -ENOMEM. */
+/* max failures per window seconds. Returns 0 and *ret (free with
+ * ratelimit_free, which accepts NULL), or -ENOMEM. */
 int ratelimit_new(unsigned max, int64_t window, ratelimit **ret);
 void ratelimit_free(ratelimit *rl);
 

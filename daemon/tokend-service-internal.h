@@ -13,7 +13,8 @@
 /* Fill st and return c. Message is for the caller: never a secret. */
 td_code td_fail(td_status *st, td_code c, const char *fmt, ...) _printf_(3, 4);
 
-/* Map a store error to 503 (busy, disk full) or 500, with a log line. */
+/* Map a store error to TD_UNAVAILABLE (-EBUSY, -ENOSPC) or TD_INTERNAL
+ * (anything else), with a log line; returns that code. */
 td_code td_store_fail(td_status *st, int r, const char *what);
 
 /* Check an access token fully: signature, claims (audience if non-NULL),
@@ -23,7 +24,9 @@ td_code td_store_fail(td_status *st, int r, const char *what);
 td_code td_check_access_token(tokend *t, const char *token, const char *audience, at_claims *ret, td_status *st);
 
 /* The identity a request acts as: the sub of a valid bearer token if one
- * is given, else the caller's own uid. Caller holds the read lock. */
+ * is given, else the caller's own uid. Caller holds the read lock. Codes:
+ * td_check_access_token's, TD_INVALID_TOKEN (the token's user is gone),
+ * TD_FORBIDDEN (a caller uid without a user name). */
 td_code td_identity(tokend *t, const td_caller *c, const char *bearer, td_user *ret, td_status *st);
 
 #define TD_AUDIT_WINDOW ((int64_t) 60) /* coalescing window of refusals and failures */

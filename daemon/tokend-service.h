@@ -3,7 +3,16 @@
  * API and the D-Bus API both call these and only translate arguments and
  * td_code values. Each function: parse → validate → authorize → act, and
  * fills a td_status with a code and a human message safe to show the
- * caller (never a secret). All functions are thread-safe. */
+ * caller (never a secret). All functions are thread-safe.
+ *
+ * Return contract, for every td_* call below that returns a td_code: it is
+ * also in st->code; on TD_OK *ret is filled and the caller owns it (free
+ * with the matching _done()/json_decref()); on any other code *ret is
+ * untouched and st->message says why. Every call that touches the store
+ * may also return TD_UNAVAILABLE (database busy or disk full: retry) and
+ * every call may return TD_INTERNAL (out of memory, a store or signing
+ * failure); the lists below name the codes beyond those two. Nothing here
+ * returns -errno. */
 #pragma once
 
 #include <jansson.h>
@@ -110,12 +119,34 @@ typedef struct td_verify_req {
         const char *rhost, *tty;    /* for the audit log; root's failures are throttled per rhost */
 } td_verify_req;
 
-/* Password login. Blocking (runs PAM): call from a worker thread. */
+/* Password login. Blocking (runs PAM): call from a worker thread.
+ * TD_INVALID_REQUEST (missing or malformed field, bad device_name/key or
+ * audience), TD_INVALID_CREDENTIALS (wrong user or password; st's
+ * not_before_usec is set), TD_TOO_MANY_REQUESTS (+ retry_after),
+ * TD_FORBIDDEN (audience not allowed, too many devices). */
 td_code td_login(tokend *t, const td_caller *c, const td_login_req *req, td_tokens *ret, td_status *st);
+/* Peer login: tokens for the caller's own user (root: req->user) with no
+ * password. TD_FORBIDDEN (AllowPeerLogin=no, a uid without a user name,
+ * another user's token asked by non-root, a step-up or disallowed
+ * audience, too many devices), TD_INVALID_REQUEST (no such user, bad
+ * field), TD_TOO_MANY_REQUESTS (PeerLoginRate, + retry_after). */
 td_code td_issue(tokend *t, const td_caller *c, const td_issue_req *req, td_tokens *ret, td_status *st);
+/* Rotate the refresh token and issue a new access token. TD_INVALID_REQUEST
+ * (missing field, bad audience), TD_INVALID_TOKEN (unknown token or device,
+ * missing/bad/replayed proof, a concurrent rotation, the user is gone),
+ * TD_TOKEN_REVOKED (revoked device, or reuse detected: the device is now
+ * revoked), TD_TOKEN_EXPIRED, TD_FORBIDDEN (step-up audience outside
+ * StepUpLifetime=, a disallowed audience). */
 td_code td_refresh(tokend *t, const td_caller *c, const td_refresh_req *req, td_tokens *ret, td_status *st);
-/* Revoke the device of a valid access token (any audience). */
+/* Revoke the device of a valid access token (any audience).
+ * TD_INVALID_REQUEST (no token), TD_INVALID_TOKEN, TD_TOKEN_EXPIRED,
+ * TD_TOKEN_REVOKED (the token's checks, as td_verify). */
 td_code td_logout(tokend *t, const td_caller *c, const char *access_token, td_status *st);
+/* Check a token (signature, time, audience req->service, device and jti
+ * not revoked, subject req->user). TD_INVALID_REQUEST (no token, bad service
+ * or user name), TD_INVALID_TOKEN, TD_TOKEN_EXPIRED, TD_TOKEN_REVOKED,
+ * TD_TOO_MANY_REQUESTS (failed verifications of this uid or remote host,
+ * + retry_after). */
 td_code td_verify(tokend *t, const td_caller *c, const td_verify_req *req, td_introspection *ret, td_status *st);
 
 /* Which page of a listing: cursor NULL (the first page) or the
@@ -130,20 +161,29 @@ typedef struct td_page_req {
  * else the caller's own user; admins (root, AdminGroup) see everyone.
  * user filter: NULL = own (admin: all). *ret is the answer object
  * {"devices":[…], "next_cursor":"…" (only when more follow)}, oldest first. */
+/* TD_INVALID_REQUEST (bad limit, cursor or user name), TD_FORBIDDEN (another
+ * user's rows without being admin, a uid without a user name), and the
+ * bearer token's codes (TD_INVALID_TOKEN, TD_TOKEN_EXPIRED, TD_TOKEN_REVOKED). */
 td_code td_devices_list(tokend *t, const td_caller *c, const char *bearer, const char *user,
                         const td_page_req *pg, json_t **ret, td_status *st);
 
 /* The audit log, newest first, with the same rules: a user reads the rows
  * about themselves (user filter NULL or their own name), admins anyone's
- * (NULL: all). *ret is {"audit":[…], "next_cursor":"…" (when more follow)}. */
+ * (NULL: all). *ret is {"audit":[…], "next_cursor":"…" (when more follow)}.
+ * Codes as td_devices_list. */
 td_code td_audit_list(tokend *t, const td_caller *c, const char *bearer, const char *user, const td_page_req *pg,
                       json_t **ret, td_status *st);
+/* Revoke one device (owner or admin; identity as td_devices_list) and signal
+ * DeviceRevoked. TD_NOT_FOUND (no such device, or not shaped like an id),
+ * TD_FORBIDDEN (another user's device, a uid without a user name), the
+ * bearer token's codes. Revoking an already revoked device is TD_OK. */
 td_code td_device_revoke(tokend *t, const td_caller *c, const char *bearer, const char *device_id,
                          td_status *st);
 
-/* The public keys as a JWKS object. */
+/* The public keys as a JWKS object. TD_OK or TD_INTERNAL; no store. */
 td_code td_jwks(tokend *t, json_t **ret, td_status *st);
 
-/* Token answer as the JSON body of DESIGN.md. */
+/* Token answer as the JSON body of DESIGN.md. NULL on out of memory; the
+ * caller owns the result. */
 json_t *td_tokens_to_json(const td_tokens *tok);
 json_t *td_introspection_to_json(const td_introspection *i);

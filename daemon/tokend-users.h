@@ -21,12 +21,15 @@ typedef struct td_user {
  * starting with '-'. (Checked before NSS sees it.) */
 bool user_name_valid(const char *name);
 
-/* Returns 0, -ENOENT (no such user), -EINVAL (invalid name), -EIO. */
+/* Fill *ret (a copy: nothing to free). Returns 0, -ENOENT (no such user),
+ * -EINVAL (invalid name), -ENOMEM, -EIO (NSS failed). */
 int user_by_name(const char *name, td_user *ret);
+/* The same by uid; -ENOENT for a uid without a passwd entry, -EINVAL for
+ * one whose name is longer than USER_NAME_MAX. */
 int user_by_uid(uid_t uid, td_user *ret);
 
-/* NULL-terminated, malloc'ed vector of group names of u (primary first).
- * Returns 0 or -errno. */
+/* NULL-terminated, malloc'ed vector of group names of u (primary first;
+ * free with strv_free). Returns 0 or -ENOMEM. */
 int user_groups(const td_user *u, char ***ret);
 
 /* Is uid root or a member of group admin_group (may be NULL/"")? */
