@@ -52,6 +52,7 @@ typedef enum answer_kind {
         ANSWER_TOKENS,    /* a{sv} with user/uid/groups → {…, "user": {name, uid, groups}} */
         ANSWER_DICT,      /* a{sv} → object */
         ANSWER_DEVICES,   /* aa{sv} s → {"devices": […], "next_cursor": s (unless "")} */
+        ANSWER_AUDIT,     /* aa{sv} s → {"audit": […], "next_cursor": s (unless "")} */
         ANSWER_JSON_TEXT, /* s holding a JSON object → that object */
 } answer_kind;
 
@@ -260,7 +261,8 @@ static int read_dict(sd_bus_message *m, size_t *budget, json_t **ret) {
         return 0;
 }
 
-static int read_devices(sd_bus_message *m, size_t *budget, json_t **ret) {
+/* A page of a listing: aa{sv} s → {key: […], "next_cursor": s (unless "")}. */
+static int read_listing(sd_bus_message *m, size_t *budget, const char *key, json_t **ret) {
         _cleanup_(json_decrefp) json_t *list = json_array();
         int r;
 
@@ -278,7 +280,7 @@ static int read_devices(sd_bus_message *m, size_t *budget, json_t **ret) {
         const char *next;
         if (r < 0 || (r = sd_bus_message_exit_container(m)) < 0 || (r = sd_bus_message_read(m, "s", &next)) < 0)
                 return r;
-        *ret = json_pack("{s:o}", "devices", TAKE_PTR(list));
+        *ret = json_pack("{s:o}", key, TAKE_PTR(list));
         if (*ret && *next && json_object_set_new(*ret, "next_cursor", json_string(next)) < 0) {
                 json_decref(*ret);
                 *ret = NULL;
@@ -317,7 +319,9 @@ static int read_answer(sd_bus_message *reply, answer_kind kind, json_t **ret) {
         case ANSWER_DICT:
                 return read_dict(reply, &budget, ret);
         case ANSWER_DEVICES:
-                return read_devices(reply, &budget, ret);
+                return read_listing(reply, &budget, "devices", ret);
+        case ANSWER_AUDIT:
+                return read_listing(reply, &budget, "audit", ret);
         case ANSWER_JSON_TEXT:
                 if ((r = sd_bus_message_read(reply, "s", &text)) < 0)
                         return r;
@@ -407,6 +411,11 @@ static int bus_devices_list(const tc_ctx *ctx, const char *user, const char *cur
                       empty_if_null(cursor), (uint32_t) TC_DEVICES_PAGE);
 }
 
+static int bus_audit_list(const tc_ctx *ctx, const char *user, const char *cursor, tc_answer *ret) {
+        return bus_op(ctx, "ListAudit", false, ANSWER_AUDIT, ret, "ssu", empty_if_null(user), empty_if_null(cursor),
+                      (uint32_t) TC_DEVICES_PAGE);
+}
+
 static int bus_device_revoke(const tc_ctx *ctx, const char *device_id, tc_answer *ret) {
         return bus_op(ctx, "RevokeDevice", false, ANSWER_NONE, ret, "s", device_id);
 }
@@ -425,6 +434,7 @@ const tc_transport tc_transport_bus = {
         .logout = bus_logout,
         .verify = bus_verify,
         .devices_list = bus_devices_list,
+        .audit_list = bus_audit_list,
         .device_revoke = bus_device_revoke,
         .jwks = bus_jwks,
 };

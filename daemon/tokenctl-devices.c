@@ -48,46 +48,6 @@ static char *own_device_id(const tc_ctx *ctx, char **ret_dir) {
         return id;
 }
 
-/* The whole list, following tokend's cursors page by page, as one
- * {"devices": […]} in *ret. */
-static int fetch_list(const tc_ctx *ctx, const char *user, tc_answer *ret) {
-        _cleanup_(json_decrefp) json_t *all = json_array();
-        _cleanup_(freep) char *cursor = NULL;
-        tc_answer a = { 0 };
-
-        if (!all)
-                return tc_error(ctx, EXIT_REFUSED, "out of memory");
-        for (;;) {
-                int r = tc_transport_of(ctx)->devices_list(ctx, user, cursor, &a);
-                if (r < 0)
-                        return tc_transport_exit(r);
-                if (!tc_answer_ok(&a)) {
-                        r = tc_answer_fail(ctx, &a);
-                        tc_answer_done(&a);
-                        return r;
-                }
-                json_t *page = json_object_get(a.body, "devices");
-                const char *next = td_json_object_get_str(a.body, "next_cursor");
-                if (!json_is_array(page) || (next && (json_array_size(page) == 0 || streq_ptr(next, cursor)))) {
-                        tc_answer_done(&a);
-                        return tc_error(ctx, EXIT_REFUSED, "tokend's answer has no usable device list; is this "
-                                        "really tokend?");
-                }
-                if (json_array_extend(all, page) < 0 || (next && !(next = strdup(next)))) {
-                        tc_answer_done(&a);
-                        return tc_error(ctx, EXIT_REFUSED, "out of memory");
-                }
-                free(cursor);
-                cursor = (char *) next;
-                if (!cursor)
-                        break;
-                tc_answer_done(&a);
-        }
-        json_object_set_new(a.body, "devices", TAKE_PTR(all));
-        *ret = a;
-        return EXIT_OK;
-}
-
 static const char *short_time(const json_t *d, const char *key, char *buf, size_t size) {
         int64_t t;
         struct tm tm;
@@ -132,7 +92,7 @@ static void print_table(const json_t *devs, const char *own) {
 static int devices_list(const tc_ctx *ctx, const dev_opts *o) {
         _cleanup_(freep) char *own = NULL;
         tc_answer a = { 0 };
-        int ex = fetch_list(ctx, o->user, &a);
+        int ex = tc_list_all(ctx, tc_transport_of(ctx)->devices_list, "devices", o->user, &a);
 
         if (ex != EXIT_OK)
                 return ex;
@@ -155,7 +115,7 @@ static int devices_revoke(const tc_ctx *ctx, const dev_opts *o, const char *id) 
                 bool found = false;
                 size_t i;
                 const json_t *d;
-                if ((ex = fetch_list(ctx, o->user, &a)) != EXIT_OK)
+                if ((ex = tc_list_all(ctx, tc_transport_of(ctx)->devices_list, "devices", o->user, &a)) != EXIT_OK)
                         return ex;
                 json_array_foreach(json_object_get(a.body, "devices"), i, d)
                         found = found || streq_ptr(td_json_object_get_str(d, "id"), id);

@@ -276,16 +276,25 @@ static int http_verify(const tc_ctx *ctx, const char *token, const char *user, c
         return http_post(ctx, "/api/auth/verify", body, ret);
 }
 
-static int http_devices_list(const tc_ctx *ctx, const char *user, const char *cursor, tc_answer *ret) {
+/* GET what?limit=&user=&cursor= (one page of a listing). */
+static int http_listing(const tc_ctx *ctx, const char *what, const char *user, const char *cursor, tc_answer *ret) {
         _cleanup_(freep) char *u = NULL, *c = NULL, *path = NULL;
 
         if ((user && !(u = http_escape(user))) || (cursor && !(c = http_escape(cursor))) ||
-            asprintf(&path, "/api/devices?limit=%u%s%s%s%s", TC_DEVICES_PAGE, u ? "&user=" : "", u ? u : "",
+            asprintf(&path, "%s?limit=%u%s%s%s%s", what, TC_DEVICES_PAGE, u ? "&user=" : "", u ? u : "",
                      c ? "&cursor=" : "", c ? c : "") < 0) {
                 path = NULL;
                 return oom(ctx);
         }
         return tc_http(ctx, "GET", path, NULL, NULL, ret);
+}
+
+static int http_devices_list(const tc_ctx *ctx, const char *user, const char *cursor, tc_answer *ret) {
+        return http_listing(ctx, "/api/devices", user, cursor, ret);
+}
+
+static int http_audit_list(const tc_ctx *ctx, const char *user, const char *cursor, tc_answer *ret) {
+        return http_listing(ctx, "/api/audit", user, cursor, ret);
 }
 
 static int http_device_revoke(const tc_ctx *ctx, const char *device_id, tc_answer *ret) {
@@ -311,6 +320,7 @@ const tc_transport tc_transport_socket = {
         .logout = http_logout,
         .verify = http_verify,
         .devices_list = http_devices_list,
+        .audit_list = http_audit_list,
         .device_revoke = http_device_revoke,
         .jwks = http_jwks,
 };

@@ -52,6 +52,9 @@ typedef struct tc_transport {
          * page). user NULL: the caller's own devices (admins: everyone's);
          * body {"devices":[…], "next_cursor":"…" (only when more follow)} */
         int (*devices_list)(const tc_ctx *ctx, const char *user, const char *cursor, tc_answer *ret);
+        /* One page of the audit log, newest first, likewise: body
+         * {"audit":[…], "next_cursor":"…"}; users get the rows about themselves */
+        int (*audit_list)(const tc_ctx *ctx, const char *user, const char *cursor, tc_answer *ret);
         int (*device_revoke)(const tc_ctx *ctx, const char *device_id, tc_answer *ret);
         /* body: the JWKS ({"keys":[…]}) */
         int (*jwks)(const tc_ctx *ctx, tc_answer *ret);
@@ -62,3 +65,11 @@ extern const tc_transport tc_transport_bus;    /* tokenctl-bus.c */
 
 /* The transport ctx selects: D-Bus when ctx->bus is set, else the socket. Never NULL. */
 const tc_transport *tc_transport_of(const tc_ctx *ctx);
+
+/* One page of a listing: a transport's devices_list or audit_list. */
+typedef int (*tc_page_fn)(const tc_ctx *ctx, const char *user, const char *cursor, tc_answer *ret);
+
+/* The whole listing, following tokend's cursors page by page, as one
+ * {key: […]} in *ret (key: "devices", "audit"). Returns EXIT_OK, or the
+ * exit status after printing why. */
+int tc_list_all(const tc_ctx *ctx, tc_page_fn page_fn, const char *key, const char *user, tc_answer *ret);

@@ -28,6 +28,8 @@ static const char usage_main[] =
         "  verify [--jwks FILE [--issuer I] [--signature-only]] [--user U] [--audience A] TOKEN\n"
         "                           check a token with tokend, or offline against a JWKS\n"
         "  inspect TOKEN            decode a token WITHOUT verifying it\n"
+        "  audit [--user U] [--since T] [--event E]\n"
+        "                           tokend's audit log (yours; admins: everyone's)\n"
         "  keys generate|rotate|list|jwks [--dir D] [--alg A] [--passphrase-file F]\n"
         "                           manage tokend's signing keys\n"
         "\n"
@@ -49,7 +51,7 @@ static const struct {
         { "login", verb_login },     { "token", verb_token },     { "askpass", verb_askpass },
         { "refresh", verb_refresh }, { "logout", verb_logout },   { "status", verb_status },
         { "devices", verb_devices }, { "verify", verb_verify },   { "inspect", verb_inspect },
-        { "keys", verb_keys },
+        { "keys", verb_keys },       { "audit", verb_audit },
 };
 
 /* A word that can only be the value of a bare --bus before the command. */

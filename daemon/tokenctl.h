@@ -22,5 +22,7 @@ int verb_devices(tc_ctx *ctx, int argc, char **argv);
 /* (tokenctl-verify.c) */
 int verb_verify(tc_ctx *ctx, int argc, char **argv);
 int verb_inspect(tc_ctx *ctx, int argc, char **argv);
+/* (tokenctl-audit.c) */
+int verb_audit(tc_ctx *ctx, int argc, char **argv);
 /* (tokenctl-keys.c) */
 int verb_keys(tc_ctx *ctx, int argc, char **argv);

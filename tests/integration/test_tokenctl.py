@@ -15,7 +15,8 @@ from test_tokenctl_util import (ASKPASS, TOKENCTL, Client, audit_count, base, cl
 
 pytestmark = pytest.mark.skipif(not have_binaries(), reason="tokend/tokenctl not built")
 
-COMMANDS = ["login", "token", "askpass", "refresh", "logout", "status", "devices", "verify", "inspect", "keys"]
+COMMANDS = ["login", "token", "askpass", "refresh", "logout", "status", "devices", "verify", "inspect", "keys",
+            "audit"]
 
 
 @pytest.fixture
