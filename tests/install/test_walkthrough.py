@@ -150,7 +150,7 @@ def sandbox():
     os.mkdir(home, 0o700)
     env = {"PATH": TOP_BUILDDIR + ":/usr/sbin:/usr/bin:/sbin:/bin", "HOME": home, "USER": "root",
            "XDG_STATE_HOME": os.path.join(home, "state"), "TOKEND_SOCKET": sock, "LANG": "C.UTF-8",
-           "LD_PRELOAD": wrapper, "PAM_WRAPPER": "1", "PAM_WRAPPER_SERVICE_DIR": svc}
+           "LD_PRELOAD": " ".join(x for x in (os.environ.get("TD_SANITIZER_PRELOAD"), wrapper) if x), "PAM_WRAPPER": "1", "PAM_WRAPPER_SERVICE_DIR": svc}
     yield {"tmp": tmp, "sock": sock, "svc": svc, "env": env}
     stop(p)
     shutil.rmtree(tmp, ignore_errors=True)
