@@ -8,7 +8,6 @@
  * and double-free half. */
 #include "config.h"
 
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,32 +20,28 @@
 #include <cmocka.h>
 
 #include "tokend.h"
+#include "tmpdir.h"
 
 typedef struct fixture {
-        char dir[64];
+        test_tmpdir tmp;
         char conf[128], sock[128], keys[128], db[128];
 } fixture;
-
-static int rm_entry(const char *path, const struct stat *st _unused_, int flag _unused_, struct FTW *ftw _unused_) {
-        return remove(path);
-}
 
 static int setup(void **state) {
         fixture *f = calloc(1, sizeof(*f));
         assert_non_null(f);
-        snprintf(f->dir, sizeof f->dir, "/tmp/test-tokend-XXXXXX");
-        assert_non_null(mkdtemp(f->dir));
-        snprintf(f->conf, sizeof f->conf, "%s/tokend.conf", f->dir);
-        snprintf(f->sock, sizeof f->sock, "%s/tokend.sock", f->dir);
-        snprintf(f->keys, sizeof f->keys, "%s/keys", f->dir);
-        snprintf(f->db, sizeof f->db, "%s/tokend.db", f->dir);
+        test_tmpdir_make(&f->tmp, "test-tokend");
+        snprintf(f->conf, sizeof f->conf, "%s/tokend.conf", f->tmp.dir);
+        snprintf(f->sock, sizeof f->sock, "%s/tokend.sock", f->tmp.dir);
+        snprintf(f->keys, sizeof f->keys, "%s/keys", f->tmp.dir);
+        snprintf(f->db, sizeof f->db, "%s/tokend.db", f->tmp.dir);
         *state = f;
         return 0;
 }
 
 static int teardown(void **state) {
         fixture *f = *state;
-        (void) nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        test_tmpdir_remove(&f->tmp);
         free(f);
         return 0;
 }
@@ -108,7 +103,7 @@ static void test_bad_config(void **state) {
         write_conf(f, f->keys, f->db, "[Token]\nAccessTokenLifetime=soon\n");
         assert_new_fails(&p);
         p.config = "/nonexistent/tokend.conf"; /* a missing file is an empty one: the control */
-        p.state_dir = f->dir;
+        p.state_dir = f->tmp.dir;
         tokend *t = NULL;
         assert_int_equal(tokend_new(&p, &t), 0);
         tokend_free(t);
@@ -151,7 +146,7 @@ static void test_bad_store(void **state) {
         fixture *f = *state;
         tokend_params p = params(f);
         char db[192];
-        snprintf(db, sizeof db, "%s/no-such-dir/tokend.db", f->dir);
+        snprintf(db, sizeof db, "%s/no-such-dir/tokend.db", f->tmp.dir);
         write_conf(f, f->keys, db, NULL);
         assert_new_fails(&p); /* keys were loaded (generated) before the store failed */
         struct stat st;
