@@ -218,14 +218,7 @@ td_code td_device_revoke(tokend *t, const td_caller *c, const char *bearer, cons
         store_audit a = { .time = td_now(), .event = "revoke", .user = d.user, .device_id = d.id,
                           .caller_uid = c->uid, .caller_pid = c->pid, .detail = admin && !streq(d.user, me.name) ?
                           "by admin" : "by owner" };
-        r = store_device_revoke(t->store, d.id, admin && !streq(d.user, me.name) ? "admin" : "owner", &a);
-        if (r < 0) {
-                tc = td_store_fail(st, r, "revoking the device");
-                goto out;
-        }
-        if (r > 0)
-                td_device_revoked(t, d.user, d.id);
-        tc = TD_OK;
+        tc = td_revoke_device(t, d.user, d.id, admin && !streq(d.user, me.name) ? "admin" : "owner", &a, st);
 out:
         tokend_unlock(t);
         return tc;

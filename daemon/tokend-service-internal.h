@@ -46,6 +46,13 @@ void td_audit(tokend *t, const td_caller *c, const char *event, const char *user
 /* Notify the front ends (D-Bus DeviceRevoked) of a revocation. */
 void td_device_revoked(tokend *t, const char *user, const char *device_id);
 
+/* Revoke device_id of user with reason, writing audit row *a in the same
+ * transaction, and notify the front ends if it was alive. TD_OK (also when it
+ * was already revoked), or the store's failure (TD_UNAVAILABLE, TD_INTERNAL)
+ * with st filled in. */
+td_code td_revoke_device(tokend *t, const char *user, const char *device_id, const char *reason,
+                         const store_audit *a, td_status *st);
+
 static inline int64_t td_now(void) {
         return (int64_t) time(NULL);
 }

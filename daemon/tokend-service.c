@@ -101,6 +101,16 @@ void td_device_revoked(tokend *t, const char *user, const char *device_id) {
                 t->on_device_revoked(t->on_device_revoked_userdata, user, device_id);
 }
 
+td_code td_revoke_device(tokend *t, const char *user, const char *device_id, const char *reason,
+                         const store_audit *a, td_status *st) {
+        int r = store_device_revoke(t->store, device_id, reason, a);
+        if (r < 0)
+                return td_store_fail(st, r, "revoking the device");
+        if (r > 0)
+                td_device_revoked(t, user, device_id);
+        return TD_OK;
+}
+
 void td_tokens_done(td_tokens *t) {
         if (!t)
                 return;
@@ -767,15 +777,10 @@ td_code td_logout(tokend *t, const td_caller *c, const char *access_token, td_st
         store_audit a = { .time = td_now(), .event = "logout", .user = cl.sub, .device_id = cl.client_id,
                           .caller_uid = c->uid, .caller_pid = c->pid };
         r = store_jti_revoke(t->store, cl.jti, cl.exp);
-        if (r >= 0)
-                r = store_device_revoke(t->store, cl.client_id, "logout", &a);
-        if (r < 0) {
-                tc = td_store_fail(st, r, "revoking the device");
-                goto out;
-        }
-        if (r > 0)
-                td_device_revoked(t, cl.sub, cl.client_id);
-        tc = TD_OK;
+        if (r < 0)
+                tc = td_store_fail(st, r, "revoking the token");
+        else
+                tc = td_revoke_device(t, cl.sub, cl.client_id, "logout", &a, st);
 out:
         tokend_unlock(t);
         at_claims_done(&cl);
