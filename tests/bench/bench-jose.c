@@ -26,7 +26,7 @@
 #include "json-util.h"
 #include "macro.h"
 
-#define AT_OVERHEAD_TARGET 15.0 /* percent */
+#define AT_OVERHEAD_TARGET 12.0 /* percent */
 #define BENCH_ROUNDS 5          /* alternate ours/raw, keep the best of each */
 #define BENCH_ISSUER "https://tokend.example.org"
 #define BENCH_NOW 1700000000
