@@ -83,6 +83,29 @@ static const char *check_path(const char *v) {
         return NULL;
 }
 
+/* [Store] Database=: an absolute path (SQLite) or a libpq connection URI
+ * (postgresql://[user@][host][:port][/dbname][?param=value&…], a socket
+ * directory as ?host=/run/postgresql). No password in it: tokend.conf is
+ * world-readable and its values are quoted in messages; libpq reads one from
+ * ~/.pgpass or passfile=. */
+static const char *check_database(const char *v) {
+        const char *rest;
+        if (strncmp(v, "postgresql://", 13) == 0)
+                rest = v + 13;
+        else if (strncmp(v, "postgres://", 11) == 0)
+                rest = v + 11;
+        else
+                return check_path(v) ? "must be an absolute path (SQLite) or a postgresql:// URI" : NULL;
+        if (strlen(v) > 4096)
+                return "URI too long";
+        if (has_control_chars(v) || strpbrk(v, " \t"))
+                return "contains control characters or blanks (percent-encode them)";
+        const char *at = strchr(rest, '@'), *end = strpbrk(rest, "/?");
+        if ((at && (!end || at < end) && memchr(rest, ':', (size_t) (at - rest))) || strstr(v, "password="))
+                return "must not contain a password (use ~/.pgpass or passfile=)";
+        return NULL;
+}
+
 static const char *check_socket_path(const char *v) {
         const char *r = check_path(v);
         if (r)
@@ -128,7 +151,7 @@ const config_key config_keys[] = {
         { "Keys", "Directory", K_STRING, F(keys_directory), "/var/lib/tokend/keys", 0, 0, check_path, false, NULL },
         { "Keys", "Active", K_STRING, F(keys_active), NULL, 0, 0, check_key_name, false, NULL },
         { "Keys", "PassphraseFile", K_STRING, F(keys_passphrase_file), NULL, 0, 0, check_path, false, NULL },
-        { "Store", "Database", K_STRING, F(database), "/var/lib/tokend/tokend.db", 0, 0, check_path, false, NULL },
+        { "Store", "Database", K_STRING, F(database), "/var/lib/tokend/tokend.db", 0, 0, check_database, false, NULL },
         { "Socket", "Path", K_STRING, F(socket_path), "/run/tokend/tokend.sock", 0, 0, check_socket_path, false, NULL },
         { "Socket", "Mode", K_MODE, F(socket_mode), "0666", 0, 0777, NULL, false, NULL },
         { "Bus", "Bus", K_BUS, 0, "system", 0, 0, NULL, false, NULL },

@@ -1,15 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /* tokend's persistent state: devices (enrolments), refresh-token hashes with
  * their rotation chain, revoked access-token ids, the device-proof replay
- * cache and the audit log. One opaque handle, safe to share between threads;
- * SQLite (WAL) today, and no SQL in this interface so PostgreSQL can back it
- * later. Every operation is atomic and serialised with the others (its own
+ * cache and the audit log. One opaque handle, safe to share between threads,
+ * with two backends behind it (tokend-store-backend.h): SQLite (WAL) on a
+ * path, PostgreSQL on a postgresql:// URI; no SQL in this interface. Every
+ * operation is atomic and serialised with the others (SQLite: its own
  * savepoint inside a group-commit transaction that it may share with
- * concurrent callers: one fsync for all of them). Errors: -ENOENT not found,
- * -EEXIST duplicate, -EBUSY database still locked after STORE_BUSY_TIMEOUT_MS,
- * -ENOSPC disk full, -EINVAL bad argument (over-long string…), -EDQUOT a
- * per-user cap reached, -ENOMEM, -EIO anything else. Listings come in pages
- * of at most STORE_PAGE_MAX rows, so no answer grows with the database. Link: daemon/libtdstore.la $(SQLITE_LIBS). */
+ * concurrent callers, one fsync for all of them). Errors: -ENOENT not found,
+ * -EEXIST duplicate, -EBUSY database locked after STORE_BUSY_TIMEOUT_MS or
+ * unreachable / still conflicting after retries (try again later), -ENOSPC
+ * disk full, -EINVAL bad argument (over-long string…), -EDQUOT a per-user cap
+ * reached, -ENOMEM, -EIO anything else. Listings come in pages of at most
+ * STORE_PAGE_MAX rows, so no answer grows with the database. Link:
+ * daemon/libtdstore.la $(SQLITE_LIBS). */
 #pragma once
 
 #include <stdbool.h>
@@ -91,14 +94,23 @@ typedef struct store_rotate_result {
         store_device device;   /* the device as stored after this call */
 } store_rotate_result;
 
-/* Open (creating it with mode 0600 if missing; the parent directory must
- * exist) and migrate the database at path to the current schema
- * (PRAGMA user_version, one transaction per migration). WAL mode,
+/* Open and migrate the store at location to the current schema. A path is
+ * SQLite: created with mode 0600 if missing (the parent directory must
+ * exist), PRAGMA user_version, one transaction per migration, WAL mode,
  * foreign_keys=ON, synchronous=FULL (an acknowledged rotation survives power
- * loss), busy_timeout STORE_BUSY_TIMEOUT_MS. Returns 0 and *ret, -ENOENT
- * (parent missing), -EACCES, -EPROTONOSUPPORT (written by a newer tokend),
- * -EBUSY, -EIO, -ENOMEM. */
-_warn_unused_result_ int store_open(const char *path, tokend_store **ret);
+ * loss), busy_timeout STORE_BUSY_TIMEOUT_MS. A postgresql:// (or
+ * postgres://) URI is PostgreSQL (store_location_is_postgresql()). Returns
+ * 0 and *ret, -ENOENT (parent missing), -EACCES, -EPROTONOSUPPORT (written
+ * by a newer tokend, or a backend not built in), -EBUSY, -EIO, -ENOMEM. */
+_warn_unused_result_ int store_open(const char *location, tokend_store **ret);
+
+/* Whether location names a PostgreSQL database (postgresql:// or
+ * postgres://) rather than a SQLite file. Such a URI may hold a password:
+ * never log it. */
+bool store_location_is_postgresql(const char *location);
+
+/* "sqlite" or "postgresql": the backend s runs on. */
+const char *store_backend_name(tokend_store *s);
 
 /* Close every connection. Accepts NULL. Callers must have stopped using it. */
 void store_close(tokend_store *s);

@@ -323,7 +323,10 @@ static void test_invalid_values(void **state) {
                 { "[Token]\nIssuer=a\x01" "b\n", "2: [Token] Issuer=a?b: contains control characters" },
                 { "[Keys]\nDirectory=relative/keys\n", "2: [Keys] Directory=relative/keys: must be an absolute path" },
                 { "[Keys]\nActive=../other.pem\n", "2: [Keys] Active=../other.pem: must be a file name" },
-                { "[Store]\nDatabase=tokend.db\n", "2: [Store] Database=tokend.db: must be an absolute path" },
+                { "[Store]\nDatabase=tokend.db\n", "2: [Store] Database=tokend.db: must be an absolute path (SQLite) or a postgresql:// URI" },
+                { "[Store]\nDatabase=postgresql://h/db?x=a b\n", "2: [Store] Database=postgresql://h/db?x=a b: contains control characters or blanks (percent-encode them)" },
+                { "[Store]\nDatabase=postgresql://u:x@h/db\n", "2: [Store] Database=postgresql://u:x@h/db: must not contain a password (use ~/.pgpass or passfile=)" },
+                { "[Store]\nDatabase=postgres:///db?password=x\n", "2: [Store] Database=postgres:///db?password=x: must not contain a password (use ~/.pgpass or passfile=)" },
                 { "[Socket]\nMode=0888\n", "2: [Socket] Mode=0888: not an octal file mode" },
                 { "[Socket]\nMode=01777\n", "2: [Socket] Mode=01777: not an octal file mode" },
                 { "[Bus]\nBus=bogus\n", "2: [Bus] Bus=bogus: must be system, session, none or a D-Bus address" },
@@ -388,6 +391,8 @@ static void test_boundaries_accepted(void **state) {
                 "[Login]\nMaxFailures=1000000\nAllowPeerLogin=TRUE\nPAMService=sshd\n",
                 "[Bus]\nBus=session\n",
                 "[Keys]\nActive=abcdefgh1234\n",
+                "[Store]\nDatabase=postgresql:///tokend?host=/run/postgresql&sslmode=disable\n",
+                "[Store]\nDatabase=postgres://tokend@db.example:5432/tokend?sslmode=verify-full\n",
         };
         for (size_t i = 0; i < ELEMENTSOF(ok); i++) {
                 char name[32];
