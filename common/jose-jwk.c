@@ -159,13 +159,43 @@ static int jwk_rsa_pkey(const json_t *jwk, EVP_PKEY **ret) {
         return pkey_fromdata("RSA", bld, false, ret);
 }
 
-/* RFC 7517 §4.5: a kid is any string; ours are bounded and header-safe. */
+/* RFC 7517 §4.5: a kid is any string (case-sensitive, matched exactly);
+ * ours are bounded. jansson has already refused NUL and ill-formed UTF-8;
+ * callers escape a foreign kid before they print or log it. */
 static bool kid_valid(const char *kid) {
         size_t len = strlen(kid);
 
-        if (len == 0 || len > JOSE_KID_MAX)
-                return false;
-        return strspn(kid, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == len;
+        return len > 0 && len <= JOSE_KID_MAX;
+}
+
+/* RFC 7517 §4.2-4.3: "use", when present, must be "sig"; "key_ops", when
+ * present, an array of strings that holds "verify" (the only operation a
+ * public key does here). Returns 0, -EKEYREJECTED (a key for something
+ * else), -EBADMSG (not a string / not an array of strings). */
+static int jwk_check_purpose(const json_t *jwk) {
+        const json_t *v, *op;
+        bool verify = false;
+        size_t i;
+
+        v = json_object_get(jwk, "use");
+        if (v) {
+                if (!json_is_string(v))
+                        return -EBADMSG;
+                if (!streq(json_string_value(v), "sig"))
+                        return -EKEYREJECTED;
+        }
+        v = json_object_get(jwk, "key_ops");
+        if (!v)
+                return 0;
+        if (!json_is_array(v))
+                return -EBADMSG;
+        json_array_foreach (v, i, op) {
+                if (!json_is_string(op))
+                        return -EBADMSG;
+                if (streq(json_string_value(op), "verify"))
+                        verify = true;
+        }
+        return verify ? 0 : -EKEYREJECTED;
 }
 
 int jose_key_from_jwk(const json_t *jwk, jose_key **ret) {
@@ -189,14 +219,15 @@ int jose_key_from_jwk(const json_t *jwk, jose_key **ret) {
                 return -EBADMSG;
         v = json_object_get(jwk, "alg");
         if (v) {
-                alg = jose_alg_from_string(json_string_value(v));
-                if (alg == JOSE_ALG_INVALID)
+                if (!json_is_string(v))
                         return -EBADMSG;
+                alg = jose_alg_from_string(json_string_value(v));
+                if (alg == JOSE_ALG_INVALID) /* ES512, PS384, HS256, none, …: not ours */
+                        return -EOPNOTSUPP;
         }
-        /* RFC 7517 §4.2: we only ever verify signatures. */
-        v = json_object_get(jwk, "use");
-        if (v && !streq_ptr(json_string_value(v), "sig"))
-                return -EBADMSG;
+        r = jwk_check_purpose(jwk);
+        if (r < 0)
+                return r;
         v = json_object_get(jwk, "kid");
         if (v) {
                 kid = json_string_value(v);
@@ -232,8 +263,12 @@ int jose_key_from_jwk(const json_t *jwk, jose_key **ret) {
                 want = JOSE_ALG_ES256;
                 r = jwk_ec_pkey(jwk, &pkey);
         } else if (streq(kty, "RSA")) {
-                /* The same modulus could verify RS256 or PS256; the JWK must
-                 * say which one this key is bound to (RFC 8725 §3.1). */
+                /* The same modulus could verify RS256 or PS256, and a key
+                 * verifies under one algorithm only (RFC 8725 §3.1): the
+                 * JWK's alg, else RS256, the one RFC 7518 §3.1 recommends
+                 * (RFC 7520's keys say no alg). A PS256 key must say so. */
+                if (alg == JOSE_ALG_INVALID)
+                        alg = JOSE_ALG_RS256;
                 if (alg != JOSE_ALG_RS256 && alg != JOSE_ALG_PS256)
                         return -EBADMSG;
                 want = alg;
@@ -269,7 +304,13 @@ int jose_key_to_jwk(const jose_key *key, json_t **ret) {
 
 /* ---- JWKS ---------------------------------------------------------------- */
 
-int jose_keyset_from_jwks(const char *json, size_t len, jose_keyset **ret) {
+/* A key of a set that jose_keyset_from_jwks() leaves out, rather than
+ * refusing the set: unsupported, for another purpose, or malformed. */
+static bool jwk_skippable(int r) {
+        return r == -EOPNOTSUPP || r == -EKEYREJECTED || r == -EBADMSG;
+}
+
+int jose_keyset_from_jwks(const char *json, size_t len, jwks_skip_fn on_skip, void *userdata, jose_keyset **ret) {
         _cleanup_(jose_keyset_freep) jose_keyset *ks = NULL;
         _cleanup_(json_decrefp) json_t *j = NULL;
         const json_t *keys, *v;
@@ -292,6 +333,11 @@ int jose_keyset_from_jwks(const char *json, size_t len, jose_keyset **ret) {
                 _cleanup_(jose_key_freep) jose_key *key = NULL;
 
                 r = jose_key_from_jwk(v, &key);
+                if (jwk_skippable(r)) {
+                        if (on_skip)
+                                on_skip(userdata, i, td_json_object_get_str(v, "kid"), r);
+                        continue;
+                }
                 if (r < 0)
                         return r;
                 r = jose_keyset_add(ks, key);

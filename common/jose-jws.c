@@ -308,6 +308,14 @@ int jws_decode_unverified(const char *token, size_t len, json_t **ret_header, js
         return 0;
 }
 
+int jws_decode_header_unverified(const char *token, size_t len, json_t **ret_header) {
+        jws_parts parts;
+
+        if (!ret_header)
+                return -EINVAL;
+        return jws_open(token, len, &parts, ret_header);
+}
+
 /* ---- signing ------------------------------------------------------- */
 
 /* h64 '.' base64url(payload) '.' base64url(sig), no checks on the header:

@@ -68,3 +68,7 @@ bool jws_looks_like_compact(const char *s, size_t len, size_t max);
  * Same size/charset/JSON rules as jws_verify. */
 _warn_unused_result_ int jws_decode_unverified(const char *token, size_t len, json_t **ret_header,
                                                json_t **ret_payload);
+
+/* Only the protected header, unverified (why a JWS with a non-JSON payload
+ * was refused, say). Same size/charset/JSON rules as jws_verify. */
+_warn_unused_result_ int jws_decode_header_unverified(const char *token, size_t len, json_t **ret_header);

@@ -189,6 +189,13 @@ static void test_wrong_key_type(void **state _unused_) {
         sign_msg(keys[JOSE_ALG_RS256], sig, &len);
         assert_int_equal(verify_msg(as_rs, sig, len), 0);
         assert_int_equal(verify_msg(as_ps, sig, len), -EKEYREJECTED);
+
+        /* Without "alg" (RFC 7520's keys) the key is bound to RS256 only. */
+        _cleanup_(jose_key_freep) jose_key *as_default = NULL;
+        assert_int_equal(json_object_del(jwk, "alg"), 0);
+        assert_int_equal(jose_key_from_jwk(jwk, &as_default), 0);
+        assert_int_equal(jose_key_alg(as_default), JOSE_ALG_RS256);
+        assert_int_equal(verify_msg(as_default, sig, len), 0);
 }
 
 static void test_public_key_cannot_sign(void **state _unused_) {
@@ -634,24 +641,36 @@ static void test_jwk_malformed(void **state _unused_) {
         assert_jwk_variant(ec, "kid", NULL, 0);
         assert_jwk_variant(ec, "kid", json_string("my-key_1.0"), 0);
 
-        /* alg must match the key type; none/HS256 never */
+        /* alg must match the key type; an algorithm we do not implement
+         * (none, HS256, ES384) is unsupported, and such a key left out of a
+         * JWKS rather than spoiling it */
         assert_jwk_variant(ed, "alg", json_string("ES256"), -EBADMSG);
         assert_jwk_variant(ec, "alg", json_string("EdDSA"), -EBADMSG);
-        assert_jwk_variant(ec, "alg", json_string("ES384"), -EBADMSG);
-        assert_jwk_variant(ec, "alg", json_string("none"), -EBADMSG);
-        assert_jwk_variant(rsa, "alg", json_string("HS256"), -EBADMSG);
+        assert_jwk_variant(ec, "alg", json_string("ES384"), -EOPNOTSUPP);
+        assert_jwk_variant(ec, "alg", json_string("none"), -EOPNOTSUPP);
+        assert_jwk_variant(rsa, "alg", json_string("HS256"), -EOPNOTSUPP);
         assert_jwk_variant(rsa, "alg", json_string("ES256"), -EBADMSG);
         assert_jwk_variant(rsa, "alg", json_integer(1), -EBADMSG);
-        /* RSA needs alg */
-        assert_jwk_variant(rsa, "alg", NULL, -EBADMSG);
+        /* RSA without alg is RS256 (test_jwk_rsa_default_alg); PS256 says so */
+        assert_jwk_variant(rsa, "alg", NULL, 0);
         assert_jwk_variant(rsa, "alg", json_string("PS256"), 0);
-        /* use */
-        assert_jwk_variant(ec, "use", json_string("enc"), -EBADMSG);
+        /* use (RFC 7517 §4.2) and key_ops (§4.3): a key for another purpose
+         * is -EKEYREJECTED, a member of the wrong type malformed */
+        assert_jwk_variant(ec, "use", json_string("sig"), 0);
+        assert_jwk_variant(ec, "use", json_string("enc"), -EKEYREJECTED);
         assert_jwk_variant(ec, "use", json_true(), -EBADMSG);
-        /* kid syntax */
+        assert_jwk_variant(ec, "key_ops", json_pack("[s]", "verify"), 0);
+        assert_jwk_variant(ec, "key_ops", json_pack("[s,s]", "sign", "verify"), 0);
+        assert_jwk_variant(ec, "key_ops", json_pack("[s]", "sign"), -EKEYREJECTED);
+        assert_jwk_variant(ec, "key_ops", json_pack("[s]", "encrypt"), -EKEYREJECTED);
+        assert_jwk_variant(ec, "key_ops", json_array(), -EKEYREJECTED);
+        assert_jwk_variant(ec, "key_ops", json_string("verify"), -EBADMSG);
+        assert_jwk_variant(ec, "key_ops", json_pack("[i]", 1), -EBADMSG);
+        /* kid (RFC 7517 §4.5): any string of 1..64 bytes, RFC 7520's too */
+        assert_jwk_variant(ec, "kid", json_string("bilbo.baggins@hobbiton.example"), 0);
+        assert_jwk_variant(ec, "kid", json_string("a b"), 0);
+        assert_jwk_variant(ec, "kid", json_string("a\"b/\u00e9"), 0);
         assert_jwk_variant(ec, "kid", json_string(""), -EBADMSG);
-        assert_jwk_variant(ec, "kid", json_string("a b"), -EBADMSG);
-        assert_jwk_variant(ec, "kid", json_string("a\"b"), -EBADMSG);
         assert_jwk_variant(ec, "kid", json_integer(5), -EBADMSG);
         memset(x, 'a', 65);
         x[65] = 0;
@@ -810,10 +829,64 @@ static void test_keyset(void **state _unused_) {
 
         assert_int_equal(jose_keyset_to_jwks(ks, &jwks), 0);
         assert_int_equal(td_json_dump_compact(jwks, &s), 0);
-        assert_int_equal(jose_keyset_from_jwks(s, strlen(s), &back), 0);
+        assert_int_equal(jose_keyset_from_jwks(s, strlen(s), NULL, NULL, &back), 0);
         assert_int_equal(jose_keyset_size(back), 4);
         for (size_t i = 0; i < 4; i++)
                 assert_same_key(jose_keyset_get(ks, i), jose_keyset_get(back, i));
+}
+
+typedef struct skipped {
+        size_t n, index[8];
+        int error[8];
+        char kid[8][16];
+} skipped;
+
+static void on_skip(void *userdata, size_t index, const char *kid, int error) {
+        skipped *s = userdata;
+
+        assert_true(s->n < ELEMENTSOF(s->index));
+        s->index[s->n] = index;
+        s->error[s->n] = error;
+        snprintf(s->kid[s->n], sizeof(s->kid[0]), "%s", kid ? kid : "-");
+        s->n++;
+}
+
+/* RFC 7517 §5: keys that cannot or must not verify are left out and
+ * reported, the usable ones kept; a set of only such keys is empty. */
+static void test_jwks_skips_unusable_keys(void **state _unused_) {
+        _cleanup_(json_decrefp) json_t *good = NULL, *set = NULL;
+        _cleanup_(freep) char *text = NULL, *bad_only = NULL;
+        _cleanup_(jose_keyset_freep) jose_keyset *ks = NULL, *none = NULL;
+        skipped s = { 0 };
+
+        assert_int_equal(jose_key_to_jwk(keys[JOSE_ALG_EDDSA], &good), 0);
+        set = json_pack("{s:[{s:s,s:s,s:s,s:s},{s:s,s:s},O,{s:s,s:s,s:O,s:s},i,{s:s,s:s,s:s,s:s}]}", "keys",
+                        "kty", "OKP", "crv", "X25519", "x", "AAAA", "kid", "x25519", /* unsupported */
+                        "kty", "EC", "kid", "nocrv",                                 /* malformed */
+                        good,                                                        /* usable */
+                        "kty", "OKP", "crv", "Ed25519", "x", json_object_get(good, "x"), "use", "enc",
+                        7,                                                           /* not an object */
+                        "kty", "RSA", "alg", "PS512", "n", "AQAB", "e", "AQAB");      /* unsupported alg */
+        assert_non_null(set);
+        assert_int_equal(td_json_dump_compact(set, &text), 0);
+        assert_int_equal(jose_keyset_from_jwks(text, strlen(text), on_skip, &s, &ks), 0);
+        assert_int_equal(jose_keyset_size(ks), 1);
+        assert_non_null(jose_keyset_find(ks, jose_key_kid(keys[JOSE_ALG_EDDSA])));
+        assert_int_equal(s.n, 5);
+        static const size_t want_index[] = { 0, 1, 3, 4, 5 };
+        static const int want_error[] = { -EOPNOTSUPP, -EBADMSG, -EKEYREJECTED, -EBADMSG, -EOPNOTSUPP };
+        for (size_t i = 0; i < 5; i++) {
+                assert_int_equal(s.index[i], want_index[i]);
+                assert_int_equal(s.error[i], want_error[i]);
+        }
+        assert_string_equal(s.kid[0], "x25519");
+        assert_string_equal(s.kid[3], "-");
+
+        /* the same without the usable key: empty, no error; NULL callback ok */
+        assert_int_equal(json_array_remove(json_object_get(set, "keys"), 2), 0);
+        assert_int_equal(td_json_dump_compact(set, &bad_only), 0);
+        assert_int_equal(jose_keyset_from_jwks(bad_only, strlen(bad_only), NULL, NULL, &none), 0);
+        assert_int_equal(jose_keyset_size(none), 0);
 }
 
 static void test_jwks_hostile(void **state _unused_) {
@@ -827,13 +900,13 @@ static void test_jwks_hostile(void **state _unused_) {
         json_array_append(arr, jwk);
         dup = json_pack("{s:o}", "keys", arr);
         assert_int_equal(td_json_dump_compact(dup, &one), 0);
-        assert_int_equal(jose_keyset_from_jwks(one, strlen(one), &ks), 0);
+        assert_int_equal(jose_keyset_from_jwks(one, strlen(one), NULL, NULL, &ks), 0);
         jose_keyset_free(TAKE_PTR(ks));
 
         /* duplicate kid */
         json_array_append(arr, jwk);
         assert_int_equal(td_json_dump_compact(dup, &two), 0);
-        assert_int_equal(jose_keyset_from_jwks(two, strlen(two), &ks), -EEXIST);
+        assert_int_equal(jose_keyset_from_jwks(two, strlen(two), NULL, NULL, &ks), -EEXIST);
 
         /* 100 keys fine, 101 too many (distinct kids) */
         many = json_pack("{s:[]}", "keys");
@@ -847,34 +920,36 @@ static void test_jwks_hostile(void **state _unused_) {
                         assert_int_equal(td_json_dump_compact(many, &hundred), 0);
         }
         assert_int_equal(td_json_dump_compact(many, &over), 0);
-        assert_int_equal(jose_keyset_from_jwks(hundred, strlen(hundred), &ks), 0);
+        assert_int_equal(jose_keyset_from_jwks(hundred, strlen(hundred), NULL, NULL, &ks), 0);
         assert_int_equal(jose_keyset_size(ks), 100);
         jose_keyset_free(TAKE_PTR(ks));
-        assert_int_equal(jose_keyset_from_jwks(over, strlen(over), &ks), -E2BIG);
+        assert_int_equal(jose_keyset_from_jwks(over, strlen(over), NULL, NULL, &ks), -E2BIG);
 
         /* a private member in one key spoils the set */
         json_object_set_new(jwk, "d", json_string("AAAA"));
         json_array_clear(arr);
         json_array_append(arr, jwk);
         assert_int_equal(td_json_dump_compact(dup, &priv), 0);
-        assert_int_equal(jose_keyset_from_jwks(priv, strlen(priv), &ks), -EPERM);
+        assert_int_equal(jose_keyset_from_jwks(priv, strlen(priv), NULL, NULL, &ks), -EPERM);
 
         /* shape */
-        assert_int_equal(jose_keyset_from_jwks("{\"keys\":[]}", 11, &ks), 0);
+        assert_int_equal(jose_keyset_from_jwks("{\"keys\":[]}", 11, NULL, NULL, &ks), 0);
         assert_int_equal(jose_keyset_size(ks), 0);
         jose_keyset_free(TAKE_PTR(ks));
-        assert_int_equal(jose_keyset_from_jwks("{}", 2, &ks), -EBADMSG);
-        assert_int_equal(jose_keyset_from_jwks("{\"keys\":{}}", 11, &ks), -EBADMSG);
-        assert_int_equal(jose_keyset_from_jwks("[]", 2, &ks), -EBADMSG);
-        assert_int_equal(jose_keyset_from_jwks("{\"keys\":[1]}", 12, &ks), -EBADMSG);
-        assert_int_equal(jose_keyset_from_jwks("{\"keys\":[],\"keys\":[]}", 21, &ks), -EBADMSG);
+        assert_int_equal(jose_keyset_from_jwks("{}", 2, NULL, NULL, &ks), -EBADMSG);
+        assert_int_equal(jose_keyset_from_jwks("{\"keys\":{}}", 11, NULL, NULL, &ks), -EBADMSG);
+        assert_int_equal(jose_keyset_from_jwks("[]", 2, NULL, NULL, &ks), -EBADMSG);
+        assert_int_equal(jose_keyset_from_jwks("{\"keys\":[1]}", 12, NULL, NULL, &ks), 0); /* left out */
+        assert_int_equal(jose_keyset_size(ks), 0);
+        jose_keyset_free(TAKE_PTR(ks));
+        assert_int_equal(jose_keyset_from_jwks("{\"keys\":[],\"keys\":[]}", 21, NULL, NULL, &ks), -EBADMSG);
         big = malloc((1U << 20) + 1);
         assert_non_null(big);
         memset(big, ' ', (1U << 20) + 1);
         memcpy(big, "{\"keys\":[]}", 11);
-        assert_int_equal(jose_keyset_from_jwks(big, 1U << 20, &ks), 0);
+        assert_int_equal(jose_keyset_from_jwks(big, 1U << 20, NULL, NULL, &ks), 0);
         jose_keyset_free(TAKE_PTR(ks));
-        assert_int_equal(jose_keyset_from_jwks(big, (1U << 20) + 1, &ks), -E2BIG);
+        assert_int_equal(jose_keyset_from_jwks(big, (1U << 20) + 1, NULL, NULL, &ks), -E2BIG);
         assert_null(ks);
 }
 
@@ -902,6 +977,7 @@ int main(void) {
                 cmocka_unit_test(test_ed25519_raw),
                 cmocka_unit_test(test_keyset),
                 cmocka_unit_test(test_jwks_hostile),
+                cmocka_unit_test(test_jwks_skips_unusable_keys),
         };
 
         return cmocka_run_group_tests(tests, setup_keys, teardown_keys);

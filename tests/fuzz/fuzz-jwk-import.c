@@ -36,7 +36,7 @@ static void fuzz_jwks(const char *text, size_t size) {
         _cleanup_(json_decrefp) json_t *jwks = NULL;
         _cleanup_(freep) char *dump = NULL;
 
-        if (jose_keyset_from_jwks(text, size, &ks) < 0)
+        if (jose_keyset_from_jwks(text, size, NULL, NULL, &ks) < 0)
                 return;
         FUZZ_CHECK(jose_keyset_size(ks) <= 100);
         for (size_t i = 0; i < jose_keyset_size(ks); i++) {
@@ -47,7 +47,7 @@ static void fuzz_jwks(const char *text, size_t size) {
         }
         FUZZ_CHECK(jose_keyset_to_jwks(ks, &jwks) == 0);
         FUZZ_CHECK(td_json_dump_compact(jwks, &dump) == 0);
-        FUZZ_CHECK(jose_keyset_from_jwks(dump, strlen(dump), &again) == 0);
+        FUZZ_CHECK(jose_keyset_from_jwks(dump, strlen(dump), NULL, NULL, &again) == 0);
         FUZZ_CHECK(jose_keyset_size(again) == jose_keyset_size(ks));
 }
 

@@ -81,13 +81,21 @@ static int read_token(char **ret, size_t *ret_len) {
         return 0;
 }
 
+/* jwks_skip_fn: a key of the JWKS left out, on stderr, as fail() words it. */
+static void key_left_out(void *userdata _unused_, size_t index, const char *kid _unused_, int error) {
+        char what[64];
+
+        snprintf(what, sizeof what, "JWKS key %zu left out", index);
+        (void) fail(what, error);
+}
+
 static int load_keyset(const char *path, jose_keyset **ret) {
         _cleanup_(freep) char *json = NULL;
         size_t len;
         int r = read_file(path, JWKS_MAX_BYTES, &json, &len);
         if (r < 0)
                 return r;
-        return jose_keyset_from_jwks(json, len, ret);
+        return jose_keyset_from_jwks(json, len, key_left_out, NULL, ret);
 }
 
 /* The keyset and the token of the verify commands; returns 0 or the exit

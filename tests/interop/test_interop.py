@@ -252,8 +252,9 @@ def test_pyjwt_without_kid(py_keys):
 def test_es256_jwk_short_coordinate_rejected(tmp_path):
     """PyJWT 2.6's to_jwk() drops leading zero bytes of EC coordinates;
     RFC 7518 §6.2.1.2 requires the full 32 bytes and PyJWT's own from_jwk()
-    refuses such JWKs. We refuse them too; the padded JWK of the same key is
-    the control."""
+    refuses such JWKs. We refuse them too: such a key is left out of the
+    set (RFC 7517 §5), so the token names a key that is not there; the padded
+    JWK of the same key is the control."""
     for _ in range(5000):  # a coordinate starts with 0x00 one key in ~64
         key = ec.generate_private_key(ec.SECP256R1())
         short = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
@@ -270,7 +271,8 @@ def test_es256_jwk_short_coordinate_rejected(tmp_path):
         if ok:
             assert r.returncode == 0 and json.loads(r.stdout) == PAYLOAD, r.stderr
         else:
-            assert r.returncode == 1 and "-EBADMSG" in r.stderr, r.stderr
+            assert r.returncode == 1 and "JWKS key 0 left out: -EBADMSG" in r.stderr, r.stderr
+            assert "jws_verify: -ENOKEY" in r.stderr, r.stderr
             with pytest.raises(jwt.InvalidKeyError):
                 jwt.PyJWK(jwk)
 
