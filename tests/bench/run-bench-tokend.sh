@@ -1,13 +1,16 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # Start a tokend on a temporary state dir, run tests/bench/bench-tokend
-# against it, stop it; nothing is left running and the directory is removed.
+# against it (with --key-dir on the daemon's key directory, so the unique
+# tokens are minted fresh), stop it; nothing is left running and the
+# directory is removed.
 # Run from the build directory (or set BUILDDIR):
 #   tests/bench/run-bench-tokend.sh [--profile] [bench-tokend options...]
-# --profile: afterwards, profile a fresh daemon under verify load and under
-# refresh load (8 clients each; see PROFILE_OPS): perf record -g -p PID for
-# PROFILE_SECONDS while bench-tokend loads it (the recording starts once the
-# bench printed its raw-verify line), then perf report --stdio --no-children (head -60), self time by library
+# --profile: afterwards, profile a fresh daemon under unique-token verify,
+# repeated-token verify and refresh load (8 clients each; see PROFILE_OPS):
+# perf record -g -p PID for PROFILE_SECONDS while bench-tokend loads it (the
+# recording starts once the bench printed its raw-verify line, or that its
+# unique tokens are minted), then perf report --stdio --no-children (head -60), self time by library
 # and inclusive time by function. With the default -g (frame pointers), call
 # chains through tokend need a build with CFLAGS='-O2 -g
 # -fno-omit-frame-pointer' and still break inside Debian's libraries;
@@ -16,7 +19,7 @@
 # piles up on pvm_irq_enable/irq-enable points: read it as "in syscalls".
 # Environment: BUILDDIR (default .), STATEDIR_BASE (default /var/tmp: a real
 # disk, so commits pay a real fsync), PROFILE_SECONDS (default 10),
-# PROFILE_OPS (default "verify refresh"; any of bench-tokend's --ops),
+# PROFILE_OPS (default "verify vrepeat refresh"; any of bench-tokend's --ops),
 # PROFILE_CALLGRAPH (fp, the default, or dwarf).
 set -euo pipefail
 
@@ -73,7 +76,7 @@ stop_tokend() {
 echo "== uptime at start: $(uptime)"
 start_tokend
 echo "== tokend $pid, state in $state ($(df --output=source,fstype "$state" | tail -1))"
-"$bench" --socket "$state/tokend.sock" --pid "$pid" "$@"
+"$bench" --socket "$state/tokend.sock" --pid "$pid" --key-dir "$state/keys" "$@"
 stop_tokend
 echo "== uptime at end: $(uptime)"
 
@@ -98,12 +101,15 @@ profile_op() {
         start_tokend
         echo
         echo "== profile: tokend $pid under $op load (8 clients), perf record $callgraph -p $pid for $secs s"
-        "$bench" --socket "$state/tokend.sock" --pid "$pid" --ops "$op" --clients 8 --rounds 1 \
+        "$bench" --socket "$state/tokend.sock" --pid "$pid" --key-dir "$state/keys" --ops "$op" --clients 8 --rounds 1 \
                 --seconds $((secs + 4)) --pool 2000 >"$out" 2>&1 &
         bench_pid=$!
-        # The raw verify measurement comes first; the load starts right after.
+        # The raw verify measurement comes first, then (unique-token ops)
+        # the minting; the load starts right after.
+        local ready='raw Ed25519 verify:'
+        [[ $op == verify || $op == vconnect ]] && ready='unique tokens minted'
         for _ in $(seq 1200); do
-                grep -q 'raw Ed25519 verify:' "$out" && break
+                grep -q "$ready" "$out" && break
                 kill -0 "$bench_pid" 2>/dev/null || break
                 sleep 0.1
         done
@@ -129,6 +135,6 @@ profile_op() {
                 grep -v '^#' | grep -v '^$' | grep -v '\] 0x' | head -50 || true
 }
 
-for op in ${PROFILE_OPS:-verify refresh}; do
+for op in ${PROFILE_OPS:-verify vrepeat refresh}; do
         profile_op "$op"
 done
