@@ -420,6 +420,10 @@ static int bus_device_revoke(const tc_ctx *ctx, const char *device_id, tc_answer
         return bus_op(ctx, "RevokeDevice", false, ANSWER_NONE, ret, "s", device_id);
 }
 
+static int bus_unlock(const tc_ctx *ctx, const char *user, tc_answer *ret) {
+        return bus_op(ctx, "Unlock", false, ANSWER_DICT, ret, "s", user);
+}
+
 static int bus_jwks(const tc_ctx *ctx, tc_answer *ret) {
         return bus_op(ctx, "GetJWKS", false, ANSWER_JSON_TEXT, ret, "");
 }
@@ -436,5 +440,6 @@ const tc_transport tc_transport_bus = {
         .devices_list = bus_devices_list,
         .audit_list = bus_audit_list,
         .device_revoke = bus_device_revoke,
+        .unlock = bus_unlock,
         .jwks = bus_jwks,
 };

@@ -307,6 +307,11 @@ static int http_device_revoke(const tc_ctx *ctx, const char *device_id, tc_answe
         return tc_http(ctx, "DELETE", path, NULL, NULL, ret);
 }
 
+static int http_unlock(const tc_ctx *ctx, const char *user, tc_answer *ret) {
+        _cleanup_(json_decrefp) json_t *body = json_pack("{s:s}", "user", user);
+        return http_post(ctx, "/api/unlock", body, ret);
+}
+
 static int http_jwks(const tc_ctx *ctx, tc_answer *ret) {
         return tc_http(ctx, "GET", "/.well-known/jwks.json", NULL, NULL, ret);
 }
@@ -322,5 +327,6 @@ const tc_transport tc_transport_socket = {
         .devices_list = http_devices_list,
         .audit_list = http_audit_list,
         .device_revoke = http_device_revoke,
+        .unlock = http_unlock,
         .jwks = http_jwks,
 };

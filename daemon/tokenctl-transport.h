@@ -56,6 +56,8 @@ typedef struct tc_transport {
          * {"audit":[…], "next_cursor":"…"}; users get the rows about themselves */
         int (*audit_list)(const tc_ctx *ctx, const char *user, const char *cursor, tc_answer *ret);
         int (*device_revoke)(const tc_ctx *ctx, const char *device_id, tc_answer *ret);
+        /* Clear user's failure counters (admins): body {"user", "was_locked", "failures"} */
+        int (*unlock)(const tc_ctx *ctx, const char *user, tc_answer *ret);
         /* body: the JWKS ({"keys":[…]}) */
         int (*jwks)(const tc_ctx *ctx, tc_answer *ret);
 } tc_transport;

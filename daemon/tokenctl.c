@@ -30,6 +30,7 @@ static const char usage_main[] =
         "  inspect TOKEN            decode a token WITHOUT verifying it\n"
         "  audit [--user U] [--since T] [--event E]\n"
         "                           tokend's audit log (yours; admins: everyone's)\n"
+        "  unlock USER              clear USER's failed-login lockout (admins; faillock --reset)\n"
         "  keys generate|rotate|list|jwks [--dir D] [--alg A] [--passphrase-file F]\n"
         "                           manage tokend's signing keys\n"
         "\n"
@@ -51,7 +52,7 @@ static const struct {
         { "login", verb_login },     { "token", verb_token },     { "askpass", verb_askpass },
         { "refresh", verb_refresh }, { "logout", verb_logout },   { "status", verb_status },
         { "devices", verb_devices }, { "verify", verb_verify },   { "inspect", verb_inspect },
-        { "keys", verb_keys },       { "audit", verb_audit },
+        { "keys", verb_keys },       { "audit", verb_audit },     { "unlock", verb_unlock },
 };
 
 /* A word that can only be the value of a bare --bus before the command. */

@@ -204,8 +204,9 @@ static int call_begin(bus_server *b, sd_bus_message *m, td_caller *ret, const ch
 }
 
 /* Calls that act as the caller's own user (IssueToken, ListDevices,
- * ListDevicesPaged, ListAudit, RevokeDevice, Subscribe) need a caller uid tokend can believe. Returns 1
- * to go on, 0 when m was answered (refused). */
+ * ListDevicesPaged, ListAudit, RevokeDevice, Unlock, Subscribe) need a
+ * caller uid tokend can believe. Returns 1 to go on, 0 when m was answered
+ * (refused). */
 static int need_identity(bus_server *b, sd_bus_message *m, const td_caller *c) {
         td_status st = { .code = TD_FORBIDDEN };
         if (b->trusted)
@@ -593,6 +594,24 @@ static int method_list_audit(sd_bus_message *m, void *userdata, sd_bus_error *er
         return do_listing(m, userdata, true);
 }
 
+/* Unlock(s user) → a{sv} {user, was_locked, failures}. */
+static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        bus_server *b = userdata;
+        td_unlock_result ur;
+        td_status st = { 0 };
+        const char *user;
+        td_caller c;
+        int r;
+        (void) error;
+
+        if ((r = call_begin(b, m, &c, "s", &user)) <= 0 || (r = need_identity(b, m, &c)) <= 0)
+                return r;
+        if (td_unlock(b->t, &c, user, &ur, &st) != TD_OK)
+                return reply_status(m, &c, &st);
+        return sd_bus_reply_method_return(m, "a{sv}", 3, "user", "s", user, "was_locked", "b", (int) ur.was_locked,
+                                          "failures", "u", (uint32_t) ur.failures);
+}
+
 static int method_get_jwks(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_(json_decrefp) json_t *j = NULL;
         _cleanup_(freep) char *s = NULL;
@@ -710,6 +729,8 @@ static const sd_bus_vtable tokend_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("RevokeDevice", SD_BUS_ARGS("s", device_id), SD_BUS_NO_RESULT,
                                 method_revoke_device, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Unlock", SD_BUS_ARGS("s", user), SD_BUS_RESULT("a{sv}", result), method_unlock,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetJWKS", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", jwks), method_get_jwks,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Subscribe", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_subscribe,

@@ -497,6 +497,24 @@ static enum MHD_Result handle_device_delete(request *rq, const char *id) {
         return queue_body(rq->conn, 204, NULL, NULL, false, NULL, NULL);
 }
 
+/* POST /api/unlock {"user": U} → {"user", "was_locked", "failures"}. */
+static enum MHD_Result handle_unlock(request *rq) {
+        enum MHD_Result res;
+        td_unlock_result ur;
+        td_status st = { 0 };
+        const char *user = NULL;
+        _cleanup_(json_decrefp) json_t *j = body_json(rq, &res);
+        if (!j)
+                return res;
+        if (member_str(j, "user", &user) < 0)
+                return queue_error(rq, 400, "invalid_request", "user must be a string", 0);
+        if (td_unlock(rq->srv->t, &rq->caller, user, &ur, &st) != TD_OK)
+                return queue_status(rq, &st);
+        json_t *a = json_pack("{s:s,s:b,s:I}", "user", user, "was_locked", ur.was_locked, "failures",
+                              (json_int_t) ur.failures);
+        return a ? queue_json(rq->conn, 200, a, false) : MHD_NO;
+}
+
 static enum MHD_Result handle_jwks(request *rq) {
         td_status st = { 0 };
         json_t *j = NULL;
@@ -530,6 +548,7 @@ static const route routes[] = {
         { "/api/auth/verify", "POST", handle_verify },
         { "/api/devices", "GET", handle_devices_list },
         { "/api/audit", "GET", handle_audit_list },
+        { "/api/unlock", "POST", handle_unlock },
         { "/.well-known/jwks.json", "GET", handle_jwks },
         { "/api", "GET", handle_docs },
 };

@@ -9,6 +9,7 @@
 
 typedef struct slot {
         uint8_t key[16];   /* keyed hash of the key string; all-zero = empty */
+        uint8_t tag[8];    /* keyed hash of the tag; all-zero = none */
         int64_t start;     /* window start */
         unsigned count;
 } slot;
@@ -51,9 +52,19 @@ static void key_hash(const ratelimit *rl, const char *key, uint8_t out[16], uint
         *ret_index = idx;
 }
 
+/* The tag's keyed hash (8 bytes: a BLAKE2b of another output length than
+ * the key's, so never equal to one), or all-zero for no tag. */
+static void tag_hash(const ratelimit *rl, const char *tag, uint8_t out[8]) {
+        memset(out, 0, 8);
+        if (!tag)
+                return;
+        crypto_generichash(out, 8, (const uint8_t *) tag, strlen(tag), rl->hashkey, sizeof rl->hashkey);
+        out[0] |= 1;
+}
+
 /* Find the slot for key; with create, take an empty/expired slot or evict
  * the oldest among the probed ones. Called with the lock held. */
-static slot *lookup(ratelimit *rl, const char *key, int64_t now, bool create) {
+static slot *lookup(ratelimit *rl, const char *key, const char *tag, int64_t now, bool create) {
         uint8_t h[16];
         uint64_t idx;
         slot *victim = NULL;
@@ -79,6 +90,7 @@ static slot *lookup(ratelimit *rl, const char *key, int64_t now, bool create) {
         if (!victim)
                 return NULL;
         memcpy(victim->key, h, sizeof h);
+        tag_hash(rl, tag, victim->tag);
         victim->start = now;
         victim->count = 0;
         return victim;
@@ -96,16 +108,17 @@ static int64_t slot_wait(const ratelimit *rl, const slot *s, unsigned max, int64
 
 int64_t ratelimit_check(ratelimit *rl, const char *key, int64_t now) {
         pthread_mutex_lock(&rl->lock);
-        int64_t r = slot_wait(rl, lookup(rl, key, now, false), 0, now);
+        int64_t r = slot_wait(rl, lookup(rl, key, NULL, now, false), 0, now);
         pthread_mutex_unlock(&rl->lock);
         return r;
 }
 
 /* Check and count one (ratelimit_take, ratelimit_reserve); *ret_ticket
  * (may be NULL) gets the window it was counted in. */
-static int64_t take(ratelimit *rl, const char *key, unsigned max, int64_t now, int64_t *ret_ticket) {
+static int64_t take(ratelimit *rl, const char *key, const char *tag, unsigned max, int64_t now,
+                    int64_t *ret_ticket) {
         pthread_mutex_lock(&rl->lock);
-        slot *s = lookup(rl, key, now, true); /* creating always finds a slot (evicting the oldest) */
+        slot *s = lookup(rl, key, tag, now, true); /* creating always finds a slot (evicting the oldest) */
         int64_t r = s ? slot_wait(rl, s, max, now) : 1;
         if (r == 0) {
                 s->count++;
@@ -117,32 +130,61 @@ static int64_t take(ratelimit *rl, const char *key, unsigned max, int64_t now, i
 }
 
 int64_t ratelimit_take(ratelimit *rl, const char *key, unsigned max, int64_t now) {
-        return take(rl, key, max, now, NULL);
+        return take(rl, key, NULL, max, now, NULL);
 }
 
 void ratelimit_fail(ratelimit *rl, const char *key, int64_t now) {
         pthread_mutex_lock(&rl->lock);
-        slot *s = lookup(rl, key, now, true);
+        slot *s = lookup(rl, key, NULL, now, true);
         if (s && s->count < UINT32_MAX)
                 s->count++;
         pthread_mutex_unlock(&rl->lock);
 }
 
+/* Empty slot s (may be NULL), merging what its open window held into *acc
+ * (may be NULL). Called with the lock held. */
+static void slot_clear(const ratelimit *rl, slot *s, int64_t now, ratelimit_cleared *acc) {
+        if (!s)
+                return;
+        if (acc && now - s->start < rl->window) {
+                acc->failures = s->count > acc->failures ? s->count : acc->failures;
+                acc->limited = acc->limited || slot_wait(rl, s, 0, now) > 0;
+        }
+        memset(s, 0, sizeof *s);
+}
+
 void ratelimit_reset(ratelimit *rl, const char *key) {
         pthread_mutex_lock(&rl->lock);
-        slot *s = lookup(rl, key, 0, false);
-        if (s)
-                memset(s, 0, sizeof *s);
+        slot_clear(rl, lookup(rl, key, NULL, 0, false), 0, NULL);
         pthread_mutex_unlock(&rl->lock);
 }
 
-int64_t ratelimit_reserve(ratelimit *rl, const char *key, int64_t now, int64_t *ret_ticket) {
-        return take(rl, key, 0, now, ret_ticket);
+void ratelimit_clear(ratelimit *rl, const char *key, int64_t now, ratelimit_cleared *acc) {
+        pthread_mutex_lock(&rl->lock);
+        /* lookup() restarts an expired window, which then holds nothing */
+        slot_clear(rl, lookup(rl, key, NULL, now, false), now, acc);
+        pthread_mutex_unlock(&rl->lock);
+}
+
+void ratelimit_clear_tag(ratelimit *rl, const char *tag, int64_t now, ratelimit_cleared *acc) {
+        uint8_t h[8];
+        if (!tag)
+                return; /* untagged counters are not one user's */
+        tag_hash(rl, tag, h);
+        pthread_mutex_lock(&rl->lock);
+        for (size_t i = 0; i < RATELIMIT_SLOTS; i++)
+                if (rl->slots[i].key[0] != 0 && memcmp(rl->slots[i].tag, h, sizeof h) == 0)
+                        slot_clear(rl, &rl->slots[i], now, acc);
+        pthread_mutex_unlock(&rl->lock);
+}
+
+int64_t ratelimit_reserve(ratelimit *rl, const char *key, const char *tag, int64_t now, int64_t *ret_ticket) {
+        return take(rl, key, tag, 0, now, ret_ticket);
 }
 
 void ratelimit_release(ratelimit *rl, const char *key, int64_t ticket) {
         pthread_mutex_lock(&rl->lock);
-        slot *s = lookup(rl, key, ticket, false);
+        slot *s = lookup(rl, key, NULL, ticket, false);
         if (s && s->start == ticket && s->count > 0)
                 s->count--;
         pthread_mutex_unlock(&rl->lock);

@@ -391,7 +391,9 @@ void tokend_limits_free(tokend *t) {
  * LOGIN_UID_TOTAL_FACTOR times MaxFailures: password spraying). A user's
  * own login is thus never blocked by what she or anyone else did with
  * other names. An attempt is reserved in every counter before PAM runs,
- * so concurrent guesses cannot overshoot. */
+ * so concurrent guesses cannot overshoot. The pair and user-name counters
+ * are filed under the user name (the ratelimit tag): td_unlock clears them
+ * all, whichever callers failed. */
 typedef struct login_limit {
         size_t n;
         ratelimit *rl[3];
@@ -412,7 +414,8 @@ static int64_t login_reserve(tokend *t, const td_caller *c, const char *name, lo
         snprintf(ret->key[2], sizeof ret->key[2], "uid:%u", (unsigned) c->uid);
         size_t want = own ? 1 : 3;
         for (; ret->n < want; ret->n++) {
-                int64_t wait = ratelimit_reserve(ret->rl[ret->n], ret->key[ret->n], now, &ret->ticket[ret->n]);
+                int64_t wait = ratelimit_reserve(ret->rl[ret->n], ret->key[ret->n], ret->n < 2 ? name : NULL, now,
+                                                 &ret->ticket[ret->n]);
                 if (wait > 0) {
                         while (ret->n > 0) {
                                 ret->n--;

@@ -180,6 +180,25 @@ td_code td_audit_list(tokend *t, const td_caller *c, const char *bearer, const c
 td_code td_device_revoke(tokend *t, const td_caller *c, const char *bearer, const char *device_id,
                          td_status *st);
 
+/* What td_unlock forgot. */
+typedef struct td_unlock_result {
+        bool was_locked;            /* some counter was at its limit: the next try would have been 429 */
+        unsigned failures;          /* the most failed attempts one of the cleared counters held */
+} td_unlock_result;
+
+/* Admins only (root, AdminGroup, from the caller's kernel credentials; a
+ * bearer token never makes an admin): forget the failure counters that hold
+ * user back, like faillock --reset. That is failed password logins as user
+ * from every caller, and the failures of user's own uid (password logins
+ * under other names, failed verifications by its processes). Throttled
+ * remote hosts are no user's and stay (they clear at the end of
+ * FailureWindow). Written to the audit log ("unlock", one row per call;
+ * refused: "unlock_denied"). Nothing counted is TD_OK with failures 0 and
+ * was_locked false. TD_INVALID_REQUEST (no or a malformed user name),
+ * TD_FORBIDDEN (not an admin), TD_NOT_FOUND (no such user and nothing
+ * counted under that name). */
+td_code td_unlock(tokend *t, const td_caller *c, const char *user, td_unlock_result *ret, td_status *st);
+
 /* The public keys as a JWKS object. TD_OK or TD_INTERNAL; no store. */
 td_code td_jwks(tokend *t, json_t **ret, td_status *st);
 

@@ -49,6 +49,7 @@ CLIENTS = ("busctl", "gdbus", "python")
 SIGNATURES = {
     "Login": "sss", "IssueToken": "sas", "Refresh": "sss", "Logout": "s", "Verify": "sss",
     "ListDevices": "s", "ListDevicesPaged": "ssu", "ListAudit": "ssu", "RevokeDevice": "s", "GetJWKS": "",
+    "Unlock": "s",
 }
 PY_CLIENT = os.path.join(HERE, "tdbus_client.py")
 

@@ -91,6 +91,8 @@ MATRIX = [
      None),
     ("revoke", lambda c, dev, o: c.call("RevokeDevice", dev["device_id"]), (OK, OK, OK, DENIED), True,
      "revoke_denied"),
+    # the owner's failed-login counters: admins only, like faillock --reset
+    ("unlock_owner", lambda c, dev, o: c.call("Unlock", o.name), (OK, OK, DENIED, DENIED), False, "unlock_denied"),
     ("refresh_holding_token", lambda c, dev, o: c.call("Refresh", dev["refresh_token"], dev["device_id"], ""),
      (OK, OK, OK, OK), False, None),
     ("logout_holding_token", lambda c, dev, o: c.call("Logout", dev["access_token"]), (OK, OK, OK, OK), True, None),

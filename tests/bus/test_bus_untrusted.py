@@ -49,6 +49,7 @@ def test_user_run_bus_gives_no_root_powers(system_user):  # noqa: F811
         refused(root, "IssueToken", "root", [])            # root: would mint for anyone
         refused(root, "IssueToken", owner.name, [])
         refused(root, "RevokeDevice", victim["device_id"])
+        refused(root, "Unlock", owner.name)                # admin: would clear anyone's lockout
         refused(root, "Subscribe")
         assert d.api.verify(victim["access_token"]).status == 200   # nothing was revoked
         # calls that do not rest on the caller's uid still work here

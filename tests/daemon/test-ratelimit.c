@@ -4,7 +4,8 @@
  * (reserve, release with a stale ticket, concurrent reservers held to max),
  * windows that end to the second (a fake `now`), max overridden per call,
  * eviction once the table is full (the key that makes it slots + 1 is
- * admitted, an old one goes), and a flood of keys that allocates nothing:
+ * admitted, an old one goes), clearing by key and by tag (tokenctl unlock:
+ * every caller's counter of one user, nobody else's), and a flood of keys that allocates nothing:
  * the header's "never grows, whatever an attacker sends". */
 #include "config.h"
 
@@ -46,23 +47,23 @@ static void test_reserve_release(void **state _unused_) {
         int64_t ticket[4], t;
         assert_int_equal(ratelimit_new(3, 60, &rl), 0);
         for (int i = 0; i < 3; i++)
-                assert_int_equal(ratelimit_reserve(rl, "k", T0 + i, &ticket[i]), 0);
+                assert_int_equal(ratelimit_reserve(rl, "k", NULL, T0 + i, &ticket[i]), 0);
         assert_int_equal(ticket[0], T0);
         assert_int_equal(ticket[2], T0); /* the window they were counted in */
         /* reservations count like failures: the 4th is refused, and so is a check */
-        assert_int_equal(ratelimit_reserve(rl, "k", T0 + 5, &ticket[3]), 55);
+        assert_int_equal(ratelimit_reserve(rl, "k", NULL, T0 + 5, &ticket[3]), 55);
         assert_int_equal(ratelimit_check(rl, "k", T0 + 5), 55);
         /* one given back (a server-side failure): one more attempt */
         ratelimit_release(rl, "k", ticket[1]);
-        assert_int_equal(ratelimit_reserve(rl, "k", T0 + 6, &ticket[3]), 0);
-        assert_int_equal(ratelimit_reserve(rl, "k", T0 + 6, &t), 54);
+        assert_int_equal(ratelimit_reserve(rl, "k", NULL, T0 + 6, &ticket[3]), 0);
+        assert_int_equal(ratelimit_reserve(rl, "k", NULL, T0 + 6, &t), 54);
         /* a new window: a ticket of the old one gives nothing back */
-        assert_int_equal(ratelimit_reserve(rl, "k", T0 + 60, &t), 0);
+        assert_int_equal(ratelimit_reserve(rl, "k", NULL, T0 + 60, &t), 0);
         assert_int_equal(t, T0 + 60);
         ratelimit_release(rl, "k", ticket[0]);
-        assert_int_equal(ratelimit_reserve(rl, "k", T0 + 61, &t), 0);
-        assert_int_equal(ratelimit_reserve(rl, "k", T0 + 61, &t), 0);
-        assert_int_equal(ratelimit_reserve(rl, "k", T0 + 61, &t), 59);
+        assert_int_equal(ratelimit_reserve(rl, "k", NULL, T0 + 61, &t), 0);
+        assert_int_equal(ratelimit_reserve(rl, "k", NULL, T0 + 61, &t), 0);
+        assert_int_equal(ratelimit_reserve(rl, "k", NULL, T0 + 61, &t), 59);
         /* releasing an unknown key is harmless */
         ratelimit_release(rl, "nobody", T0);
         ratelimit_free(rl);
@@ -79,7 +80,7 @@ static void *race(void *p) {
         int64_t t;
         pthread_barrier_wait(r->barrier);
         for (int i = 0; i < 100; i++)
-                r->granted += ratelimit_reserve(r->rl, "user:victim", T0, &t) == 0;
+                r->granted += ratelimit_reserve(r->rl, "user:victim", NULL, T0, &t) == 0;
         return NULL;
 }
 
@@ -111,7 +112,7 @@ static void test_many_keys_stay_bounded(void **state _unused_) {
         assert_int_equal(ratelimit_new(2, 60, &rl), 0);
         /* a throttled key, then 20 x the table's size of other keys */
         for (int i = 0; i < 2; i++)
-                assert_int_equal(ratelimit_reserve(rl, "rhost:203.0.113.7", T0, &t), 0);
+                assert_int_equal(ratelimit_reserve(rl, "rhost:203.0.113.7", NULL, T0, &t), 0);
         for (unsigned i = 0; i < 20 * RATELIMIT_SLOTS; i++) {
                 snprintf(key, sizeof key, "rhost:10.%u.%u.%u", i >> 16 & 0xff, i >> 8 & 0xff, i & 0xff);
                 ratelimit_fail(rl, key, T0 + 1);
@@ -119,9 +120,9 @@ static void test_many_keys_stay_bounded(void **state _unused_) {
         /* nothing grew (the table is one fixed allocation; the oldest windows
          * were evicted to make room) and a fresh key still gets exactly its
          * own budget */
-        assert_int_equal(ratelimit_reserve(rl, "rhost:198.51.100.9", T0 + 1, &t), 0);
-        assert_int_equal(ratelimit_reserve(rl, "rhost:198.51.100.9", T0 + 1, &t), 0);
-        assert_int_equal(ratelimit_reserve(rl, "rhost:198.51.100.9", T0 + 1, &t), 60);
+        assert_int_equal(ratelimit_reserve(rl, "rhost:198.51.100.9", NULL, T0 + 1, &t), 0);
+        assert_int_equal(ratelimit_reserve(rl, "rhost:198.51.100.9", NULL, T0 + 1, &t), 0);
+        assert_int_equal(ratelimit_reserve(rl, "rhost:198.51.100.9", NULL, T0 + 1, &t), 60);
         ratelimit_free(rl);
 }
 
@@ -217,6 +218,56 @@ static void test_eviction_at_slots_plus_one(void **state _unused_) {
         ratelimit_free(rl);
 }
 
+static void test_clear_by_key_and_tag(void **state _unused_) {
+        ratelimit *rl = NULL;
+        ratelimit_cleared cl = { 0 };
+        int64_t t;
+        assert_int_equal(ratelimit_new(2, 60, &rl), 0);
+        /* alice's name under three callers' pair keys, one of them over */
+        assert_int_equal(ratelimit_reserve(rl, "uid:0 user:alice", "alice", T0, &t), 0);
+        assert_int_equal(ratelimit_reserve(rl, "uid:0 user:alice", "alice", T0, &t), 0);
+        assert_int_equal(ratelimit_reserve(rl, "uid:0 user:alice", "alice", T0, &t), 60);
+        assert_int_equal(ratelimit_reserve(rl, "uid:65534 user:alice", "alice", T0, &t), 0);
+        /* the control: bob's, and an untagged key */
+        assert_int_equal(ratelimit_reserve(rl, "uid:0 user:bob", "bob", T0, &t), 0);
+        assert_int_equal(ratelimit_reserve(rl, "uid:0 user:bob", "bob", T0, &t), 0);
+        ratelimit_fail(rl, "uid:1000", T0);
+        ratelimit_fail(rl, "uid:1000", T0);
+
+        ratelimit_clear_tag(rl, "alice", T0 + 1, &cl);
+        assert_int_equal(cl.failures, 2); /* the fullest counter's, not a sum */
+        assert_true(cl.limited);
+        assert_int_equal(ratelimit_check(rl, "uid:0 user:alice", T0 + 1), 0);
+        assert_int_equal(ratelimit_reserve(rl, "uid:0 user:alice", "alice", T0 + 1, &t), 0);
+        assert_int_equal(ratelimit_check(rl, "uid:0 user:bob", T0 + 1), 59); /* untouched */
+        assert_int_equal(ratelimit_check(rl, "uid:1000", T0 + 1), 59);
+
+        /* nothing left under the tag (but the one just reserved); an unknown tag, NULL: nothing */
+        cl = (ratelimit_cleared){ 0 };
+        ratelimit_clear_tag(rl, "alice", T0 + 1, &cl);
+        assert_int_equal(cl.failures, 1);
+        assert_false(cl.limited);
+        cl = (ratelimit_cleared){ 0 };
+        ratelimit_clear_tag(rl, "carol", T0 + 1, &cl);
+        ratelimit_clear_tag(rl, NULL, T0 + 1, &cl);
+        assert_int_equal(cl.failures, 0);
+        assert_int_equal(ratelimit_check(rl, "uid:1000", T0 + 1), 59);
+
+        /* by key: counted and limited; a window that ended held nothing */
+        ratelimit_clear(rl, "uid:1000", T0 + 2, &cl);
+        assert_int_equal(cl.failures, 2);
+        assert_true(cl.limited);
+        assert_int_equal(ratelimit_check(rl, "uid:1000", T0 + 2), 0);
+        cl = (ratelimit_cleared){ 0 };
+        ratelimit_clear_tag(rl, "bob", T0 + 60, &cl);
+        ratelimit_clear(rl, "uid:1000", T0 + 60, &cl);
+        assert_int_equal(cl.failures, 0);
+        assert_false(cl.limited);
+        /* a stale ticket given back after the clear changes nothing */
+        ratelimit_release(rl, "uid:0 user:alice", T0);
+        ratelimit_free(rl);
+}
+
 /* Bytes malloc has handed out and not had back. */
 static size_t heap_in_use(void) {
         struct mallinfo2 mi = mallinfo2();
@@ -237,7 +288,7 @@ static void test_never_grows(void **state _unused_) {
                          i % 7 ? "" : "-padding-padding-padding");
                 ratelimit_fail(rl, key, now);
                 (void) ratelimit_take(rl, key, 0, now);
-                if (ratelimit_reserve(rl, key, now, &t) == 0)
+                if (ratelimit_reserve(rl, key, NULL, now, &t) == 0)
                         ratelimit_release(rl, key, t);
                 (void) ratelimit_check(rl, key, now);
                 if (i % 3 == 0)
@@ -263,6 +314,7 @@ int main(void) {
                 cmocka_unit_test(test_take_max_override),
                 cmocka_unit_test(test_new_clamps),
                 cmocka_unit_test(test_eviction_at_slots_plus_one),
+                cmocka_unit_test(test_clear_by_key_and_tag),
                 cmocka_unit_test(test_never_grows),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -37,6 +37,8 @@ DESIGN_ENDPOINTS = {
     ("delete", "/api/devices/{id}"),
     # not in DESIGN.md's table: the source of `tokenctl audit` (its tokenctl section)
     ("get", "/api/audit"),
+    # not in DESIGN.md's table either: the source of `tokenctl unlock`
+    ("post", "/api/unlock"),
     ("get", "/.well-known/jwks.json"),
     ("get", "/api"),
 }

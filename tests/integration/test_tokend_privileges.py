@@ -139,6 +139,14 @@ def act_revoke(c, dev, owner):
     return DENIED if r.status == 403 and r.error == "forbidden" else r
 
 
+def act_unlock_owner(c, dev, owner):
+    r = c.post("/api/unlock", dict(user=owner.name))
+    if r.status == 200:
+        assert r.json["user"] == owner.name
+        return OK
+    return DENIED if r.status == 403 and r.error == "forbidden" else r
+
+
 def act_refresh_holding_token(c, dev, owner):
     r = c.refresh(dev["refresh_token"], dev["device_id"])
     return OK if r.status == 200 else r
@@ -178,6 +186,7 @@ MATRIX = [
     (act_audit_owner, (OK, OK, OK, DENIED), False, None),
     (act_audit_default, (OK, OK, OK, DENIED), False, None),
     (act_revoke, (OK, OK, OK, DENIED), True, "revoke_denied"),
+    (act_unlock_owner, (OK, OK, DENIED, DENIED), False, "unlock_denied"),  # like faillock --reset: admins
     (act_refresh_holding_token, (OK, OK, OK, OK), False, None),   # the refresh token is the credential
     (act_logout_holding_token, (OK, OK, OK, OK), True, None),     # so is the access token
     (act_verify, (OK, OK, OK, OK), False, None),
