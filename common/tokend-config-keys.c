@@ -8,6 +8,9 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/un.h>
 
 #include "strv.h"
@@ -17,6 +20,8 @@
 #define ISSUER_MAX 256U
 #define NAME_MAX_LEN 64U    /* PAM service, group, key name */
 #define BUS_ADDRESS_MAX 1024U
+
+static int parse_decimal(const char *v, int64_t min, int64_t max, int64_t *ret);
 
 /* ------------------------------------------------------------ value checks */
 
@@ -131,6 +136,40 @@ static const char *check_bus_address(const char *v) {
         return NULL;
 }
 
+/* [Network] PublicURL=: the issuer URL (`iss`, metadata), https:// (http://
+ * for a plain loopback test listener), no spaces, no fragment. */
+static const char *check_public_url(const char *v) {
+        const char *r = check_issuer(v);
+        if (r)
+                return r;
+        if (strncmp(v, "https://", 8) != 0 && strncmp(v, "http://", 7) != 0)
+                return "must be an https:// URL";
+        if (strpbrk(v, " \t#"))
+                return "must not contain spaces or a fragment";
+        return NULL;
+}
+
+/* [Network] Listen=: whitespace-separated numeric ADDRESS:PORT words. */
+static const char *check_listen(const char *v) {
+        struct sockaddr_storage sa;
+        socklen_t len;
+        size_t n = 0;
+        for (const char *p = v + strspn(v, " \t"); *p; p += strspn(p, " \t")) {
+                char w[TOKEND_LISTEN_WORD_MAX + 1];
+                size_t l = strcspn(p, " \t");
+                if (l > TOKEND_LISTEN_WORD_MAX)
+                        return "an address is too long";
+                memcpy(w, p, l);
+                w[l] = 0;
+                p += l;
+                if (tokend_listen_parse(w, &sa, &len) < 0)
+                        return "expected numeric ADDRESS:PORT words, e.g. 0.0.0.0:8443 [::]:8443";
+                if (++n > TOKEND_LISTEN_MAX)
+                        return "too many addresses (at most 16)";
+        }
+        return NULL;
+}
+
 /* ------------------------------------------------------------ key table */
 
 #define F(field) offsetof(tokend_config, field)
@@ -169,7 +208,65 @@ const config_key config_keys[] = {
         { "Limits", "MaxConnectionsPerUser", K_UNSIGNED, F(max_connections_per_user), "64", 1, 65536, NULL, false, "1..65536" },
         { "Limits", "ReservedRootConnections", K_UNSIGNED, F(reserved_root_connections), "64", 0, 32768, NULL, false, "0..32768" },
         { "API", "EnableDocs", K_BOOL, F(enable_docs), "no", 0, 0, NULL, false, NULL },
+        { "Network", "Listen", K_STRING, F(network_listen), NULL, 0, 0, check_listen, false, NULL },
+        { "Network", "Certificate", K_STRING, F(network_certificate), NULL, 0, 0, check_path, false, NULL },
+        { "Network", "PrivateKey", K_STRING, F(network_private_key), NULL, 0, 0, check_path, false, NULL },
+        { "Network", "ClientCA", K_STRING, F(network_client_ca), NULL, 0, 0, check_path, false, NULL },
+        { "Network", "PublicURL", K_STRING, F(network_public_url), NULL, 0, 0, check_public_url, false, NULL },
+        { "Network", "AllowPlainLoopback", K_BOOL, F(network_allow_plain_loopback), "no", 0, 0, NULL, false, NULL },
 };
+
+int tokend_listen_parse(const char *w, struct sockaddr_storage *ret, socklen_t *ret_len) {
+        char host[INET6_ADDRSTRLEN];
+        const char *port;
+        size_t hl;
+        int64_t n;
+        bool v6 = w && w[0] == '[';
+
+        if (!w)
+                return -EINVAL;
+        if (v6) { /* RFC 3986 §3.2.2: an IPv6 literal in brackets */
+                const char *e = strchr(w, ']');
+                if (!e || e[1] != ':')
+                        return -EINVAL;
+                hl = (size_t) (e - w - 1);
+                port = e + 2;
+                w++;
+        } else {
+                const char *c = strrchr(w, ':');
+                if (!c || memchr(w, ':', (size_t) (c - w)))
+                        return -EINVAL; /* no port, or an IPv6 address without brackets */
+                hl = (size_t) (c - w);
+                port = c + 1;
+        }
+        if (hl == 0 || hl >= sizeof host || parse_decimal(port, 1, 65535, &n) < 0)
+                return -EINVAL;
+        memcpy(host, w, hl);
+        host[hl] = 0;
+        struct sockaddr_storage sa = { 0 };
+        struct sockaddr_in *in4 = (struct sockaddr_in *) &sa;
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) &sa;
+        if (!v6 && inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+                in4->sin_family = AF_INET;
+                in4->sin_port = htons((uint16_t) n);
+                *ret_len = sizeof *in4;
+        } else if (v6 && inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+                in6->sin6_family = AF_INET6;
+                in6->sin6_port = htons((uint16_t) n);
+                *ret_len = sizeof *in6;
+        } else
+                return -EINVAL;
+        *ret = sa;
+        return 0;
+}
+
+bool tokend_sockaddr_is_loopback(const struct sockaddr_storage *sa) {
+        if (sa->ss_family == AF_INET)
+                return (ntohl(((const struct sockaddr_in *) sa)->sin_addr.s_addr) >> 24) == 127;
+        if (sa->ss_family == AF_INET6)
+                return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *) sa)->sin6_addr);
+        return false;
+}
 
 const config_key *config_key_find(const char *section, const char *name, bool *ret_section_known) {
         bool known = false;

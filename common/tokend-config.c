@@ -311,10 +311,69 @@ static int parse_dropins(parser *p, const char *dir) {
         return 0;
 }
 
+/* Where the last assignment of [section] name was made, or fallback. */
+static const char *where_of(const parser *p, const char *section, const char *name, const char *fallback) {
+        const char *w = p->where[(size_t) (config_key_find(section, name, NULL) - config_keys)];
+        return w ?: fallback;
+}
+
+/* [Network]: TLS unless every address is loopback and plain HTTP is asked
+ * for; PublicURL= is the issuer unless [Token] Issuer= says otherwise. */
+static int check_network(parser *p) {
+        tokend_config *c = p->config;
+        const char *where = where_of(p, "Network", "Listen", "[Network]");
+
+        if (c->network_public_url) {
+                const char *wi = p->where[(size_t) (config_key_find("Token", "Issuer", NULL) - config_keys)];
+                if (wi && !streq(c->issuer, c->network_public_url)) {
+                        parser_fail(p, -EINVAL, "%s: differs from [Network] PublicURL=%s (the issuer URL); set one",
+                                    wi, c->network_public_url);
+                        return -EINVAL;
+                }
+                char *s = strdup(c->network_public_url);
+                if (!s)
+                        return -ENOMEM;
+                free(c->issuer);
+                c->issuer = s;
+        }
+        if (!!c->network_certificate != !!c->network_private_key) {
+                parser_fail(p, -EINVAL, "%s: [Network] Certificate= and PrivateKey= go together",
+                            where_of(p, "Network", c->network_certificate ? "Certificate" : "PrivateKey", where));
+                return -EINVAL;
+        }
+        if (c->network_client_ca && !c->network_certificate) {
+                parser_fail(p, -EINVAL, "%s: [Network] ClientCA= needs Certificate= and PrivateKey= (TLS)",
+                            where_of(p, "Network", "ClientCA", where));
+                return -EINVAL;
+        }
+        if (!c->network_listen || c->network_certificate)
+                return 0;
+        bool loopback = true;
+        for (const char *w = c->network_listen + strspn(c->network_listen, " \t"); *w; w += strspn(w, " \t")) {
+                char word[TOKEND_LISTEN_WORD_MAX + 1];
+                size_t l = strcspn(w, " \t");
+                struct sockaddr_storage sa;
+                socklen_t len;
+                snprintf(word, sizeof word, "%.*s", (int) l, w);
+                w += l;
+                if (tokend_listen_parse(word, &sa, &len) < 0 || !tokend_sockaddr_is_loopback(&sa))
+                        loopback = false;
+        }
+        if (!loopback || !c->network_allow_plain_loopback) {
+                parser_fail(p, -EINVAL, "%s: the network listener needs [Network] Certificate= and PrivateKey= "
+                            "(plain HTTP only with AllowPlainLoopback=yes and loopback addresses only)", where);
+                return -EINVAL;
+        }
+        return 0;
+}
+
 /* Rules spanning two keys, checked once every file is read. */
 static int check_cross(parser *p) {
         tokend_config *c = p->config;
 
+        int r = check_network(p);
+        if (r < 0)
+                return r;
         if (!c->allowed_audiences)
                 return 0;
         for (char **a = c->default_audience; a && *a; a++) {

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "jose-key.h"
@@ -21,6 +22,8 @@
 #define TOKEND_CONFIG_MAX_ERRORS 100U /* problems one tokend_config_check() lists */
 #define TOKEND_AUDIENCE_MAX 64U /* an audience is [A-Za-z0-9_.@-]{1,64} */
 #define TOKEND_AUDIENCES_MAX 32U /* entries in one audience list */
+#define TOKEND_LISTEN_MAX 16U /* [Network] Listen= addresses */
+#define TOKEND_LISTEN_WORD_MAX 64U /* "[v6 address]:port" */
 
 typedef enum tokend_bus {
         TOKEND_BUS_SYSTEM,
@@ -81,6 +84,14 @@ typedef struct tokend_config {
 
         /* [API] */
         bool enable_docs;                /* no */
+
+        /* [Network]: the HTTPS listener (tokend-network.c) */
+        char *network_listen;            /* NULL = none; else ADDRESS:PORT words (tokend_listen_parse) */
+        char *network_certificate;       /* NULL; absolute path of a PEM certificate chain */
+        char *network_private_key;       /* NULL; absolute path of its PEM private key (mode checked) */
+        char *network_client_ca;         /* NULL; absolute path of PEM CA certificates for client certificates */
+        char *network_public_url;        /* NULL; the issuer URL: becomes [Token] Issuer unless that is set */
+        bool network_allow_plain_loopback; /* no: plain HTTP only when every Listen= address is loopback */
 
         /* Non-fatal problems found while loading ("FILE:LINE: unknown key
          * [Token] Foo, ignoring"), for the caller to log. NULL-terminated;
@@ -153,6 +164,14 @@ bool tokend_config_audience_step_up(const tokend_config *c, const char *aud);
 
 /* Whether s is a syntactically valid audience name ([A-Za-z0-9_.@-]{1,64}). */
 bool tokend_audience_name_valid(const char *s);
+
+/* One [Network] Listen= word: "A.B.C.D:PORT" or "[IPv6]:PORT", numeric
+ * only (no host names: what is bound must not depend on DNS), port 1-65535.
+ * Returns 0 and *ret and *ret_len, or -EINVAL. */
+int tokend_listen_parse(const char *word, struct sockaddr_storage *ret, socklen_t *ret_len);
+
+/* Whether sa is in 127.0.0.0 (/8) or is ::1. */
+bool tokend_sockaddr_is_loopback(const struct sockaddr_storage *sa);
 
 /* Free everything. Accepts NULL. */
 void tokend_config_free(tokend_config *c);

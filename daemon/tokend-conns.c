@@ -4,6 +4,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -11,10 +14,12 @@
 #include "tokend-conns.h"
 #include "tokend-log.h"
 
-/* How many connections one non-root uid has open: one entry per such uid,
- * so never more entries than connections. */
+/* How many connections one non-root caller has open: one entry per such
+ * uid (socket) or client network (TCP: IPv4 /32, IPv6 /64), keyed by
+ * td_caller_key(), so never more entries than connections. */
+#define PEER_KEY_MAX (TD_REMOTE_MAX + 8)
 typedef struct uid_count {
-        uid_t uid;
+        char key[PEER_KEY_MAX];
         unsigned n;
         struct uid_count *next;
 } uid_count;
@@ -48,8 +53,11 @@ struct conn_table {
         unsigned refusals_unlogged;
 };
 
-static uid_count **bucket_of(conn_table *t, uid_t uid) {
-        return &t->buckets[((uint32_t) uid * UINT32_C(2654435761)) & (t->n_buckets - 1)];
+static uid_count **bucket_of(conn_table *t, const char *key) {
+        uint32_t h = UINT32_C(2166136261); /* FNV-1a */
+        for (; *key; key++)
+                h = (h ^ (uint8_t) *key) * UINT32_C(16777619);
+        return &t->buckets[h & (t->n_buckets - 1)];
 }
 
 static void list_unlink(conn_table *t, conn_slot *c) {
@@ -92,8 +100,9 @@ static void *sweep_main(void *data) {
                 /* libmicrohttpd reads end-of-file and closes the connection.
                  * The fd is still this connection's: it is closed only after
                  * conn_release(), which waits for this lock. */
-                log_debug("closing a connection of uid=%u pid=%d: its request (or answer) took longer than "
-                          "[Limits] RequestTimeout=%us", (unsigned) c->peer.uid, (int) c->peer.pid, t->lim.timeout);
+                char who[TD_CALLER_NAME_MAX];
+                log_debug("closing a connection of %s: its request (or answer) took longer than "
+                          "[Limits] RequestTimeout=%us", td_caller_name(&c->peer, who), t->lim.timeout);
                 (void) shutdown(c->fd, SHUT_RDWR);
         }
         pthread_mutex_unlock(&t->lock);
@@ -151,9 +160,51 @@ void conn_table_free(conn_table *t) {
         free(t);
 }
 
+/* A TCP peer: its address, and the network its limits count for. */
+static int remote_peer(int fd, td_caller *ret) {
+        struct sockaddr_storage sa;
+        socklen_t l = sizeof sa;
+        td_caller c = { .uid = TD_UID_REMOTE, .gid = (gid_t) -1 };
+        char net[INET6_ADDRSTRLEN];
+
+        if (getpeername(fd, (struct sockaddr *) &sa, &l) < 0)
+                return -errno;
+        if (sa.ss_family == AF_INET6) {
+                struct in6_addr a = ((const struct sockaddr_in6 *) &sa)->sin6_addr;
+                if (IN6_IS_ADDR_V4MAPPED(&a)) {
+                        if (!inet_ntop(AF_INET, &a.s6_addr[12], c.remote, sizeof c.remote))
+                                return -EIO;
+                        snprintf(c.remote_net, sizeof c.remote_net, "%s", c.remote);
+                } else {
+                        if (!inet_ntop(AF_INET6, &a, c.remote, sizeof c.remote))
+                                return -EIO;
+                        memset(&a.s6_addr[8], 0, 8); /* one host usually owns a /64 */
+                        if (!inet_ntop(AF_INET6, &a, net, sizeof net))
+                                return -EIO;
+                        snprintf(c.remote_net, sizeof c.remote_net, "%s/64", net);
+                }
+        } else if (sa.ss_family == AF_INET) {
+                if (!inet_ntop(AF_INET, &((const struct sockaddr_in *) &sa)->sin_addr, c.remote, sizeof c.remote))
+                        return -EIO;
+                snprintf(c.remote_net, sizeof c.remote_net, "%s", c.remote);
+        } else
+                return -EAFNOSUPPORT;
+        *ret = c;
+        return 0;
+}
+
 int conn_peer(int fd, td_caller *ret) {
+        struct sockaddr_storage sa;
+        socklen_t sl = sizeof sa;
         struct ucred uc;
         socklen_t l = sizeof uc;
+
+        if (getsockname(fd, (struct sockaddr *) &sa, &sl) < 0)
+                return -errno;
+        if (sa.ss_family == AF_INET || sa.ss_family == AF_INET6)
+                return remote_peer(fd, ret);
+        if (sa.ss_family != AF_UNIX)
+                return -EAFNOSUPPORT;
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &l) < 0)
                 return -errno;
         if (l != sizeof uc)
@@ -165,7 +216,9 @@ int conn_peer(int fd, td_caller *ret) {
 /* Under t->lock. true: c may have a connection (then counted). */
 static bool admit_locked(conn_table *t, conn_slot *c, td_status *st) {
         uid_count *u = NULL;
+        char key[PEER_KEY_MAX];
 
+        td_caller_key(&c->peer, key);
         if (c->peer.uid != 0) {
                 unsigned others = t->lim.max_connections - t->reserved_root;
                 if (t->admitted >= others) {
@@ -176,13 +229,18 @@ static bool admit_locked(conn_table *t, conn_slot *c, td_status *st) {
                                  others, t->lim.max_connections, t->reserved_root);
                         return false;
                 }
-                for (u = *bucket_of(t, c->peer.uid); u && u->uid != c->peer.uid; u = u->next)
+                for (u = *bucket_of(t, key); u && !streq(u->key, key); u = u->next)
                         ;
                 if (u && u->n >= t->lim.per_user) {
                         st->code = TD_TOO_MANY_REQUESTS;
+                        char who[PEER_KEY_MAX + 16];
+                        if (td_caller_is_remote(&c->peer))
+                                snprintf(who, sizeof who, "client network %s", c->peer.remote_net);
+                        else
+                                snprintf(who, sizeof who, "uid %u", (unsigned) c->peer.uid);
                         snprintf(st->message, sizeof st->message,
-                                 "uid %u already has %u connections open ([Limits] MaxConnectionsPerUser=%u)",
-                                 (unsigned) c->peer.uid, u->n, t->lim.per_user);
+                                 "%s already has %u connections open ([Limits] MaxConnectionsPerUser=%u)", who, u->n,
+                                 t->lim.per_user);
                         return false;
                 }
                 if (!u) {
@@ -192,9 +250,9 @@ static bool admit_locked(conn_table *t, conn_slot *c, td_status *st) {
                                 snprintf(st->message, sizeof st->message, "out of memory");
                                 return false;
                         }
-                        u->uid = c->peer.uid;
-                        u->next = *bucket_of(t, u->uid);
-                        *bucket_of(t, u->uid) = u;
+                        memcpy(u->key, key, sizeof key);
+                        u->next = *bucket_of(t, key);
+                        *bucket_of(t, key) = u;
                 }
                 u->n++;
         }
@@ -211,12 +269,13 @@ static void log_refusal_locked(conn_table *t, const conn_slot *c, const td_statu
                 t->refusals_unlogged++;
                 return;
         }
+        char who[TD_CALLER_NAME_MAX];
+        td_caller_name(&c->peer, who);
         if (t->refusals_unlogged)
-                log_info("refused a connection from uid=%u pid=%d: %s (%u more refused, not logged, since "
-                         "the previous such line)", (unsigned) c->peer.uid, (int) c->peer.pid, st->message, t->refusals_unlogged);
+                log_info("refused a connection from %s: %s (%u more refused, not logged, since "
+                         "the previous such line)", who, st->message, t->refusals_unlogged);
         else
-                log_info("refused a connection from uid=%u pid=%d: %s", (unsigned) c->peer.uid, (int) c->peer.pid,
-                         st->message);
+                log_info("refused a connection from %s: %s", who, st->message);
         t->refusal_logged_usec = now;
         t->refusals_unlogged = 0;
 }
@@ -255,7 +314,7 @@ void conn_release(conn_slot *c) {
         if (c->admitted)
                 t->admitted--;
         if (c->user && --c->user->n == 0) {
-                uid_count **p = bucket_of(t, c->user->uid);
+                uid_count **p = bucket_of(t, c->user->key);
                 while (*p != c->user)
                         p = &(*p)->next;
                 *p = c->user->next;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The front-end table of tokend and the adapters of the existing front
  * ends: the D-Bus API (tokend-bus.c) and the Unix-socket HTTP API
- * (tokend-http.c, on a socket from systemd or one opened here). */
+ * (tokend-http.c, on a socket from systemd or one opened here); the
+ * [Network] listener is in tokend-network.c. */
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 #include "tokend-frontend.h"
 #include "tokend-http.h"
 #include "tokend-log.h"
+#include "tokend-network.h"
 
 /* ---- D-Bus ----------------------------------------------------------- */
 
@@ -108,6 +110,17 @@ static int open_socket(const char *path, mode_t mode, bool *ret_owned) {
         return fd;
 }
 
+http_limits tokend_http_limits(const tokend_config *c) {
+        return (http_limits) {
+                .max_request_bytes = c->max_request_bytes,
+                .timeout = (unsigned) c->request_timeout,
+                .max_connections = c->max_connections,
+                .max_connections_per_user = c->max_connections_per_user,
+                .reserved_root_connections = c->reserved_root_connections,
+                .enable_docs = c->enable_docs,
+        };
+}
+
 static void socket_stop(tokend *t _unused_, void *state, unsigned grace) {
         socket_frontend *s = state;
         if (!s)
@@ -135,14 +148,7 @@ static int socket_start(tokend *t, void **ret_state) {
                 free(s);
                 return r;
         }
-        http_limits lim = {
-                .max_request_bytes = c->max_request_bytes,
-                .timeout = (unsigned) c->request_timeout,
-                .max_connections = c->max_connections,
-                .max_connections_per_user = c->max_connections_per_user,
-                .reserved_root_connections = c->reserved_root_connections,
-                .enable_docs = c->enable_docs,
-        };
+        http_limits lim = tokend_http_limits(c);
         int r = http_server_start(t, t->login_workers, s->fd, &lim, &s->http);
         if (r < 0) {
                 log_error("cannot start the HTTP server on %s", c->socket_path);
@@ -165,6 +171,9 @@ static const tokend_frontend_ops frontend_socket = {
 
 const tokend_frontend_ops *const tokend_frontends[] = {
         &frontend_bus,
+        /* Before the socket: once the socket answers, the listener the
+         * administrator asked for is up (or tokend has stopped). */
+        &tokend_frontend_network,
         &frontend_socket,
 };
 const size_t tokend_n_frontends = ELEMENTSOF(tokend_frontends);

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 
+#include "tokend-http.h"
 #include "tokend.h"
 
 struct tokend_frontend_ops {
@@ -31,6 +32,9 @@ struct tokend_frontend_ops {
          * which keeps serving with what it had. */
         void (*reload)(tokend *t, void *state);
 };
+
+/* The [Limits] of c as the HTTP front ends (socket, network) apply them. */
+http_limits tokend_http_limits(const tokend_config *c);
 
 extern const tokend_frontend_ops *const tokend_frontends[];
 extern const size_t tokend_n_frontends;

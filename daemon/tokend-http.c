@@ -144,10 +144,9 @@ static enum MHD_Result queue_json(struct MHD_Connection *conn, unsigned status, 
 static enum MHD_Result queue_error_hdr(request *rq, unsigned status, const char *code, const char *message,
                                        int64_t retry_after, const char *extra_hdr, const char *extra_val) {
         json_t *j = json_pack("{s:s,s:s}", "error", code, "message", message);
-        char *s = NULL, ra[32];
+        char *s = NULL, ra[32], who[TD_CALLER_NAME_MAX];
 
-        log_info("HTTP %u %s for uid=%u pid=%d: %s", status, code, (unsigned) rq->caller.uid, (int) rq->caller.pid,
-                 message);
+        log_info("HTTP %u %s for %s: %s", status, code, td_caller_name(&rq->caller, who), message);
         if (!j || td_json_dump_compact(j, &s) < 0) {
                 json_decref(j);
                 return MHD_NO;
@@ -643,7 +642,9 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
                 return; /* cannot happen; on_request then fails to read the peer and refuses */
         bool ok = conn_admit(srv->conns, ci->connect_fd, &c, &st);
         *socket_context = c;
-        if (!ok)
+        if (!ok && srv->lim.tls_cert) /* no plain answer inside TLS: just close */
+                (void) shutdown(ci->connect_fd, SHUT_RDWR);
+        else if (!ok)
                 refuse_connection(ci->connect_fd, &st);
 }
 
@@ -807,11 +808,24 @@ int http_server_start(tokend *t, workers *login_workers, int fd, const http_limi
                 http_server_free(s);
                 return r;
         }
+        /* TLS 1.2 and 1.3 only (GnuTLS priority string). */
+        struct MHD_OptionItem tls[] = {
+                { MHD_OPTION_HTTPS_MEM_CERT, 0, (void *) (uintptr_t) lim->tls_cert },
+                { MHD_OPTION_HTTPS_MEM_KEY, 0, (void *) (uintptr_t) lim->tls_key },
+                { MHD_OPTION_HTTPS_PRIORITIES, 0,
+                  (void *) (uintptr_t) "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:%SERVER_PRECEDENCE" },
+                { lim->tls_trust ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0,
+                  (void *) (uintptr_t) lim->tls_trust },
+                { MHD_OPTION_END, 0, NULL },
+        };
+        if (!lim->tls_cert)
+                tls[0].option = MHD_OPTION_END;
         s->mhd = MHD_start_daemon(
                 MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
-                        MHD_USE_ERROR_LOG, 0,
+                        MHD_USE_ERROR_LOG | (lim->tls_cert ? MHD_USE_TLS : 0), 0,
                 NULL, NULL, on_request, s,
                 MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s,
+                MHD_OPTION_ARRAY, tls,
                 MHD_OPTION_LISTEN_SOCKET, fd,
                 MHD_OPTION_THREAD_POOL_SIZE, threads,
                 MHD_OPTION_CONNECTION_LIMIT, lim->max_connections,

@@ -18,10 +18,16 @@ typedef struct http_limits {
         unsigned reserved_root_connections; /* of max_connections, for uid 0 only */
         unsigned threads;          /* 0: one per core */
         int enable_docs;           /* serve GET /api */
+        /* TLS (the [Network] listener): PEM in memory, borrowed and kept
+         * alive by the caller until http_server_stop(); all NULL: plain
+         * HTTP. trust (may be NULL): CA certificates for client certificates. */
+        const char *tls_cert, *tls_key, *tls_trust;
 } http_limits;
 
-/* Serve on the listening AF_UNIX socket fd (ownership stays with the
- * caller). login_workers runs password checks. Returns 0 or -errno. */
+/* Serve on the listening socket fd (ownership stays with the caller): an
+ * AF_UNIX socket, or a TCP one of the [Network] listener, where a caller
+ * is its client address (conn_peer). login_workers runs password checks.
+ * Returns 0 or -errno. */
 int http_server_start(tokend *t, workers *login_workers, int fd, const http_limits *lim, http_server **ret);
 
 /* Stop accepting, let in-flight requests finish (at most grace seconds),

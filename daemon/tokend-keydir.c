@@ -25,10 +25,8 @@ static char *secret_dup(const char *s, size_t len) {
         return p;
 }
 
-static int read_small_file(const char *path, size_t max, char **ret) {
-        _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
+/* At most max bytes of fd into sodium_malloc() memory, NUL-terminated. */
+static int read_small_fd(int fd, size_t max, char **ret) {
         char *buf = sodium_init() < 0 ? NULL : sodium_malloc(max + 1);
         if (!buf)
                 return -ENOMEM;
@@ -55,12 +53,19 @@ static int read_small_file(const char *path, size_t max, char **ret) {
         return 0;
 }
 
+int keydir_read_small_file(const char *path, size_t max, char **ret) {
+        _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        return read_small_fd(fd, max, ret);
+}
+
 int keydir_passphrase(const char *passphrase_file, const char *fallback, char **ret) {
         char *p = NULL;
         int r;
 
         if (passphrase_file && *passphrase_file)
-                r = read_small_file(passphrase_file, PASSPHRASE_MAX, &p);
+                r = keydir_read_small_file(passphrase_file, PASSPHRASE_MAX, &p);
         else {
                 const char *cred = getenv("CREDENTIALS_DIRECTORY");
                 r = -ENOENT;
@@ -68,7 +73,7 @@ int keydir_passphrase(const char *passphrase_file, const char *fallback, char **
                         _cleanup_(freep) char *path = NULL;
                         if (asprintf(&path, "%s/tokend-passphrase", cred) < 0)
                                 return -ENOMEM;
-                        r = read_small_file(path, PASSPHRASE_MAX, &p);
+                        r = keydir_read_small_file(path, PASSPHRASE_MAX, &p);
                         if (r < 0 && r != -ENOENT)
                                 return r;
                 }
@@ -150,6 +155,26 @@ static int trust_problem(const struct stat *st, uid_t owner, bool is_key, char *
                 return -ENOMEM;
         }
         return -EPERM;
+}
+
+int keydir_read_private_file(const char *path, uid_t owner, size_t max, char **ret, char **ret_why) {
+        struct stat st;
+        *ret_why = NULL;
+        _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0 && errno == ELOOP) {
+                *ret_why = strdup("refusing: a symbolic link (name the real file)");
+                return -EPERM;
+        }
+        if (fd < 0 || fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode)) {
+                *ret_why = strdup("refusing: not a regular file");
+                return -EPERM;
+        }
+        int r = trust_problem(&st, owner, true, ret_why);
+        if (r < 0)
+                return r;
+        return read_small_fd(fd, max, ret);
 }
 
 int keydir_open(const char *dir, uid_t owner, uid_t *ret_owner, char **ret_error) {

@@ -46,6 +46,19 @@ static inline void keydir_passphrase_freep(char **p) {
  * others can read (fail closed: README "Security model"). */
 #define KEYDIR_OWNER_OF_DIR ((uid_t) -1)
 
+/* Read at most max bytes of path (not through a symbolic link) into
+ * NUL-terminated sodium_malloc() memory: release with
+ * keydir_passphrase_free(). Returns 0, -E2BIG or -errno. */
+int keydir_read_small_file(const char *path, size_t max, char **ret);
+
+/* Read a private key kept outside the key directory (the [Network] TLS
+ * key) under the rules of a key file: a regular file, not a symbolic link,
+ * owned by owner or root, neither readable nor writable by group or
+ * others, at most max bytes. *ret is NUL-terminated, in sodium_malloc()
+ * memory: release with keydir_passphrase_free(). Returns 0; -EPERM with
+ * *ret_why (malloc'ed reason, may stay NULL on ENOMEM); -E2BIG; -errno. */
+int keydir_read_private_file(const char *path, uid_t owner, size_t max, char **ret, char **ret_why);
+
 /* true for the names the key directory loads: *.pem, not hidden. */
 bool keydir_is_key_name(const char *name);
 

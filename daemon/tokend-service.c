@@ -42,6 +42,21 @@ const char *td_code_to_string(td_code c) {
         return (unsigned) c < _TD_CODE_MAX ? code_names[c] : "internal_error";
 }
 
+void td_caller_key(const td_caller *c, char buf[static TD_REMOTE_MAX + 8]) {
+        if (td_caller_is_remote(c))
+                snprintf(buf, TD_REMOTE_MAX + 8, "net:%s", c->remote_net);
+        else
+                snprintf(buf, TD_REMOTE_MAX + 8, "uid:%u", (unsigned) c->uid);
+}
+
+const char *td_caller_name(const td_caller *c, char buf[static TD_CALLER_NAME_MAX]) {
+        if (td_caller_is_remote(c))
+                snprintf(buf, TD_CALLER_NAME_MAX, "client %s", c->remote);
+        else
+                snprintf(buf, TD_CALLER_NAME_MAX, "uid=%u pid=%d", (unsigned) c->uid, (int) c->pid);
+        return buf;
+}
+
 int64_t td_monotonic_usec(void) {
         struct timespec ts;
         (void) clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -397,7 +412,7 @@ void tokend_limits_free(tokend *t) {
 typedef struct login_limit {
         size_t n;
         ratelimit *rl[3];
-        char key[3][STORE_USER_MAX + 32];
+        char key[3][STORE_USER_MAX + TD_REMOTE_MAX + 16];
         int64_t ticket[3];
 } login_limit;
 
@@ -407,11 +422,16 @@ static int64_t login_reserve(tokend *t, const td_caller *c, const char *name, lo
         td_user target;
         bool own = user_by_name(name, &target) >= 0 && target.uid == c->uid;
         int64_t now = td_now();
+        char who[TD_REMOTE_MAX + 8];
 
+        /* Over TCP the caller is its address (IPv4 /32, IPv6 /64), which is
+         * never "the user herself": all three counters apply. */
+        td_caller_key(c, who);
+        own = own && !td_caller_is_remote(c);
         *ret = (login_limit){ .rl = { t->login_fail_pair, t->login_fail_user, t->login_fail_uid } };
-        snprintf(ret->key[0], sizeof ret->key[0], "uid:%u user:%s", (unsigned) c->uid, name);
+        snprintf(ret->key[0], sizeof ret->key[0], "%s user:%s", who, name);
         snprintf(ret->key[1], sizeof ret->key[1], "user:%s", name);
-        snprintf(ret->key[2], sizeof ret->key[2], "uid:%u", (unsigned) c->uid);
+        snprintf(ret->key[2], sizeof ret->key[2], "%s", who);
         size_t want = own ? 1 : 3;
         for (; ret->n < want; ret->n++) {
                 int64_t wait = ratelimit_reserve(ret->rl[ret->n], ret->key[ret->n], ret->n < 2 ? name : NULL, now,
@@ -487,8 +507,8 @@ td_code td_login(tokend *t, const td_caller *c, const td_login_req *req, td_toke
                 }
                 /* the reservations stay: they are the counted failures */
                 td_audit(t, c, "login_failed", req->username, NULL, NULL);
-                log_notice("login failed for %s (caller uid=%u pid=%d)", req->username, (unsigned) c->uid,
-                           (int) c->pid);
+                char who[TD_CALLER_NAME_MAX];
+                log_notice("login failed for %s (caller %s)", req->username, td_caller_name(c, who));
                 /* An unknown user fails in microseconds, a wrong password only
                  * after the hash: the answer waits until both look alike. */
                 st->not_before_usec = delay > 0 ? started + delay * 1000000 : 0;
@@ -507,6 +527,10 @@ td_code td_issue(tokend *t, const td_caller *c, const td_issue_req *req, td_toke
         td_code tc;
         int r;
 
+        /* No kernel identity over TCP: nobody to issue tokens for. */
+        if (td_caller_is_remote(c))
+                return td_fail(st, TD_FORBIDDEN, "peer login needs a local caller (the Unix socket or the bus); "
+                               "over the network log in with a password");
         tokend_rdlock(t);
         if (!t->config->allow_peer_login) {
                 tc = td_fail(st, TD_FORBIDDEN, "peer login is disabled ([Login] AllowPeerLogin=no)");
@@ -833,7 +857,7 @@ td_code td_verify(tokend *t, const td_caller *c, const td_verify_req *req, td_in
          * pam_jwt, acting for users that are not logged in yet) per remote
          * host instead, so that one host cannot lock out the others. */
         if (c->uid != 0) {
-                snprintf(key, sizeof key, "uid:%u", (unsigned) c->uid);
+                td_caller_key(c, key); /* per uid, or per client network over TCP */
                 limit = t->verify_fail_uid;
         } else if (rhost_key(req->rhost, key, sizeof key))
                 limit = t->verify_fail_rhost;

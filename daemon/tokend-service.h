@@ -55,12 +55,38 @@ typedef struct td_status {
         char message[256];
 } td_status;
 
-/* Who is asking: from SO_PEERCRED or the bus sender's credentials. */
+/* The uid of a caller over TCP ([Network]): no kernel identity, so never
+ * root, never an admin, never a peer login (see td_caller_is_remote). */
+#define TD_UID_REMOTE ((uid_t) -1)
+#define TD_REMOTE_MAX 52U /* "ffff:…:ffff" (45) + "/64" + NUL, rounded */
+
+/* Who is asking: from SO_PEERCRED or the bus sender's credentials; over
+ * TCP, the client's address (uid TD_UID_REMOTE, gid -1, pid 0). */
 typedef struct td_caller {
         uid_t uid;
         gid_t gid;
         pid_t pid;
+        /* TCP only, else "": the client's address for logs ("192.0.2.7",
+         * "2001:db8::7"), and the network its limits are counted for:
+         * IPv4 /32, IPv6 /64 ("2001:db8::/64"; one host usually owns one). */
+        char remote[TD_REMOTE_MAX];
+        char remote_net[TD_REMOTE_MAX];
+        /* The verified subject of its client certificate ([Network]
+         * ClientCA=), RFC 4514 form; NULL without one. Borrowed for the call. */
+        const char *subject;
 } td_caller;
+
+static inline bool td_caller_is_remote(const td_caller *c) {
+        return c->remote[0] != 0;
+}
+
+/* The key a caller's limits are counted under: "uid:N", or "net:" and
+ * remote_net over TCP. */
+void td_caller_key(const td_caller *c, char buf[static TD_REMOTE_MAX + 8]);
+
+/* The caller for a log line: "uid=N pid=P", or "client ADDRESS" over TCP. */
+#define TD_CALLER_NAME_MAX 64U
+const char *td_caller_name(const td_caller *c, char buf[static TD_CALLER_NAME_MAX]);
 
 /* A token answer (RFC 6749 §5.1 names on the wire). */
 typedef struct td_tokens {

@@ -74,10 +74,10 @@ int tokend_load_keys(const tokend_config *cfg, const char *env_passphrase, keydi
         return r;
 }
 
-/* The role a configuration asks for. The [Network] and [Verifier] issues
- * extend this (Listen= → issuer, [Verifier] Issuer= → verifier). */
-static tokend_role tokend_role_of(const tokend_config *c _unused_) {
-        return TOKEND_ROLE_STANDALONE;
+/* The role a configuration asks for: [Network] Listen= → issuer (the
+ * [Verifier] issue adds [Verifier] Issuer= → verifier). */
+static tokend_role tokend_role_of(const tokend_config *c) {
+        return c->network_listen ? TOKEND_ROLE_ISSUER : TOKEND_ROLE_STANDALONE;
 }
 
 /* MaxConnections sockets plus the database, keys and bus need more file

@@ -215,10 +215,37 @@ static void test_every_key(void **state _unused_) {
         assert_int_equal(c->request_timeout, 30);
         assert_int_equal(c->max_connections, 64);
         assert_true(c->enable_docs);
+        assert_string_equal(c->network_listen, "0.0.0.0:8443 [::]:8443 127.0.0.1:9000");
+        assert_string_equal(c->network_certificate, "/etc/tokend/tls/cert.pem");
+        assert_string_equal(c->network_private_key, "/etc/tokend/tls/key.pem");
+        assert_string_equal(c->network_client_ca, "/etc/tokend/tls/verifiers.pem");
+        assert_string_equal(c->network_public_url, "https://issuer.example");
+        assert_false(c->network_allow_plain_loopback);
 
         assert_true(tokend_config_audience_allowed(c, "sudo"));
         assert_false(tokend_config_audience_allowed(c, "cron"));
         assert_false(tokend_config_audience_allowed(c, NULL));
+}
+
+static void test_listen_words(void **state _unused_) {
+        struct sockaddr_storage sa;
+        socklen_t len;
+        assert_int_equal(tokend_listen_parse("127.0.0.1:8443", &sa, &len), 0);
+        assert_int_equal(sa.ss_family, AF_INET);
+        assert_true(tokend_sockaddr_is_loopback(&sa));
+        assert_int_equal(tokend_listen_parse("[::1]:1", &sa, &len), 0);
+        assert_int_equal(sa.ss_family, AF_INET6);
+        assert_true(tokend_sockaddr_is_loopback(&sa));
+        assert_int_equal(tokend_listen_parse("[::]:65535", &sa, &len), 0);
+        assert_false(tokend_sockaddr_is_loopback(&sa));
+        assert_int_equal(tokend_listen_parse("192.0.2.1:80", &sa, &len), 0);
+        assert_false(tokend_sockaddr_is_loopback(&sa));
+        static const char *const bad[] = { "", ":80", "127.0.0.1", "127.0.0.1:", "127.0.0.1:x", "[::1]", "[::1]:",
+                                           "[127.0.0.1]:80", "::1:80", "host:80", "127.0.0.1:080000", "[::1:80",
+                                           "1.2.3.4:-1", "[fe80::1%eth0]:80" };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                if (tokend_listen_parse(bad[i], &sa, &len) == 0)
+                        fail_msg("accepted %s", bad[i]);
 }
 
 static void test_value_forms(void **state) {
@@ -346,6 +373,17 @@ static void test_invalid_values(void **state) {
                 { "[Limits]\nReservedRootConnections=32769\n",
                   "2: [Limits] ReservedRootConnections=32769: out of range (0..32768)" },
                 { "[API]\nEnableDocs=\"yes\"\n", "2: [API] EnableDocs=\"yes\": not a boolean" },
+                { "[Network]\nListen=localhost:8443\n", "2: [Network] Listen=localhost:8443: expected numeric" },
+                { "[Network]\nListen=::1:8443\n", "2: [Network] Listen=::1:8443: expected numeric" },
+                { "[Network]\nListen=[::1]8443\n", "2: [Network] Listen=[::1]8443: expected numeric" },
+                { "[Network]\nListen=127.0.0.1:0\n", "2: [Network] Listen=127.0.0.1:0: expected numeric" },
+                { "[Network]\nListen=127.0.0.1:65536\n", "2: [Network] Listen=127.0.0.1:65536: expected" },
+                { "[Network]\nPublicURL=ftp://id\n", "2: [Network] PublicURL=ftp://id: must be an https:// URL" },
+                { "[Network]\nCertificate=cert.pem\n", "2: [Network] Certificate=cert.pem: must be an absolute path" },
+                { "[Network]\nListen=127.0.0.1:1\nCertificate=/c.pem\n", "3: [Network] Certificate=/c.pem: [Network] "
+                  "Certificate= and PrivateKey= go together" },
+                { "[Network]\nListen=192.0.2.1:1\nAllowPlainLoopback=yes\n", "2: [Network] Listen=192.0.2.1:1: the "
+                  "network listener needs" },
                 { "# ok\n[Token]\nthis line has no equals sign\n", "3: syntax error" },
                 { "[Token\nIssuer=x\n", "1: syntax error" },
                 /* The first error wins, whatever its kind. */
@@ -734,6 +772,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_defaults, test_tmpdir_setup, test_tmpdir_teardown),
                 cmocka_unit_test(test_shipped_config),
                 cmocka_unit_test(test_every_key),
+                cmocka_unit_test(test_listen_words),
                 cmocka_unit_test_setup_teardown(test_value_forms, test_tmpdir_setup, test_tmpdir_teardown),
                 cmocka_unit_test_setup_teardown(test_dropins, test_tmpdir_setup, test_tmpdir_teardown),
                 cmocka_unit_test_setup_teardown(test_invalid_values, test_tmpdir_setup, test_tmpdir_teardown),

@@ -246,6 +246,20 @@ def _curl_request(sock_path, method, path, body, headers, timeout, user):
     return _parse_curl_output(p.stdout)
 
 
+def encode_request(body, headers, content_type, bearer):
+    """(body bytes or None, headers dict) of a request as Client.request takes it."""
+    hdrs = dict(headers or {})
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body)
+    if isinstance(body, str):
+        body = body.encode()
+    if body is not None and content_type is not None:
+        hdrs.setdefault("Content-Type", content_type)
+    if bearer is not None:
+        hdrs["Authorization"] = "Bearer " + bearer
+    return body, hdrs
+
+
 class Client:
     """Requests to one tokend socket.
 
@@ -266,15 +280,7 @@ class Client:
 
     def request(self, method, path, body=None, headers=None, content_type="application/json", bearer=None):
         """body: dict/list (sent as JSON), str/bytes (sent as is) or None."""
-        hdrs = dict(headers or {})
-        if isinstance(body, (dict, list)):
-            body = json.dumps(body)
-        if isinstance(body, str):
-            body = body.encode()
-        if body is not None and content_type is not None:
-            hdrs.setdefault("Content-Type", content_type)
-        if bearer is not None:
-            hdrs["Authorization"] = "Bearer " + bearer
+        body, hdrs = encode_request(body, headers, content_type, bearer)
         if self.transport == "curl":
             return _curl_request(self.socket_path, method, path, body, hdrs, self.timeout, self.user)
         call = lambda: _python_request(self.socket_path, method, path, body, hdrs, self.timeout)  # noqa: E731
