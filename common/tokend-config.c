@@ -447,8 +447,12 @@ int tokend_config_set_state_dir(tokend_config *c, const char *dir) {
         }
         if (asprintf(&db, "%s/tokend.db", dir) < 0 || asprintf(&keydir, "%s/keys", dir) < 0)
                 return -ENOMEM;
-        free(c->database);
-        c->database = TAKE_PTR(db);
+        /* A PostgreSQL database is not a file of the state directory. */
+        if (!c->database || (strncmp(c->database, "postgresql://", 13) != 0 &&
+                             strncmp(c->database, "postgres://", 11) != 0)) {
+                free(c->database);
+                c->database = TAKE_PTR(db);
+        }
         free(c->keys_directory);
         c->keys_directory = TAKE_PTR(keydir);
         return 0;

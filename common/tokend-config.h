@@ -115,8 +115,8 @@ int tokend_config_new_default(tokend_config **ret);
  * wins and an empty value ("Key=") resets the key to its default. A missing
  * main file or drop-in directory is fine (defaults; a warning is recorded
  * when path was given explicitly). If state_dir is non-NULL, the database
- * becomes STATE_DIR/tokend.db and the key directory STATE_DIR/keys after
- * loading (see tokend_config_set_state_dir()).
+ * becomes STATE_DIR/tokend.db (unless it is a postgresql:// one) and the key
+ * directory STATE_DIR/keys after loading (see tokend_config_set_state_dir()).
  * Returns 0 and *ret (free with tokend_config_free()); on failure returns
  * -EINVAL (invalid value, syntax error, over-long line, file too large or not
  * a regular file), -errno from open/read (e.g. -EACCES for an unreadable file)
@@ -143,9 +143,9 @@ _warn_unused_result_ int tokend_config_check(const char *path, const char *state
  * -EIO (write error), -ENOMEM. */
 int tokend_config_dump(const tokend_config *c, FILE *f);
 
-/* Point database and key directory into dir (made absolute against the
- * current directory if relative). Returns 0, -EINVAL (empty), -ENOMEM; the
- * config is unchanged on failure. */
+/* Point the key directory and a SQLite database (not a postgresql:// one)
+ * into dir (made absolute against the current directory if relative).
+ * Returns 0, -EINVAL (empty), -ENOMEM; the config is unchanged on failure. */
 int tokend_config_set_state_dir(tokend_config *c, const char *dir);
 
 /* Apply a --bus value: "system", "session", "none" or a D-Bus address

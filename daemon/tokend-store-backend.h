@@ -57,6 +57,7 @@ typedef struct store_ops {
 } store_ops;
 
 extern const store_ops store_sqlite_ops;
+extern const store_ops store_pg_ops;
 
 /* ------------------------------------------------------------ shared rules */
 

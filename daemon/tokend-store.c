@@ -39,9 +39,7 @@ bool store_location_is_postgresql(const char *location) {
 int store_open(const char *location, tokend_store **ret) {
         if (!location || !*location || !ret)
                 return -EINVAL;
-        if (store_location_is_postgresql(location))
-                return -EPROTONOSUPPORT; /* the PostgreSQL backend is not built yet */
-        const store_ops *ops = &store_sqlite_ops;
+        const store_ops *ops = store_location_is_postgresql(location) ? &store_pg_ops : &store_sqlite_ops;
         tokend_store *s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;

@@ -99,9 +99,12 @@ typedef struct store_rotate_result {
  * exist), PRAGMA user_version, one transaction per migration, WAL mode,
  * foreign_keys=ON, synchronous=FULL (an acknowledged rotation survives power
  * loss), busy_timeout STORE_BUSY_TIMEOUT_MS. A postgresql:// (or
- * postgres://) URI is PostgreSQL (store_location_is_postgresql()). Returns
- * 0 and *ret, -ENOENT (parent missing), -EACCES, -EPROTONOSUPPORT (written
- * by a newer tokend, or a backend not built in), -EBUSY, -EIO, -ENOMEM. */
+ * postgres://) URI is PostgreSQL (store_location_is_postgresql()): the
+ * schema is versioned in table tokend_schema, migrated under an advisory
+ * lock (issuers starting together migrate once). Returns 0 and *ret,
+ * -ENOENT (parent missing), -EACCES, -EPROTONOSUPPORT (written by a newer
+ * tokend), -ECONNREFUSED (no PostgreSQL server answers), -EBUSY, -EIO,
+ * -ENOMEM. */
 _warn_unused_result_ int store_open(const char *location, tokend_store **ret);
 
 /* Whether location names a PostgreSQL database (postgresql:// or

@@ -697,6 +697,13 @@ static void test_state_dir(void **state) {
         assert_int_equal(tokend_config_set_state_dir(c, ""), -EINVAL);
         assert_string_equal(c->keys_directory, want);
         tokend_config_free(c);
+
+        /* A PostgreSQL database stays; the keys move. */
+        p = write_file(f, "pg.conf", "[Store]\nDatabase=postgresql:///tokend?host=/run/postgresql\n");
+        assert_int_equal(tokend_config_load(p, "/srv/state", &c, NULL), 0);
+        assert_string_equal(c->database, "postgresql:///tokend?host=/run/postgresql");
+        assert_string_equal(c->keys_directory, "/srv/state/keys");
+        tokend_config_free(c);
 }
 
 static void test_set_bus(void **state _unused_) {

@@ -1,0 +1,381 @@
+/* SPDX-License-Identifier: MIT */
+/* What only the PostgreSQL backend has, on the real server that
+ * tests/with-postgresql started (TOKEND_TEST_DATABASE; run through
+ * tests/daemon/test-store-on-postgresql.sh): versioned migrations raced by
+ * two issuers and refused from a newer tokend; 32 concurrent rotations of
+ * one token through two store handles (two issuers) with and without a
+ * grace; a held lock and a stopped server answered -EBUSY, never as a
+ * verdict on the token; a forced deadlock retried to success. */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <libpq-fe.h>
+
+#include "tokend-store.h"
+
+#define T0 ((int64_t) 1700000000)
+#define RACERS 32
+
+static const char *database(void) {
+        return getenv("TOKEND_TEST_DATABASE");
+}
+
+static PGconn *connect_db(void) {
+        PGconn *pq = PQconnectdb(database());
+        assert_int_equal(PQstatus(pq), CONNECTION_OK);
+        return pq;
+}
+
+/* Run sql on pq; the result status must be want. */
+static void sql_expect(PGconn *pq, const char *sql, ExecStatusType want) {
+        PGresult *res = PQexec(pq, sql);
+        if (PQresultStatus(res) != want)
+                fail_msg("%s: %s", sql, PQerrorMessage(pq));
+        PQclear(res);
+}
+
+static void sql(PGconn *pq, const char *q) {
+        sql_expect(pq, q, PGRES_COMMAND_OK);
+}
+
+static int setup(void **state) {
+        if (!database() || !*database()) {
+                print_message("TOKEND_TEST_DATABASE is not set: run through tests/with-postgresql\n");
+                return -1;
+        }
+        PGconn *pq = connect_db();
+        sql(pq, "SET client_min_messages = warning; DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+        PQfinish(pq);
+        tokend_store *s = NULL;
+        assert_int_equal(store_open(database(), &s), 0);
+        *state = s;
+        return 0;
+}
+
+static int teardown(void **state) {
+        tokend_store *s = *state;
+        if (s)
+                assert_int_equal(store_integrity_check(s), 0);
+        store_close(s);
+        return 0;
+}
+
+static void hash_of(uint8_t h[STORE_HASH_LEN], unsigned gen) {
+        memset(h, 0x5a, STORE_HASH_LEN);
+        h[0] = (uint8_t) gen;
+        h[1] = (uint8_t) (gen >> 8);
+}
+
+static void enrol(tokend_store *s, const char *id) {
+        store_device d = { .uid = 1000, .created = T0, .last_used = T0 };
+        uint8_t h[STORE_HASH_LEN];
+        snprintf(d.id, sizeof d.id, "%s", id);
+        snprintf(d.user, sizeof d.user, "alice");
+        hash_of(h, 1);
+        assert_int_equal(store_device_create(s, &d, h, 0, 100, NULL), 0);
+}
+
+static int rotate(tokend_store *s, const char *id, unsigned from, unsigned to, int64_t now, int64_t grace,
+                  store_rotate_result *rr) {
+        uint8_t old[STORE_HASH_LEN], new[STORE_HASH_LEN];
+        hash_of(old, from);
+        hash_of(new, to);
+        return store_refresh_rotate(s, id, old, new, now, 0, grace, NULL, rr);
+}
+
+/* ------------------------------------------------------------ migrations */
+
+typedef struct opener {
+        pthread_barrier_t *barrier;
+        int r, version;
+} opener;
+
+static void *open_one(void *p) {
+        opener *o = p;
+        tokend_store *s = NULL;
+        pthread_barrier_wait(o->barrier);
+        o->r = store_open(database(), &s);
+        if (o->r == 0)
+                o->version = store_schema_version(s);
+        store_close(s);
+        return NULL;
+}
+
+/* Two issuers starting at once on an empty database: one migrates, both
+ * open the same schema; a newer schema is refused, never downgraded. */
+static void test_migrations(void **state) {
+        tokend_store *s = *state;
+        int version = store_schema_version(s);
+        assert_true(version >= 1);
+
+        PGconn *pq = connect_db();
+        sql(pq, "SET client_min_messages = warning; DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+        pthread_barrier_t barrier;
+        pthread_t t[2];
+        opener o[2] = {};
+        pthread_barrier_init(&barrier, NULL, 2);
+        for (unsigned i = 0; i < 2; i++) {
+                o[i].barrier = &barrier;
+                assert_int_equal(pthread_create(&t[i], NULL, open_one, &o[i]), 0);
+        }
+        for (unsigned i = 0; i < 2; i++)
+                pthread_join(t[i], NULL);
+        pthread_barrier_destroy(&barrier);
+        for (unsigned i = 0; i < 2; i++) {
+                assert_int_equal(o[i].r, 0);
+                assert_int_equal(o[i].version, version);
+        }
+        sql_expect(pq, "SELECT version FROM tokend_schema", PGRES_TUPLES_OK);
+
+        tokend_store *n = NULL;
+        sql(pq, "UPDATE tokend_schema SET version = 99");
+        assert_int_equal(store_open(database(), &n), -EPROTONOSUPPORT);
+        char back[64];
+        snprintf(back, sizeof back, "UPDATE tokend_schema SET version = %d", version);
+        sql(pq, back);
+        assert_int_equal(store_open(database(), &n), 0); /* control */
+        store_close(n);
+        PQfinish(pq);
+
+        /* No server there: a clear refusal, not a hang. */
+        assert_int_equal(store_open("postgresql:///tokend?host=/nonexistent", &n), -ECONNREFUSED);
+}
+
+/* ------------------------------------------------------------ two issuers */
+
+typedef struct racer {
+        tokend_store *s;
+        pthread_barrier_t *barrier;
+        unsigned to;
+        int64_t grace;
+        int r;
+        store_rotate_result rr;
+} racer;
+
+static void *race(void *p) {
+        racer *x = p;
+        pthread_barrier_wait(x->barrier);
+        x->r = rotate(x->s, "dev_race", 1, x->to, T0 + 10, x->grace, &x->rr);
+        return NULL;
+}
+
+/* RACERS refreshes of one token, split across two handles (two issuers). */
+static void race_two_issuers(tokend_store *a, int64_t grace) {
+        tokend_store *b = NULL;
+        pthread_barrier_t barrier;
+        pthread_t t[RACERS];
+        racer x[RACERS];
+        unsigned won = 0, reuse = 0, revoked = 0, already = 0;
+
+        assert_int_equal(store_open(database(), &b), 0);
+        enrol(a, "dev_race");
+        pthread_barrier_init(&barrier, NULL, RACERS);
+        for (unsigned i = 0; i < RACERS; i++) {
+                x[i] = (racer){ .s = i % 2 ? b : a, .barrier = &barrier, .to = 2 + i, .grace = grace };
+                assert_int_equal(pthread_create(&t[i], NULL, race, &x[i]), 0);
+        }
+        for (unsigned i = 0; i < RACERS; i++)
+                pthread_join(t[i], NULL);
+        pthread_barrier_destroy(&barrier);
+        for (unsigned i = 0; i < RACERS; i++) {
+                won += x[i].r == 0;
+                already += x[i].r == -EALREADY;
+                revoked += x[i].r == -EKEYREVOKED;
+                reuse += x[i].r == -EKEYREVOKED && x[i].rr.reuse_detected;
+        }
+        print_message("grace %lld: %u won, %u -EALREADY, %u -EKEYREVOKED (%u detected the reuse)\n",
+                      (long long) grace, won, already, revoked, reuse);
+        assert_int_equal(won, 1);
+        store_device d;
+        assert_int_equal(store_device_get(b, "dev_race", &d), 0);
+        if (grace == 0) {
+                /* The first loser proves theft and revokes; the rest find it revoked. */
+                assert_int_equal(reuse, 1);
+                assert_int_equal(revoked, RACERS - 1);
+                assert_true(d.revoked);
+                assert_string_equal(d.revoke_reason, "refresh_reuse");
+        } else {
+                /* One successor; every other racer is told it lost the race. */
+                assert_int_equal(already, RACERS - 1);
+                assert_false(d.revoked);
+                store_rotate_result rr;
+                unsigned winner = 0;
+                for (unsigned i = 0; i < RACERS; i++)
+                        if (x[i].r == 0)
+                                winner = x[i].to;
+                assert_int_equal(rotate(b, "dev_race", winner, 100, T0 + 11, grace, &rr), 0);
+                assert_int_equal(rr.generation, 3);
+        }
+        store_close(b);
+}
+
+static void test_race_no_grace(void **state) {
+        race_two_issuers(*state, 0);
+}
+
+static void test_race_grace(void **state) {
+        race_two_issuers(*state, 60);
+}
+
+/* A revocation through one issuer is seen by the other at once. */
+static void test_revoke_seen_by_other(void **state) {
+        tokend_store *a = *state, *b = NULL;
+        store_device d;
+        store_rotate_result rr;
+
+        assert_int_equal(store_open(database(), &b), 0);
+        enrol(a, "dev_shared");
+        assert_int_equal(store_device_get(b, "dev_shared", &d), 0);
+        assert_false(d.revoked);
+        assert_int_equal(store_device_revoke(a, "dev_shared", "admin", NULL), 1);
+        assert_int_equal(store_device_get(b, "dev_shared", &d), 0);
+        assert_true(d.revoked);
+        assert_int_equal(rotate(b, "dev_shared", 1, 2, T0 + 1, 0, &rr), -EKEYREVOKED);
+        assert_false(rr.reuse_detected);
+        assert_int_equal(store_jti_revoke(b, "jti-1", T0 + 60), 0);
+        assert_int_equal(store_jti_is_revoked(a, "jti-1"), 1);
+        assert_int_equal(store_jti_is_revoked(a, "jti-2"), 0); /* control */
+        store_close(b);
+}
+
+/* ------------------------------------------------------------ failures */
+
+/* Another session holds the device row: the rotation and the revocation
+ * give up with -EBUSY after lock_timeout, change nothing, call nothing
+ * reuse; once the lock is gone both work (control). */
+static void test_lock_busy(void **state) {
+        tokend_store *s = *state;
+        store_rotate_result rr;
+        store_device d;
+
+        enrol(s, "dev_locked");
+        PGconn *pq = connect_db();
+        sql(pq, "BEGIN");
+        sql_expect(pq, "SELECT * FROM devices WHERE id = 'dev_locked' FOR UPDATE", PGRES_TUPLES_OK);
+        assert_int_equal(rotate(s, "dev_locked", 1, 2, T0 + 1, 0, &rr), -EBUSY);
+        assert_int_equal(store_device_revoke(s, "dev_locked", "admin", NULL), -EBUSY);
+        sql(pq, "ROLLBACK");
+        PQfinish(pq);
+
+        assert_int_equal(store_device_get(s, "dev_locked", &d), 0);
+        assert_false(d.revoked);
+        assert_int_equal(rotate(s, "dev_locked", 1, 2, T0 + 2, 0, &rr), 0);
+        assert_int_equal(rr.generation, 2);
+}
+
+typedef struct rotor {
+        tokend_store *s;
+        int r;
+        store_rotate_result rr;
+} rotor;
+
+static void *rotate_dl(void *p) {
+        rotor *x = p;
+        x->r = rotate(x->s, "dev_dl", 1, 2, T0 + 1, 0, &x->rr);
+        return NULL;
+}
+
+/* Wait until a session of ours waits for a lock (an event, not a time). */
+static void wait_for_lock_waiter(PGconn *pq) {
+        for (;;) {
+                PGresult *res = PQexec(pq, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tokend' "
+                                           "AND wait_event_type = 'Lock'");
+                assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+                bool waiting = strtol(PQgetvalue(res, 0, 0), NULL, 10) > 0;
+                PQclear(res);
+                if (waiting)
+                        return;
+                sql_expect(pq, "SELECT pg_sleep(0.01)", PGRES_TUPLES_OK);
+        }
+}
+
+/* A deadlock against the rotation's lock order (token row, then device
+ * row): the server aborts the rotation (40P01; the other session waits
+ * longer before it checks), the store retries it, and it succeeds once. */
+static void test_deadlock_retried(void **state) {
+        tokend_store *s = *state;
+        pthread_t t;
+        rotor x = { .s = s };
+        uint8_t h[STORE_HASH_LEN];
+        char q[256];
+
+        enrol(s, "dev_dl");
+        hash_of(h, 1);
+        PGconn *pq = connect_db(), *watch = connect_db();
+        sql(pq, "SET deadlock_timeout = '10min'; BEGIN");
+        int n = snprintf(q, sizeof q, "SELECT * FROM refresh_tokens WHERE hash = '\\x");
+        for (size_t i = 0; i < STORE_HASH_LEN; i++)
+                n += snprintf(q + n, sizeof q - (size_t) n, "%02x", h[i]);
+        snprintf(q + n, sizeof q - (size_t) n, "' FOR UPDATE");
+        sql_expect(pq, q, PGRES_TUPLES_OK);
+        assert_int_equal(pthread_create(&t, NULL, rotate_dl, &x), 0);
+        wait_for_lock_waiter(watch); /* the rotation holds the device, waits for the token */
+        sql_expect(pq, "SELECT * FROM devices WHERE id = 'dev_dl' FOR UPDATE", PGRES_TUPLES_OK);
+        sql(pq, "ROLLBACK");
+        pthread_join(t, NULL);
+        PQfinish(pq);
+        PQfinish(watch);
+
+        assert_int_equal(x.r, 0);
+        assert_int_equal(x.rr.generation, 2);
+        assert_false(x.rr.reuse_detected);
+        store_rotate_result rr;
+        assert_int_equal(rotate(s, "dev_dl", 2, 3, T0 + 2, 0, &rr), 0); /* exactly one rotation happened */
+}
+
+/* The server stopped and started again (pg_ctl as nobody): while it is down
+ * every call is -EBUSY and nothing is judged; after, the pooled
+ * connections are replaced and the same token rotates (no false reuse). */
+static void test_server_restart(void **state) {
+        tokend_store *s = *state;
+        const char *bin = getenv("TOKEND_TEST_PGBIN"), *data = getenv("TOKEND_TEST_PGDATA"),
+                   *sock = getenv("TOKEND_TEST_PGSOCKET");
+        store_rotate_result rr;
+        store_device d;
+        char cmd[1024];
+
+        if (!bin || !data || !sock)
+                skip();
+        enrol(s, "dev_restart");
+        assert_int_equal(store_device_get(s, "dev_restart", &d), 0); /* a pooled connection exists */
+
+        snprintf(cmd, sizeof cmd, "cd %s && runuser -u nobody -- %s/pg_ctl -D %s -m fast -w stop >/dev/null", sock,
+                 bin, data);
+        assert_int_equal(system(cmd), 0);
+        assert_int_equal(rotate(s, "dev_restart", 1, 2, T0 + 1, 0, &rr), -EBUSY);
+        assert_int_equal(store_device_get(s, "dev_restart", &d), -EBUSY);
+        assert_int_equal(store_jti_is_revoked(s, "x"), -EBUSY);
+        assert_int_equal(store_device_revoke(s, "dev_restart", "admin", NULL), -EBUSY);
+
+        snprintf(cmd, sizeof cmd,
+                 "cd %s && runuser -u nobody -- %s/pg_ctl -D %s -l %s/server.log -o \"-k %s -c listen_addresses=''"
+                 " -c max_connections=300\" -w start >/dev/null", sock, bin, data, sock, sock);
+        assert_int_equal(system(cmd), 0);
+        assert_int_equal(store_device_get(s, "dev_restart", &d), 0);
+        assert_false(d.revoked);
+        assert_int_equal(rotate(s, "dev_restart", 1, 2, T0 + 2, 0, &rr), 0);
+        assert_false(rr.reuse_detected);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_race_no_grace, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_race_grace, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_revoke_seen_by_other, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_lock_busy, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_deadlock_retried, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_server_restart, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
