@@ -1,11 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* Listings (devices, audit log) and device revocation, the JWKS, and the
- * JSON shapes of answers. */
+/* Listings (devices, audit log) and device revocation, and the JSON shapes
+ * of answers (the JWKS: tokend-jwks.c). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "jose-claims.h"
-#include "jose-jwk.h"
 #include "macro.h"
 #include "tokend-log.h"
 #include "tokend-paging.h"
@@ -222,15 +221,6 @@ td_code td_device_revoke(tokend *t, const td_caller *c, const char *bearer, cons
 out:
         tokend_unlock(t);
         return tc;
-}
-
-td_code td_jwks(tokend *t, json_t **ret, td_status *st) {
-        tokend_rdlock(t);
-        int r = jose_keyset_to_jwks(t->keys.keys, ret);
-        tokend_unlock(t);
-        if (r < 0)
-                return td_fail(st, TD_INTERNAL, "cannot export the public keys");
-        return TD_OK;
 }
 
 static json_t *strv_to_json(char *const *v) {

@@ -18,9 +18,10 @@
 #include "macro.h"
 #include "str-escape.h"
 #include "tokend-log.h"
+#include "tokend-service.h"
 #include "tokend.h"
 
-#define PRUNE_INTERVAL 60
+#define PRUNE_INTERVAL TD_MAINTENANCE_INTERVAL
 #define SECURE_HEAP_BYTES (1U << 20) /* a power of two */
 #define SECURE_HEAP_MIN 16U
 
@@ -162,6 +163,8 @@ static int run(const options *o) {
                  SECURE_HEAP_BYTES >> 10, CRYPTO_secure_malloc_initialized() ? "" : " (not available)");
         if ((r = tokend_startup(t)) < 0)
                 return r;
+        if ((r = td_publish_keys(t)) < 0)
+                log_warning("publishing the public keys failed, ignoring: %s", strerror(-r));
         log_info("ready: socket %s, database %s, %zu key(s), active %s (%s, kid %s)", t->config->socket_path,
                  t->config->database, jose_keyset_size(t->keys.keys), t->keys.active_file,
                  jose_alg_to_string(jose_key_alg(t->keys.active)), jose_key_kid(t->keys.active));
@@ -173,7 +176,8 @@ static int run(const options *o) {
                 int sig = sigtimedwait(&ss, NULL, &ts);
                 if (sig == SIGHUP) {
                         (void) sd_notify(0, "RELOADING=1");
-                        (void) tokend_reload(t); /* logged; the running configuration stays */
+                        if (tokend_reload(t) >= 0 && (r = td_publish_keys(t)) < 0) /* reload failures are logged */
+                                log_warning("publishing the public keys failed, ignoring: %s", strerror(-r));
                         (void) sd_notify(0, "READY=1");
                 } else if (sig == SIGTERM || sig == SIGINT) {
                         log_info("stopping on %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -182,6 +186,9 @@ static int run(const options *o) {
                         int pr = store_prune(t->store, (int64_t) time(NULL));
                         if (pr < 0)
                                 log_warning("pruning expired rows failed, ignoring: %s", strerror(-pr));
+                        pr = td_publish_keys(t);
+                        if (pr < 0)
+                                log_warning("publishing the public keys failed, ignoring: %s", strerror(-pr));
                 }
         }
         (void) sd_notify(0, "STOPPING=1");

@@ -225,8 +225,18 @@ typedef struct td_unlock_result {
  * counted under that name). */
 td_code td_unlock(tokend *t, const td_caller *c, const char *user, td_unlock_result *ret, td_status *st);
 
-/* The public keys as a JWKS object. TD_OK or TD_INTERNAL; no store. */
+/* The public keys as a JWKS object: this issuer's, and those the other
+ * issuers sharing the store published (td_publish_keys; each checked to be
+ * a usable public key, at most STORE_KEYS_MAX). A store that cannot answer
+ * leaves this issuer's own. TD_OK or TD_INTERNAL. */
 td_code td_jwks(tokend *t, json_t **ret, td_status *st);
+
+/* Publish the public JWKs of this issuer's key directory through the store
+ * until the longest access token, the clock skew and two
+ * TD_MAINTENANCE_INTERVALs from now (called at start, reload and every
+ * maintenance tick). 0, or the -errno of the last store write that failed
+ * (the others are still published). */
+int td_publish_keys(tokend *t);
 
 /* Token answer as the JSON body of DESIGN.md. NULL on out of memory; the
  * caller owns the result. */

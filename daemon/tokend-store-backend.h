@@ -54,6 +54,8 @@ typedef struct store_ops {
         int (*audit_list)(store_backend *b, const char *user, int64_t below, size_t limit,
                           store_audit_entry **ret, size_t *ret_n, bool *ret_more);
         int (*prune)(store_backend *b, int64_t now);
+        int (*key_publish)(store_backend *b, const char *kid, const char *jwk, int64_t now, int64_t retire_after);
+        int (*keys_list)(store_backend *b, int64_t now, store_published_key **ret, size_t *ret_n);
 } store_ops;
 
 extern const store_ops store_sqlite_ops;
@@ -91,6 +93,7 @@ typedef enum store_prune_kind {
         PRUNE_REVOKED_DEVICES,  /* devices revoked before the bound */
         PRUNE_DEAD_DEVICES,     /* devices unused since the bound and without tokens */
         PRUNE_AUDIT,            /* audit rows older than the bound */
+        PRUNE_KEYS,             /* published keys retired before the bound */
         _PRUNE_MAX,
 } store_prune_kind;
 

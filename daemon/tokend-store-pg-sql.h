@@ -52,6 +52,9 @@ static const char *const pg_migrations[] = {
         "CREATE INDEX audit_time ON audit(time);"
         "CREATE INDEX audit_user ON audit(\"user\", id);"
         "CREATE INDEX audit_coalesce ON audit(event, caller_uid, time);",
+        /* 2: public keys published for the union JWKS of the issuers. */
+        "CREATE TABLE published_keys (kid text COLLATE \"C\" PRIMARY KEY, jwk text NOT NULL,"
+        "  published bigint NOT NULL, retire_after bigint NOT NULL);",
 };
 
 /* ------------------------------------------------------------ statements */
@@ -87,6 +90,9 @@ typedef enum pg_stmt_id {
         P_PRUNE_REVOKED_DEVICES,
         P_PRUNE_DEAD_DEVICES,
         P_PRUNE_AUDIT,
+        P_PRUNE_KEYS,
+        P_KEY_PUBLISH,
+        P_KEYS_LIST,
         _P_MAX,
 } pg_stmt_id;
 
@@ -150,4 +156,9 @@ static const char *const pg_stmt_sql[_P_MAX] = {
         [P_PRUNE_DEAD_DEVICES] = "DELETE FROM devices WHERE last_used < $1 AND NOT EXISTS "
                                  "(SELECT 1 FROM refresh_tokens WHERE device_id = devices.id)",
         [P_PRUNE_AUDIT] = "DELETE FROM audit WHERE time < $1",
+        [P_PRUNE_KEYS] = "DELETE FROM published_keys WHERE retire_after < $1",
+        [P_KEY_PUBLISH] = "INSERT INTO published_keys (kid, jwk, published, retire_after) VALUES ($1, $2, $3, $4) "
+                          "ON CONFLICT (kid) DO UPDATE SET jwk = excluded.jwk, retire_after = excluded.retire_after",
+        [P_KEYS_LIST] = "SELECT kid, jwk, published, retire_after FROM published_keys WHERE retire_after > $1 "
+                        "ORDER BY kid LIMIT $2",
 };

@@ -407,6 +407,7 @@ static int prune_tx(pgconn *c, void *p, bool *keep _unused_) {
                 [PRUNE_REVOKED_DEVICES] = P_PRUNE_REVOKED_DEVICES,
                 [PRUNE_DEAD_DEVICES] = P_PRUNE_DEAD_DEVICES,
                 [PRUNE_AUDIT] = P_PRUNE_AUDIT,
+                [PRUNE_KEYS] = P_PRUNE_KEYS,
         };
         int64_t now = *(const int64_t *) p, total = 0;
 
@@ -421,6 +422,42 @@ static int prune_tx(pgconn *c, void *p, bool *keep _unused_) {
 
 static int pg_prune(store_backend *b, int64_t now) {
         return pg_tx(b, prune_tx, &now);
+}
+
+/* ------------------------------------------------------------ published keys */
+
+typedef struct key_args {
+        const char *kid, *jwk;
+        int64_t now, retire_after;
+} key_args;
+
+static int key_publish_tx(pgconn *c, void *p, bool *keep _unused_) {
+        key_args *x = p;
+        int r = pg_run(c, P_KEY_PUBLISH, "ttii", x->kid, x->jwk, x->now, x->retire_after);
+        return r < 0 ? r : 0;
+}
+
+static int pg_key_publish(store_backend *b, const char *kid, const char *jwk, int64_t now, int64_t retire_after) {
+        key_args x = { kid, jwk, now, retire_after };
+        return pg_tx(b, key_publish_tx, &x);
+}
+
+static void key_row(const PGresult *res, int row, void *p) {
+        store_published_key *k = p;
+        pg_col_text(k->kid, sizeof k->kid, res, row, 0);
+        pg_col_text(k->jwk, sizeof k->jwk, res, row, 1);
+        k->published = pg_col_i64(res, row, 2);
+        k->retire_after = pg_col_i64(res, row, 3);
+}
+
+static int pg_keys_list(store_backend *b, int64_t now, store_published_key **ret, size_t *ret_n) {
+        _cleanup_(pg_clearp) PGresult *res = NULL;
+        bool more;
+        int r = pg_read(b, &res, P_KEYS_LIST, "ii", now, (int64_t) STORE_KEYS_MAX);
+        if (r < 0)
+                return r;
+        return page_from_rows(res, sizeof(store_published_key), key_row, STORE_KEYS_MAX, (void **) ret, ret_n,
+                              &more);
 }
 
 const store_ops store_pg_ops = {
@@ -442,4 +479,6 @@ const store_ops store_pg_ops = {
         .audit_coalesce = pg_audit_coalesce,
         .audit_list = pg_audit_list,
         .prune = pg_prune,
+        .key_publish = pg_key_publish,
+        .keys_list = pg_keys_list,
 };

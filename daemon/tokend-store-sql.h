@@ -61,6 +61,10 @@ static const char *const migrations[] = {
         /* 4: when the device's person last proved a password (step-up
          * audiences); NULL = never (peer login, and devices from before). */
         "ALTER TABLE devices ADD COLUMN password_auth INTEGER;",
+        /* 5: public keys published for the union JWKS of issuers sharing
+         * the store (store_key_publish). */
+        "CREATE TABLE published_keys (kid TEXT PRIMARY KEY NOT NULL, jwk TEXT NOT NULL,"
+        "  published INTEGER NOT NULL, retire_after INTEGER NOT NULL) WITHOUT ROWID;",
 };
 
 /* ------------------------------------------------------------ statements */
@@ -99,6 +103,9 @@ typedef enum stmt_id {
         S_PRUNE_REVOKED_DEVICES,
         S_PRUNE_DEAD_DEVICES,
         S_PRUNE_AUDIT,
+        S_PRUNE_KEYS,
+        S_KEY_PUBLISH,
+        S_KEYS_LIST,
         _S_MAX,
 } stmt_id;
 
@@ -159,4 +166,9 @@ static const char *const stmt_sql[_S_MAX] = {
         [S_PRUNE_DEAD_DEVICES] = "DELETE FROM devices WHERE last_used < ? AND NOT EXISTS "
                                  "(SELECT 1 FROM refresh_tokens WHERE device_id = devices.id)",
         [S_PRUNE_AUDIT] = "DELETE FROM audit WHERE time < ?",
+        [S_PRUNE_KEYS] = "DELETE FROM published_keys WHERE retire_after < ?",
+        [S_KEY_PUBLISH] = "INSERT INTO published_keys (kid, jwk, published, retire_after) VALUES (?, ?, ?, ?) "
+                          "ON CONFLICT (kid) DO UPDATE SET jwk = excluded.jwk, retire_after = excluded.retire_after",
+        [S_KEYS_LIST] = "SELECT kid, jwk, published, retire_after FROM published_keys WHERE retire_after > ? "
+                        "ORDER BY kid LIMIT ?",
 };

@@ -450,6 +450,7 @@ static int prune_tx(conn *c, void *p, bool *keep _unused_) {
                 [PRUNE_REVOKED_DEVICES] = S_PRUNE_REVOKED_DEVICES,
                 [PRUNE_DEAD_DEVICES] = S_PRUNE_DEAD_DEVICES,
                 [PRUNE_AUDIT] = S_PRUNE_AUDIT,
+                [PRUNE_KEYS] = S_PRUNE_KEYS,
         };
         int64_t now = *(const int64_t *) p, total = 0;
 
@@ -464,6 +465,39 @@ static int prune_tx(conn *c, void *p, bool *keep _unused_) {
 
 static int sqlite_prune(store_backend *s, int64_t now) {
         return sq_write_op(s, prune_tx, &now);
+}
+
+/* ------------------------------------------------------------ published keys */
+
+typedef struct key_args {
+        const char *kid, *jwk;
+        int64_t now, retire_after;
+} key_args;
+
+static int key_publish_tx(conn *c, void *p, bool *keep _unused_) {
+        key_args *x = p;
+        int r = sq_run(c, S_KEY_PUBLISH, "ttii", x->kid, x->jwk, x->now, x->retire_after);
+        return r < 0 ? r : 0;
+}
+
+static int sqlite_key_publish(store_backend *s, const char *kid, const char *jwk, int64_t now,
+                              int64_t retire_after) {
+        key_args x = { kid, jwk, now, retire_after };
+        return sq_write_op(s, key_publish_tx, &x);
+}
+
+static void key_row(sqlite3_stmt *st, void *p) {
+        store_published_key *k = p;
+        copy_text(k->kid, sizeof k->kid, st, 0);
+        copy_text(k->jwk, sizeof k->jwk, st, 1);
+        k->published = sqlite3_column_int64(st, 2);
+        k->retire_after = sqlite3_column_int64(st, 3);
+}
+
+static int sqlite_keys_list(store_backend *s, int64_t now, store_published_key **ret, size_t *ret_n) {
+        bool more;
+        return list_page(s, sizeof(store_published_key), key_row, STORE_KEYS_MAX, (void **) ret, ret_n, &more,
+                         S_KEYS_LIST, "ii", now, (int64_t) STORE_KEYS_MAX);
 }
 
 static int sqlite_integrity_check(store_backend *s) {
@@ -503,4 +537,6 @@ const store_ops store_sqlite_ops = {
         .audit_coalesce = sqlite_audit_coalesce,
         .audit_list = sqlite_audit_list,
         .prune = sqlite_prune,
+        .key_publish = sqlite_key_publish,
+        .keys_list = sqlite_keys_list,
 };

@@ -176,3 +176,15 @@ int store_prune(tokend_store *s, int64_t now) {
                 return -EINVAL;
         return s->ops->prune(s->b, now);
 }
+
+int store_key_publish(tokend_store *s, const char *kid, const char *jwk, int64_t now, int64_t retire_after) {
+        if (!s || !str_ok(kid, STORE_KID_MAX, true) || !str_ok(jwk, STORE_JWK_MAX, true) || retire_after <= now)
+                return -EINVAL;
+        return s->ops->key_publish(s->b, kid, jwk, now, retire_after);
+}
+
+int store_keys_list(tokend_store *s, int64_t now, store_published_key **ret, size_t *ret_n) {
+        if (!s || !ret || !ret_n)
+                return -EINVAL;
+        return s->ops->keys_list(s->b, now, ret, ret_n);
+}

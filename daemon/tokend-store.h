@@ -35,6 +35,9 @@
 #define STORE_BUSY_TIMEOUT_MS 2000
 #define STORE_RETENTION ((int64_t) 90 * 24 * 3600) /* audit rows, dead devices, old rotated tokens */
 #define STORE_PAGE_MAX 1000U            /* rows in one listing page */
+#define STORE_KID_MAX 128U
+#define STORE_JWK_MAX 4096U             /* one public JWK (RSA-4096 fits) */
+#define STORE_KEYS_MAX 64U              /* published keys listed at most */
 
 typedef struct tokend_store tokend_store;
 
@@ -232,5 +235,25 @@ int store_audit_list(tokend_store *s, const char *user, int64_t before, size_t l
  * still refused), revoked jtis and proof jtis expired more than an hour ago
  * (the largest ClockSkew), devices revoked or
  * without tokens for longer than STORE_RETENTION, audit rows older than
- * STORE_RETENTION. Returns the number of rows deleted (≥ 0) or -errno. */
+ * STORE_RETENTION, published keys retired more than an hour ago. Returns the number of rows deleted (≥ 0) or -errno. */
 int store_prune(tokend_store *s, int64_t now);
+
+/* A public key an issuer published (for the union JWKS of several issuers
+ * sharing the store). */
+typedef struct store_published_key {
+        char kid[STORE_KID_MAX + 1];
+        char jwk[STORE_JWK_MAX + 1]; /* JSON text of the public JWK */
+        int64_t published;           /* first published */
+        int64_t retire_after;        /* no longer listed from then on */
+} store_published_key;
+
+/* Publish (or keep publishing) the public JWK jwk (JSON text, never a
+ * private key: the caller's duty) under kid until retire_after (> now).
+ * A kid already published keeps its first publication time and gets the
+ * new jwk and retire_after. 0 or -EINVAL. */
+int store_key_publish(tokend_store *s, const char *kid, const char *jwk, int64_t now, int64_t retire_after);
+
+/* The keys published and not yet retired at now, in kid order, at most
+ * STORE_KEYS_MAX: *ret a malloc'ed array of *ret_n (NULL when 0), owned by
+ * the caller. 0 or -errno. */
+int store_keys_list(tokend_store *s, int64_t now, store_published_key **ret, size_t *ret_n);

@@ -27,6 +27,7 @@
 #include "tokend-store.h"
 #include "tokend-workers.h"
 
+#define TD_MAINTENANCE_INTERVAL 60   /* seconds between prunes and key republications */
 #define LOGIN_UID_TOTAL_FACTOR 4U  /* a uid's failures over other users' names: 4 × MaxFailures */
 #define VERIFY_FAILURE_FACTOR 20U  /* failed verifications: 20 × MaxFailures per uid, per remote host */
 #define PEER_LOGIN_WINDOW 60 /* seconds: [Login] PeerLoginRate= counts per minute */

@@ -2,7 +2,7 @@
 /* What only the PostgreSQL backend has, on the real server that
  * tests/with-postgresql started (TOKEND_TEST_DATABASE; run through
  * tests/daemon/test-store-on-postgresql.sh): versioned migrations raced by
- * two issuers and refused from a newer tokend; 32 concurrent rotations of
+ * two issuers, from the previous schema, and refused from a newer tokend; 32 concurrent rotations of
  * one token through two store handles (two issuers) with and without a
  * grace; a held lock and a stopped server answered -EBUSY, never as a
  * verdict on the token; a forced deadlock retried to success. */
@@ -22,6 +22,7 @@
 #include <libpq-fe.h>
 
 #include "tokend-store.h"
+#include "tokend-store-pg-sql.h" /* pg_migrations[], to build a database of the previous schema */
 
 #define T0 ((int64_t) 1700000000)
 #define RACERS 32
@@ -149,6 +150,45 @@ static void test_migrations(void **state) {
 
         /* No server there: a clear refusal, not a hang. */
         assert_int_equal(store_open("postgresql:///tokend?host=/nonexistent", &n), -ECONNREFUSED);
+}
+
+/* A database of the previous schema version is migrated in place: its
+ * devices and tokens keep working, the new table is there. */
+static void test_migrate_from_previous(void **state) {
+        tokend_store *s = NULL;
+        int latest = store_schema_version(*state);
+        char q[128];
+        assert_int_equal(latest, (int) ELEMENTSOF(pg_migrations));
+
+        PGconn *pq = connect_db();
+        sql(pq, "SET client_min_messages = warning; DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+        for (int i = 0; i < latest - 1; i++)
+                sql(pq, pg_migrations[i]);
+        snprintf(q, sizeof q, "CREATE TABLE tokend_schema (version integer NOT NULL); "
+                              "INSERT INTO tokend_schema VALUES (%d)", latest - 1);
+        sql(pq, q);
+        PQfinish(pq);
+        assert_int_equal(store_open(database(), &s), 0);
+        enrol(s, "dev_old");
+        store_close(s);
+
+        /* Now the same database as left by the previous version, reopened. */
+        pq = connect_db();
+        sql(pq, "DROP TABLE published_keys");
+        snprintf(q, sizeof q, "UPDATE tokend_schema SET version = %d", latest - 1);
+        sql(pq, q);
+        PQfinish(pq);
+        assert_int_equal(store_open(database(), &s), 0);
+        assert_int_equal(store_schema_version(s), latest);
+        store_rotate_result rr;
+        assert_int_equal(rotate(s, "dev_old", 1, 2, T0 + 1, 0, &rr), 0);
+        assert_int_equal(store_key_publish(s, "k1", "{}", T0, T0 + 10), 0);
+        store_published_key *v = NULL;
+        size_t n = 0;
+        assert_int_equal(store_keys_list(s, T0, &v, &n), 0);
+        assert_int_equal(n, 1);
+        free(v);
+        store_close(s);
 }
 
 /* ------------------------------------------------------------ two issuers */
@@ -370,6 +410,7 @@ static void test_server_restart(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_migrate_from_previous, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_race_no_grace, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_race_grace, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_revoke_seen_by_other, setup, teardown),

@@ -1106,6 +1106,53 @@ static void test_migrate_from_1(void **state) {
         store_close(s);
 }
 
+/* ------------------------------------------------------------ published keys */
+
+static void test_published_keys(void **state) {
+        fixture *f = *state;
+        store_published_key *v = (store_published_key *) 0x1;
+        size_t n = 9;
+        char kid[STORE_KID_MAX + 2];
+
+        assert_int_equal(store_keys_list(f->s, T0, &v, &n), 0);
+        assert_int_equal(n, 0);
+        assert_null(v);
+        assert_int_equal(store_key_publish(f->s, "kb", "{\"kid\":\"kb\"}", T0, T0 + 100), 0);
+        assert_int_equal(store_key_publish(f->s, "ka", "{\"kid\":\"ka\"}", T0, T0 + 50), 0);
+        /* Republished: the first publication time stays, the rest is new. */
+        assert_int_equal(store_key_publish(f->s, "kb", "{\"kid\":\"kb\",\"x\":1}", T0 + 10, T0 + 200), 0);
+        assert_int_equal(store_keys_list(f->s, T0 + 20, &v, &n), 0);
+        assert_int_equal(n, 2);
+        assert_string_equal(v[0].kid, "ka");
+        assert_string_equal(v[1].kid, "kb");
+        assert_int_equal(v[1].published, T0);
+        assert_int_equal(v[1].retire_after, T0 + 200);
+        assert_string_equal(v[1].jwk, "{\"kid\":\"kb\",\"x\":1}");
+        free(v);
+        /* Retired: no longer listed. */
+        assert_int_equal(store_keys_list(f->s, T0 + 50, &v, &n), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(v[0].kid, "kb");
+        free(v);
+
+        memset(kid, 'k', sizeof kid - 1);
+        kid[sizeof kid - 1] = '\0';
+        assert_int_equal(store_key_publish(f->s, kid, "{}", T0, T0 + 1), -EINVAL);
+        assert_int_equal(store_key_publish(f->s, "", "{}", T0, T0 + 1), -EINVAL);
+        assert_int_equal(store_key_publish(f->s, "kc", "", T0, T0 + 1), -EINVAL);
+        assert_int_equal(store_key_publish(f->s, "kc", "{}", T0, T0), -EINVAL); /* retired already */
+        kid[STORE_KID_MAX] = '\0';
+        assert_int_equal(store_key_publish(f->s, kid, "{}", T0, T0 + 1), 0); /* control: the longest kid */
+
+        /* Pruned an hour after retirement (ka, the long kid): gone even for a
+         * reader of the past; kb stays. */
+        assert_int_equal(store_prune(f->s, T0 + 50 + 3601), 2);
+        assert_int_equal(store_keys_list(f->s, T0, &v, &n), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(v[0].kid, "kb");
+        free(v);
+}
+
 /* ------------------------------------------------------------ prune */
 
 static void test_prune(void **state) {
@@ -1203,6 +1250,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_audit_coalesce, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_migrate_from_1, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_published_keys, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
         };

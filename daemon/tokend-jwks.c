@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+/* The JWKS of a fleet: each issuer publishes the public JWKs of its own key
+ * directory through the store (never a private key: nothing is shared but
+ * what the JWKS shows anyway), and every issuer serves the union, so a
+ * verifier reading any of them knows the keys of all. A published key stays
+ * listed while some issuer keeps republishing it (start, reload, every
+ * maintenance tick) and, after the last one stopped, until the last token
+ * it could have signed has expired. */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "jose-jwk.h"
+#include "jose-keyset.h"
+#include "macro.h"
+#include "tokend-service-internal.h"
+
+/* How long a publication lasts without being renewed: the longest access
+ * token, the clock skew, and two maintenance ticks to renew it in. */
+static int64_t publication_span(const tokend_config *c) {
+        return c->access_token_lifetime + c->clock_skew + 2 * TD_MAINTENANCE_INTERVAL;
+}
+
+int td_publish_keys(tokend *t) {
+        _cleanup_(json_decrefp) json_t *jwks = NULL;
+        int64_t now = (int64_t) time(NULL);
+        int r = 0;
+
+        tokend_rdlock(t);
+        int64_t until = now + publication_span(t->config);
+        if (jose_keyset_to_jwks(t->keys.keys, &jwks) < 0)
+                r = -ENOMEM;
+        tokend_unlock(t);
+        size_t i;
+        json_t *k;
+        json_array_foreach(r < 0 ? NULL : json_object_get(jwks, "keys"), i, k) {
+                const char *kid = json_string_value(json_object_get(k, "kid"));
+                _cleanup_(freep) char *text = json_dumps(k, JSON_COMPACT | JSON_SORT_KEYS);
+                if (!kid || !text)
+                        return -ENOMEM;
+                int q = store_key_publish(t->store, kid, text, now, until);
+                if (q < 0)
+                        r = q;
+        }
+        return r;
+}
+
+/* A published JWK fit to serve: a public key tokend could verify with
+ * (jose's JWKS reader refuses private members and skips the unusable). */
+static json_t *published_jwk(const store_published_key *p) {
+        _cleanup_(json_decrefp) json_t *jwk = json_loads(p->jwk, JSON_REJECT_DUPLICATES, NULL);
+        _cleanup_(json_decrefp) json_t *set = json_pack("{s:[O]}", "keys", jwk);
+        _cleanup_(freep) char *text = set ? json_dumps(set, JSON_COMPACT) : NULL;
+        _cleanup_(jose_keyset_freep) jose_keyset *ks = NULL;
+        if (!json_is_object(jwk) || !text || jose_keyset_from_jwks(text, strlen(text), NULL, NULL, &ks) < 0 ||
+            jose_keyset_size(ks) != 1 || !streq(json_string_value(json_object_get(jwk, "kid")) ?: "", p->kid))
+                return NULL;
+        return TAKE_PTR(jwk);
+}
+
+td_code td_jwks(tokend *t, json_t **ret, td_status *st) {
+        _cleanup_(json_decrefp) json_t *jwks = NULL;
+        _cleanup_(freep) store_published_key *v = NULL;
+        size_t n = 0;
+
+        tokend_rdlock(t);
+        int r = jose_keyset_to_jwks(t->keys.keys, &jwks);
+        tokend_unlock(t);
+        if (r < 0)
+                return td_fail(st, TD_INTERNAL, "cannot export the public keys");
+        /* The other issuers' keys. A store that cannot answer leaves this
+         * issuer's own keys, which are all it signs with. */
+        r = store_keys_list(t->store, (int64_t) time(NULL), &v, &n);
+        json_t *keys = json_object_get(jwks, "keys");
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                bool have = false;
+                size_t j;
+                json_t *k;
+                json_array_foreach(keys, j, k)
+                        have = have || streq(json_string_value(json_object_get(k, "kid")) ?: "", v[i].kid);
+                json_t *jwk = have ? NULL : published_jwk(&v[i]);
+                if (jwk && json_array_append_new(keys, jwk) < 0)
+                        return td_fail(st, TD_INTERNAL, "out of memory");
+        }
+        *ret = TAKE_PTR(jwks);
+        return TD_OK;
+}

@@ -1,0 +1,168 @@
+# SPDX-License-Identifier: MIT
+"""Two tokends (two issuers, each with its own signing key) on one real
+PostgreSQL database (pgharness): a refresh token raced by 32 clients split
+across both rotates exactly once (reuse detected without a grace, one
+successor and no revocation within one); a device revoked through one is
+refused by the other on the next request; devices and audit read the same
+from both; both serve the union of their public keys; a stopped database is
+503 on both, then recovery without a false reuse."""
+
+import os
+import sys
+import threading
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from pgharness import postgresql  # noqa: F401,E402
+from tdharness import NO_STEP_UP, Client, jwt_parts, tokend_factory  # noqa: F401,E402
+
+RACERS = 32
+
+
+def jwt_header(token):
+    return jwt_parts(token)[0]
+
+
+def two_issuers(tokend_factory, postgresql, extra=""):  # noqa: F811
+    uri = postgresql.new_database()
+    config = "[Store]\nDatabase=%s\n%s%s" % (uri, NO_STEP_UP, extra)
+    a = tokend_factory(config)
+    b = tokend_factory(config)
+    for issuer in (a, b):
+        issuer.wait_log("ready:")  # its public keys are published by then
+        issuer.database = uri
+    return a, b
+
+
+def race(a, b, refresh_token, device_id):
+    """RACERS concurrent refreshes of one token, alternating between a and b;
+    the answers in racer order."""
+    answers = [None] * RACERS
+    start = threading.Barrier(RACERS)
+
+    def one(i):
+        client = Client((a if i % 2 == 0 else b).socket)
+        start.wait()
+        answers[i] = client.refresh(refresh_token, device_id)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(RACERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return answers
+
+
+def device_of(issuer, device_id):
+    r = issuer.api.devices()
+    assert r.status == 200, r
+    found = [d for d in r.json["devices"] if d["id"] == device_id]
+    assert len(found) == 1, r.json
+    return found[0]
+
+
+def audit_events(issuer, event):
+    r = issuer.api.audit_log()
+    assert r.status == 200, r
+    return [e for e in r.json["audit"] if e["event"] == event]
+
+
+def test_race_without_grace_one_winner_reuse_detected(tokend_factory, postgresql):  # noqa: F811
+    a, b = two_issuers(tokend_factory, postgresql)
+    first = a.api.issue_token().json
+    answers = race(a, b, first["refresh_token"], first["device_id"])
+
+    codes = [r.status for r in answers]
+    assert codes.count(200) == 1, [(r.status, r.body) for r in answers]
+    assert all(c == 401 for c in codes if c != 200), codes  # refused, never a 5xx or a second token
+    reused = [r for r in answers if r.status == 401 and "already used" in (r.message or "")]
+    assert len(reused) == 1, [r.body for r in answers]
+    for issuer in (a, b):
+        d = device_of(issuer, first["device_id"])
+        assert d["revoked"] and d["revoke_reason"] == "refresh_reuse", d
+        assert len(audit_events(issuer, "refresh_reuse")) == 1
+        assert len(audit_events(issuer, "refresh")) == 1
+    winner = next(r for r in answers if r.status == 200).json
+    assert b.api.refresh(winner["refresh_token"], winner["device_id"]).status == 401  # the family is dead
+
+
+def test_race_within_grace_one_successor(tokend_factory, postgresql):  # noqa: F811
+    a, b = two_issuers(tokend_factory, postgresql, "[Token]\nRefreshReuseGrace=60s\n")
+    first = a.api.issue_token().json
+    answers = race(a, b, first["refresh_token"], first["device_id"])
+
+    codes = [r.status for r in answers]
+    assert codes.count(200) == 1, [(r.status, r.body) for r in answers]
+    losers = [r for r in answers if r.status != 200]
+    assert all(r.status == 401 and "concurrent request" in r.message for r in losers), [r.body for r in losers]
+    winner = next(r for r in answers if r.status == 200).json
+    for issuer in (a, b):
+        d = device_of(issuer, first["device_id"])
+        assert not d["revoked"], d
+        assert audit_events(issuer, "refresh_reuse") == []
+    # the one successor works on either issuer (control: the chain is alive)
+    nxt = b.api.refresh(winner["refresh_token"], winner["device_id"])
+    assert nxt.status == 200, nxt
+    assert a.api.refresh(nxt.json["refresh_token"], nxt.json["device_id"]).status == 200
+
+
+def test_revoke_through_one_refused_by_other(tokend_factory, postgresql):  # noqa: F811
+    a, b = two_issuers(tokend_factory, postgresql)
+    first = a.api.issue_token().json
+    # b takes over the device a enrolled and signs with its own key
+    at_b = b.api.refresh(first["refresh_token"], first["device_id"])
+    assert at_b.status == 200, at_b
+    token = at_b.json["access_token"]
+    assert b.api.verify(token).status == 200  # control
+    assert a.api.delete_device(first["device_id"]).status in (200, 204)
+    refused = b.api.verify(token)
+    assert refused.status == 401 and refused.error == "token_revoked", refused
+    assert b.api.refresh(at_b.json["refresh_token"], first["device_id"]).status == 401
+    assert device_of(b, first["device_id"])["revoked"]
+
+
+def own_kid(issuer):
+    return [line for line in issuer.log().splitlines() if "ready:" in line][0].rsplit("kid ", 1)[1].rstrip(")\n")
+
+
+def test_jwks_union(tokend_factory, postgresql):  # noqa: F811
+    """Each issuer signs with its own key and publishes only its public JWK:
+    both serve the union, and a token of either verifies against it."""
+    a, b = two_issuers(tokend_factory, postgresql)
+    ka, kb = own_kid(a), own_kid(b)
+    assert ka != kb
+    for issuer in (a, b):
+        keys = issuer.api.jwks().json["keys"]
+        assert sorted(k["kid"] for k in keys) == sorted([ka, kb]), keys
+        assert all("d" not in k for k in keys), "private key material in the JWKS"
+    assert jwt_header(a.api.issue_token().json["access_token"])["kid"] == ka
+    assert jwt_header(b.api.issue_token().json["access_token"])["kid"] == kb
+    # a published row that is not a usable public key is not served (control: the two above are)
+    postgresql.sql("INSERT INTO published_keys VALUES ('evil', '{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"%s\","
+                   "\"d\":\"%s\",\"kid\":\"evil\"}', 0, 4102444800)" % ("A" * 43, "A" * 43), uri=a.database)
+    assert sorted(k["kid"] for k in b.api.jwks().json["keys"]) == sorted([ka, kb])
+
+
+def test_database_restart(tokend_factory, postgresql):  # noqa: F811
+    """PostgreSQL stopped under both issuers: refresh and verify answer 503
+    with Retry-After (fail closed), nothing is revoked; once it is back the
+    same refresh token rotates on either issuer."""
+    a, b = two_issuers(tokend_factory, postgresql)
+    first = a.api.issue_token().json
+    tokens = {a: first["access_token"], b: b.api.issue_token().json["access_token"]}
+    for issuer in (a, b):
+        assert issuer.api.verify(tokens[issuer]).status == 200  # control
+    postgresql.stop()
+    try:
+        for issuer in (a, b):
+            r = issuer.api.refresh(first["refresh_token"], first["device_id"])
+            assert r.status == 503 and r.headers.get("retry-after"), r
+            v = issuer.api.verify(tokens[issuer])
+            assert v.status == 503, v
+    finally:
+        postgresql.start()
+    r = b.api.refresh(first["refresh_token"], first["device_id"])
+    assert r.status == 200, r
+    assert not device_of(a, first["device_id"])["revoked"]
+    assert audit_events(a, "refresh_reuse") == []
+    assert a.api.refresh(r.json["refresh_token"], first["device_id"]).status == 200
