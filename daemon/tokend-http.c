@@ -16,6 +16,7 @@
 #include "str-escape.h"
 #include "tokend-conns.h"
 #include "tokend-http.h"
+#include "tokend-http-ext.h"
 #include "tokend-log.h"
 #include "tokend-openapi.h"
 
@@ -72,6 +73,10 @@ typedef struct request {
         td_status st;
         td_tokens tokens;
         struct request *next_delayed;
+        /* an endpoint of http_ext_routes[] (tokend-http-ext.h): its request and answer */
+        const http_ext_route *ext;
+        http_ext_req ext_rq;
+        http_reply reply;
 } request;
 
 unsigned http_status_of(td_code c) {
@@ -101,8 +106,9 @@ static conn_slot *slot_of(struct MHD_Connection *conn) {
         return ci ? ci->socket_context : NULL;
 }
 
-static enum MHD_Result queue_body(struct MHD_Connection *conn, unsigned status, const char *ctype, char *body,
-                                  bool secret, const char *extra_hdr, const char *extra_val) {
+/* Queue body (taken) with n_hdr extra headers (NULL names are skipped). */
+static enum MHD_Result queue_body_hdrs(struct MHD_Connection *conn, unsigned status, const char *ctype, char *body,
+                                       bool secret, const char *const *hdr, const char *const *val, size_t n_hdr) {
         struct MHD_Response *resp;
         size_t len = body ? strlen(body) : 0;
         enum MHD_Result ret;
@@ -122,12 +128,18 @@ static enum MHD_Result queue_body(struct MHD_Connection *conn, unsigned status, 
         if (ctype)
                 MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-        if (extra_hdr)
-                MHD_add_response_header(resp, extra_hdr, extra_val);
+        for (size_t i = 0; i < n_hdr; i++)
+                if (hdr[i])
+                        MHD_add_response_header(resp, hdr[i], val[i]);
         ret = MHD_queue_response(conn, status, resp);
         MHD_destroy_response(resp);
         conn_deadline_arm(slot_of(conn)); /* the answer, too, leaves within RequestTimeout */
         return ret;
+}
+
+static enum MHD_Result queue_body(struct MHD_Connection *conn, unsigned status, const char *ctype, char *body,
+                                  bool secret, const char *extra_hdr, const char *extra_val) {
+        return queue_body_hdrs(conn, status, ctype, body, secret, &extra_hdr, &extra_val, 1);
 }
 
 static enum MHD_Result queue_json(struct MHD_Connection *conn, unsigned status, json_t *j, bool secret) {
@@ -522,6 +534,40 @@ static enum MHD_Result handle_jwks(request *rq) {
         return queue_json(rq->conn, 200, j, false);
 }
 
+/* ---- endpoints of http_ext_routes[] ------------------------------------ */
+
+static enum MHD_Result queue_reply(request *rq) {
+        http_reply *p = &rq->reply;
+        char who[TD_CALLER_NAME_MAX];
+        if (p->status >= 400)
+                log_info("HTTP %u %s for %s: %s", p->status, p->log_code ? p->log_code : "error",
+                         td_caller_name(&rq->caller, who), p->log_message);
+        char *body = TAKE_PTR(p->body);
+        return queue_body_hdrs(rq->conn, p->status ? p->status : 500, p->content_type, body, p->secret, p->hdr_name,
+                               p->hdr_value, HTTP_REPLY_HEADERS);
+}
+
+static td_code job_ext(request *rq, const json_t *j) {
+        (void) j;
+        rq->ext_rq.job(&rq->ext_rq, &rq->reply);
+        rq->st.not_before_usec = rq->reply.not_before_usec;
+        return TD_OK;
+}
+
+static enum MHD_Result handle_ext(request *rq, const http_ext_route *e, const char *url, const char *method) {
+        rq->ext = e;
+        rq->ext_rq = (http_ext_req) { .t = rq->srv->t, .caller = rq->caller, .conn = rq->conn, .method = method,
+                                      .url = url, .body = rq->body ? rq->body : "", .len = rq->len,
+                                      .enable_docs = rq->srv->lim.enable_docs };
+        int r = e->fn(&rq->ext_rq, &rq->reply);
+        if (r < 0)
+                return MHD_NO;
+        if (r == HTTP_EXT_DONE)
+                return queue_reply(rq);
+        return run_async(rq, rq->ext_rq.pool == HTTP_EXT_LOGIN ? rq->srv->workers : rq->srv->store_workers, job_ext,
+                         NULL);
+}
+
 static enum MHD_Result handle_docs(request *rq) {
         if (!rq->srv->lim.enable_docs)
                 return queue_error(rq, 404, "not_found", "the API document is disabled ([API] EnableDocs=no)", 0);
@@ -571,9 +617,30 @@ static int route_find(const char *url, const char *method, const route **ret, co
         return known ? -EBADRQC : -ENOENT;
 }
 
+/* Like route_find, in http_ext_routes[]; allow lists every allowed method. */
+static int ext_route_find(const char *url, const char *method, const http_ext_route **ret, char *allow,
+                          size_t allow_size) {
+        bool known = false;
+        for (size_t i = 0; i < http_ext_n_routes; i++) {
+                const http_ext_route *e = &http_ext_routes[i];
+                if (!streq(url, e->path))
+                        continue;
+                size_t l = strlen(allow);
+                snprintf(allow + l, allow_size - l, "%s%s", known ? ", " : "", e->method);
+                known = true;
+                if (streq(method, e->method) || (streq(method, "HEAD") && streq(e->method, "GET"))) {
+                        *ret = e;
+                        return 0;
+                }
+        }
+        return known ? -EBADRQC : -ENOENT;
+}
+
 static enum MHD_Result dispatch(request *rq, const char *url, const char *method) {
         const route *rt = NULL;
+        const http_ext_route *ert = NULL;
         const char *allow = NULL;
+        char ext_allow[32] = "";
 
         if (strncmp(url, DEVICE_PREFIX, strlen(DEVICE_PREFIX)) == 0) {
                 const char *id = url + strlen(DEVICE_PREFIX);
@@ -583,6 +650,12 @@ static enum MHD_Result dispatch(request *rq, const char *url, const char *method
                 return handle_device_delete(rq, id);
         }
         int r = route_find(url, method, &rt, &allow);
+        if (r == -ENOENT) {
+                r = ext_route_find(url, method, &ert, ext_allow, sizeof ext_allow);
+                if (r == 0)
+                        return handle_ext(rq, ert, url, method);
+                allow = ext_allow;
+        }
         if (r == -ENOENT)
                 return queue_error(rq, 404, "not_found", "no such endpoint", 0);
         if (r == -EBADRQC) {
@@ -703,6 +776,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (rq->state == REQ_ASYNC_DONE) {
                 atomic_thread_fence(memory_order_acquire);
                 rq->state = REQ_BODY;
+                if (rq->ext) /* no reply: its job never ran (no worker free) */
+                        return rq->reply.status ? queue_reply(rq) : queue_status(rq, &rq->st);
                 return answer_tokens(rq, rq->code, &rq->st, &rq->tokens);
         }
         if (rq->state == REQ_ASYNC_PENDING)
@@ -744,6 +819,7 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **req
         erase_and_free_buf(rq->body, rq->cap);
         json_decref(rq->job_json);
         td_tokens_done(&rq->tokens);
+        http_ext_done(&rq->ext_rq, &rq->reply);
         free(rq);
         *req_cls = NULL;
 }

@@ -224,6 +224,20 @@ typedef struct td_unlock_result {
  * TD_FORBIDDEN (not an admin), TD_NOT_FOUND (no such user and nothing
  * counted under that name). */
 td_code td_unlock(tokend *t, const td_caller *c, const char *user, td_unlock_result *ret, td_status *st);
+/* RFC 7662 introspection of an access token for a resource server: root or
+ * an admin caller on the socket, a caller with a verified client
+ * certificate (c->subject) over TCP; anyone else TD_FORBIDDEN. *ret is {"active":false} for
+ * any token that does not pass td_verify's checks (never why), else
+ * {"active":true, sub, username, uid, client_id, scope, aud, iss, exp, iat,
+ * jti, token_type[, nbf, cnf]}. TD_INVALID_REQUEST (no token). */
+td_code td_introspect(tokend *t, const td_caller *c, const char *token, json_t **ret, td_status *st);
+/* RFC 7009 revocation by whoever holds the token: an access token (it has
+ * dots) → its jti is revoked; a refresh token of device client_id → the
+ * device is revoked. An unknown, invalid or already revoked token is TD_OK
+ * (nothing done). TD_INVALID_REQUEST (no token; a refresh token without
+ * client_id), TD_FORBIDDEN (client_id names another device than the
+ * access token's). */
+td_code td_revoke_token(tokend *t, const td_caller *c, const char *token, const char *client_id, td_status *st);
 
 /* The public keys as a JWKS object: this issuer's, and those the other
  * issuers sharing the store published (td_publish_keys; each checked to be

@@ -42,6 +42,15 @@ DESIGN_ENDPOINTS = {
     ("get", "/.well-known/jwks.json"),
     ("get", "/api"),
 }
+# DESIGN.md, "OAuth 2.0 endpoints": form-encoded requests, RFC 6749 §5.2 errors (OAuthError).
+OAUTH_ENDPOINTS = {
+    ("get", "/.well-known/oauth-authorization-server"),
+    ("get", "/.well-known/openid-configuration"),
+    ("post", "/oauth2/token"),
+    ("post", "/oauth2/introspect"),
+    ("post", "/oauth2/revoke"),
+}
+ENDPOINTS = DESIGN_ENDPOINTS | OAUTH_ENDPOINTS
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 # Answers that every operation with a JSON body can produce before routing.
 BODY_ERRORS = {"400", "413", "415", "500"}
@@ -95,7 +104,7 @@ def test_server_is_the_unix_socket(doc):
 
 
 def test_every_design_endpoint_and_nothing_else(doc):
-    assert {(m, p) for m, p, _ in operations(doc)} == DESIGN_ENDPOINTS
+    assert {(m, p) for m, p, _ in operations(doc)} == ENDPOINTS
 
 
 def test_every_ref_resolves(doc):
@@ -114,7 +123,7 @@ def test_every_ref_resolves(doc):
 
 def test_operation_ids_unique(doc):
     ids = [op["operationId"] for _, _, op in operations(doc)]
-    assert len(ids) == len(set(ids)) == len(DESIGN_ENDPOINTS)
+    assert len(ids) == len(set(ids)) == len(ENDPOINTS)
 
 
 def test_error_schema(doc):
@@ -126,19 +135,29 @@ def test_error_schema(doc):
 
 def test_every_operation_lists_its_errors_with_the_error_schema(doc):
     error_schema = doc["components"]["schemas"]["Error"]
+    oauth_schema = doc["components"]["schemas"]["OAuthError"]
     for method, path, op in operations(doc):
+        oauth = (method, path) in OAUTH_ENDPOINTS
         codes = set(op["responses"])
         errors = {c for c in codes if c[0] in "45"}
         assert "405" in errors and "500" in errors, f"{method} {path}: {sorted(codes)}"
         assert any(c[0] == "2" for c in codes), f"{method} {path} has no success answer"
         if "requestBody" in op:
-            assert BODY_ERRORS <= errors, f"{method} {path}: {sorted(errors)}"
-            assert set(op["requestBody"]["content"]) == {"application/json"}
+            want = {"400", "413", "500"} if oauth else BODY_ERRORS
+            assert want <= errors, f"{method} {path}: {sorted(errors)}"
+            body_type = "application/x-www-form-urlencoded" if oauth else "application/json"
+            assert set(op["requestBody"]["content"]) == {body_type}
         for code in errors:
             resp = resolve(doc, op["responses"][code])
             content = resp["content"]
             assert set(content) == {"application/json"}, f"{method} {path} {code}"
-            assert resolve(doc, content["application/json"]["schema"]) is error_schema, f"{method} {path} {code}"
+            schema = resolve(doc, content["application/json"]["schema"])
+            if not oauth or code == "405":  # 405 is answered before the endpoint runs
+                assert schema is error_schema, f"{method} {path} {code}"
+            elif code == "413":  # the form cap (OAuthError) or MaxRequestBytes (Error)
+                assert [resolve(doc, x) for x in schema["oneOf"]] == [oauth_schema, error_schema]
+            else:
+                assert schema is oauth_schema, f"{method} {path} {code}"
 
 
 def test_every_answer_says_no_store(doc):
@@ -229,7 +248,7 @@ def test_no_secret_in_a_url(doc):
     for method, path, op in operations(doc):
         for p in op.get("parameters", []):
             p = resolve(doc, p)
-            assert p["in"] in ("path", "query")
+            assert p["in"] in ("path", "query", "header")  # header: the DPoP proof of /oauth2/token
             assert p["name"] not in ("token", "refresh_token", "password", "access_token"), f"{method} {path}"
 
 
