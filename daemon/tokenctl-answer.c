@@ -67,8 +67,8 @@ int tc_answer_fail(const tc_ctx *ctx, const tc_answer *a) {
                 snprintf(how, sizeof how, "%s", a->bus_error);
         else
                 snprintf(how, sizeof how, "HTTP %ld", a->status);
-        tc_error(ctx, 0, "tokend refused: %s (%s, %s)%s%s", msg ? msg : "no explanation given", code, how,
-                 hint ? "; " : "", hint ? hint : "");
+        tc_error_as(ctx, 0, code, "tokend refused: %s (%s, %s)%s%s", msg ? msg : "no explanation given", code, how,
+                    hint ? "; " : "", hint ? hint : "");
         return a->status == 400 && streq(code, "invalid_request") ? EXIT_USAGE : EXIT_REFUSED;
 }
 

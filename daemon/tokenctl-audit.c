@@ -178,7 +178,7 @@ int verb_audit(tc_ctx *ctx, int argc, char **argv) {
                 return tc_error(ctx, EXIT_REFUSED, "out of memory");
         }
         if (ctx->json)
-                tc_print_json(a.body);
+                tc_print_json(ctx, a.body);
         else
                 print_rows(rows);
         tc_answer_done(&a);

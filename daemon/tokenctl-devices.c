@@ -97,7 +97,7 @@ static int devices_list(const tc_ctx *ctx, const dev_opts *o) {
         if (ex != EXIT_OK)
                 return ex;
         if (ctx->json) {
-                tc_print_json(a.body);
+                tc_print_json(ctx, a.body);
         } else {
                 own = own_device_id(ctx, NULL);
                 print_table(json_object_get(a.body, "devices"), own);
@@ -135,7 +135,7 @@ static int devices_revoke(const tc_ctx *ctx, const dev_opts *o, const char *id) 
         tc_answer_done(&a);
         if (ctx->json) {
                 _cleanup_(json_decrefp) json_t *j = json_pack("{s:s}", "revoked", id);
-                tc_print_json(j);
+                tc_print_json(ctx, j);
         } else
                 printf("Revoked device %s: its tokens and refresh token no longer work.\n", id);
         own = own_device_id(ctx, &dir);

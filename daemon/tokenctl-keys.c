@@ -134,7 +134,7 @@ static void print_new_key(const tc_ctx *ctx, const char *path, const char *kid, 
         if (ctx->json) {
                 _cleanup_(json_decrefp) json_t *j = json_pack("{s:s,s:s,s:s}", "file", path, "kid", kid, "alg",
                                                               jose_alg_to_string(alg));
-                tc_print_json(j);
+                tc_print_json(ctx, j);
         } else
                 printf("Generated %s key %s (kid %s).\n", jose_alg_to_string(alg), path, kid);
 }
@@ -221,7 +221,12 @@ static int keys_list(const tc_ctx *ctx, const keys_env *e) {
         }
         free(des);
         if (ctx->json) {
-                tc_print_json(arr);
+                _cleanup_(json_decrefp) json_t *j = json_pack("{s:O}", "keys", arr);
+                if (!j) {
+                        keydir_done(&kd);
+                        return tc_error(ctx, EXIT_REFUSED, "out of memory");
+                }
+                tc_print_json(ctx, j);
         } else if (n == 0)
                 printf("  (no keys in %s)\n", e->dir);
         else if (!have_active)
@@ -239,7 +244,7 @@ static int keys_jwks(const tc_ctx *ctx, const keys_env *e) {
         keydir_done(&kd);
         if (r < 0)
                 return tc_error(ctx, EXIT_REFUSED, "cannot export the public keys");
-        tc_print_json(j);
+        tc_print_json(ctx, j);
         return EXIT_OK;
 }
 

@@ -144,7 +144,7 @@ static void print_login(const tc_ctx *ctx, const tc_creds *c, int64_t exp) {
                 _cleanup_(json_decrefp) json_t *j = json_pack(
                         "{s:s,s:I,s:s,s:I,s:I}", "user", c->user, "uid", (json_int_t) c->uid, "device_id", c->device_id,
                         "expires_at", (json_int_t) exp, "refresh_expires_at", (json_int_t) c->refresh_expires_at);
-                tc_print_json(j);
+                tc_print_json(ctx, j);
                 return;
         }
         char su[1024], sd[256];
@@ -352,7 +352,12 @@ int verb_logout(tc_ctx *ctx, int argc, char **argv) {
                 ex = EXIT_REFUSED;
                 goto out;
         }
-        if (ex == EXIT_OK && tc_answer_ok(&a))
+        bool revoked_now = ex == EXIT_OK && tc_answer_ok(&a);
+        if (ctx->json) {
+                _cleanup_(json_decrefp) json_t *j = json_pack("{s:s,s:b}", "device_id", c.device_id,
+                                                              "already_revoked", !revoked_now);
+                tc_print_json(ctx, j);
+        } else if (revoked_now)
                 printf("Logged out: device %s is revoked and the local credentials are deleted.\n", c.device_id);
         else
                 printf("tokend no longer accepts device %s; deleted the local credentials.\n", c.device_id);
@@ -375,7 +380,9 @@ static json_t *cached_tokens_json(const json_t *cache, const char *device_id) {
                 if (!json_is_object(v) || !streq_ptr(td_json_object_get_str(v, "device_id"), device_id) ||
                     td_json_object_get_int_range(v, "expires_at", 0, INT64_MAX / 2, &exp) < 0)
                         continue;
-                json_array_append_new(arr, json_pack("{s:s,s:I}", "audience", k, "expires_at", (json_int_t) exp));
+                /* the default audience is null, as in tokenctl token --json */
+                json_array_append_new(arr, json_pack("{s:s?,s:I}", "audience", streq(k, TC_DEFAULT_AUDIENCE_KEY) ?
+                                                     NULL : k, "expires_at", (json_int_t) exp));
         }
         return arr;
 }
@@ -498,7 +505,7 @@ int verb_status(tc_ctx *ctx, int argc, char **argv) {
                                                     ds.revoked_at ? json_integer(ds.revoked_at) : json_null());
                         }
                 }
-                tc_print_json(out);
+                tc_print_json(ctx, out);
         } else
                 print_status_text(ctx, logged_in ? &c : NULL, toks, reachable, dir, &ds);
         tc_creds_done(&c);

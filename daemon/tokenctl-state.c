@@ -75,7 +75,7 @@ int tc_state_dir(const tc_ctx *ctx, bool create, char **ret) {
         if (stat(dir, &st) < 0) {
                 r = -errno;
                 if (r == -ENOENT)
-                        return tc_error(ctx, r, "not logged in (no %s): run tokenctl login", dir);
+                        return tc_error_as(ctx, r, "not_logged_in", "not logged in (no %s): run tokenctl login", dir);
                 return tc_error(ctx, r, "cannot use %s: %s", dir, strerror(-r));
         }
         if (!S_ISDIR(st.st_mode))
@@ -246,7 +246,8 @@ int tc_creds_load(const tc_ctx *ctx, const char *dir, tc_creds *ret) {
 
         r = read_json(ctx, dir, TC_CREDENTIALS_FILE, &j);
         if (r == -ENOENT)
-                return tc_error(ctx, r, "not logged in (no %s/%s): run tokenctl login", dir, TC_CREDENTIALS_FILE);
+                return tc_error_as(ctx, r, "not_logged_in", "not logged in (no %s/%s): run tokenctl login", dir,
+                                   TC_CREDENTIALS_FILE);
         if (r < 0)
                 return r;
         if ((r = dup_member(j, "user", true, &c.user)) < 0 || (r = dup_member(j, "device_id", true, &c.device_id)) < 0 ||

@@ -117,7 +117,7 @@ int tc_apply_answer(const tc_ctx *ctx, const char *dir, tc_creds *c, const char 
                 return tc_error(ctx, EXIT_REFUSED, "the refresh token was rotated but cannot be saved; this "
                                 "device must log in again (tokenctl login) once the problem is fixed");
         if (cache && cache_store(ctx, dir, c->device_id, aud_key(audience), at, now + exp_in, now) < 0)
-                tc_error(ctx, 0, "cannot cache the access token, ignoring");
+                tc_warn(ctx, "cannot cache the access token, ignoring");
         if (ret_token && !(*ret_token = strdup(at)))
                 return tc_error(ctx, EXIT_REFUSED, "out of memory");
         if (ret_exp)
@@ -159,7 +159,7 @@ static int apply_default_audience_answer(const tc_ctx *ctx, const char *dir, tc_
                                 "DefaultAudience, which lacks %s: for a %s token drop --bus (the socket can ask "
                                 "for any allowed audience)", tc_transport_of(ctx)->name, audience, audience);
         if (cache_store(ctx, dir, c->device_id, audience, tok, exp, time(NULL)) < 0)
-                tc_error(ctx, 0, "cannot cache the access token, ignoring");
+                tc_warn(ctx, "cannot cache the access token, ignoring");
         if (ret_exp)
                 *ret_exp = exp;
         if (ret_token)
@@ -217,7 +217,7 @@ static void cache_drop(const tc_ctx *ctx, const char *dir, int *lock) {
         if (*lock < 0)
                 *lock = tc_state_lock(ctx, dir);
         if (*lock < 0 || !empty || tc_tokens_save(ctx, dir, empty) < 0)
-                tc_error(ctx, 0, "cannot clear the cached access tokens, ignoring");
+                tc_warn(ctx, "cannot clear the cached access tokens, ignoring");
 }
 
 /* May the cached token tok of c's device be handed out? Not when the
@@ -352,7 +352,7 @@ static int print_token(const tc_ctx *ctx, const char *audience, const char *tok,
                                                       "expires_at", (json_int_t) exp);
         if (!j)
                 return tc_error(ctx, EXIT_REFUSED, "out of memory");
-        tc_print_json(j);
+        tc_print_json(ctx, j);
         return EXIT_OK;
 }
 
@@ -447,6 +447,7 @@ static void explain_host_key_question(const tc_ctx *ctx, const char *prompt) {
 
 static int askpass_answer(const tc_ctx *ctx, const char *audience, const char *prompt) {
         _cleanup_(freep) char *tok = NULL;
+        int64_t exp = 0;
         int ex;
 
         if (!prompt_is_pam_jwt(prompt)) {
@@ -462,10 +463,9 @@ static int askpass_answer(const tc_ctx *ctx, const char *audience, const char *p
         }
         if (!tokend_audience_name_valid(audience))
                 return tc_error(ctx, EXIT_USAGE, "TOKENCTL_AUDIENCE='%s' is not an audience name", audience);
-        if ((ex = tc_access_token(ctx, audience, false, 0, &tok, NULL)) != EXIT_OK)
+        if ((ex = tc_access_token(ctx, audience, false, 0, &tok, &exp)) != EXIT_OK)
                 return ex;
-        printf("%s\n", tok);
-        return EXIT_OK;
+        return print_token(ctx, audience, tok, exp);
 }
 
 int verb_askpass(tc_ctx *ctx, int argc, char **argv) {

@@ -37,7 +37,7 @@ int verb_unlock(tc_ctx *ctx, int argc, char **argv) {
                 failures = 0;
         bool was_locked = json_is_true(json_object_get(a.body, "was_locked"));
         if (ctx->json)
-                tc_print_json(a.body);
+                tc_print_json(ctx, a.body);
         else if (was_locked)
                 printf("Unlocked %s: %lld failed attempt%s forgotten; %s may log in again now.\n",
                        tc_safe(user, safe, sizeof safe), (long long) failures, failures == 1 ? "" : "s",

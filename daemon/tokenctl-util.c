@@ -29,24 +29,59 @@ const char *tc_safe(const char *s, char *buf, size_t size) {
         return buf;
 }
 
-static _printf_(2, 0) void vmessage(const tc_ctx *ctx, const char *fmt, va_list ap) {
-        char msg[4096];
-        vformat_safe(msg, sizeof msg, fmt, ap); /* keeps errno for %m */
+/* "tokenctl VERB: msg" on stderr; with error_code non-NULL ("" = none
+ * known) msg is also kept as the error --json reports. */
+static void emit(const tc_ctx *ctx, const char *error_code, const char *msg) {
         fprintf(stderr, "tokenctl%s%s: %s\n", ctx && ctx->verb ? " " : "", ctx && ctx->verb ? ctx->verb : "", msg);
+        if (!error_code || !ctx || !ctx->out)
+                return;
+        snprintf(ctx->out->code, sizeof ctx->out->code, "%s", error_code);
+        snprintf(ctx->out->message, sizeof ctx->out->message, "%s", msg);
+}
+
+static _printf_(3, 0) void vmessage(const tc_ctx *ctx, const char *error_code, const char *fmt, va_list ap) {
+        char msg[TC_ERROR_MESSAGE_MAX];
+        vformat_safe(msg, sizeof msg, fmt, ap); /* keeps errno for %m */
+        emit(ctx, error_code, msg);
 }
 
 int tc_error(const tc_ctx *ctx, int code, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
-        vmessage(ctx, fmt, ap);
+        vmessage(ctx, "", fmt, ap);
         va_end(ap);
         return code;
+}
+
+int tc_error_as(const tc_ctx *ctx, int code, const char *error_code, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vmessage(ctx, error_code, fmt, ap);
+        va_end(ap);
+        return code;
+}
+
+void tc_warn(const tc_ctx *ctx, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vmessage(ctx, NULL, fmt, ap);
+        va_end(ap);
+}
+
+void tc_json_finish(const tc_ctx *ctx, int status) {
+        if (!ctx->json || !ctx->out || ctx->out->printed || status == EXIT_OK)
+                return;
+        const char *code = ctx->out->code[0] ? ctx->out->code : status == EXIT_USAGE ? "usage" :
+                           status == EXIT_UNREACHABLE ? "unreachable" : "failed";
+        _cleanup_(json_decrefp) json_t *j = json_pack("{s:s,s:s}", "error", code, "message",
+                                                      ctx->out->message[0] ? ctx->out->message : "failed");
+        tc_print_json(ctx, j);
 }
 
 int tc_usage_error(const tc_ctx *ctx, const char *usage, const char *fmt, ...) {
         va_list ap;
         const char *u = usage, *nl;
-        char msg[4096];
+        char msg[TC_ERROR_MESSAGE_MAX / 2], line[TC_ERROR_MESSAGE_MAX];
 
         if (strncmp(u, "Usage: ", 7) == 0)
                 u += 7;
@@ -54,8 +89,9 @@ int tc_usage_error(const tc_ctx *ctx, const char *usage, const char *fmt, ...) {
         va_start(ap, fmt);
         vformat_safe(msg, sizeof msg, fmt, ap);
         va_end(ap);
-        fprintf(stderr, "tokenctl%s%s: %s; usage: %.*s\n", ctx->verb ? " " : "", ctx->verb ? ctx->verb : "", msg,
-                nl ? (int) (nl - u) : (int) strlen(u), u);
+        int ulen = nl ? (int) (nl - u) : (int) strlen(u);
+        snprintf(line, sizeof line, "%s; usage: %.*s", msg, ulen < 1024 ? ulen : 1024, u);
+        emit(ctx, "usage", line);
         return EXIT_USAGE;
 }
 
@@ -121,11 +157,15 @@ int tc_parse_options(tc_ctx *ctx, int argc, char **argv, const struct option *op
         return optind;
 }
 
-void tc_print_json(const json_t *j) {
+void tc_print_json(const tc_ctx *ctx, const json_t *j) {
+        if (!j || (ctx->out && ctx->out->printed))
+                return;
         /* ASCII only: a C1 control or bidi override in a device name
          * arrives as a \u escape, never as itself. */
-        if (j && json_dumpf(j, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII) == 0)
+        if (json_dumpf(j, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII) == 0)
                 putchar('\n');
+        if (ctx->out)
+                ctx->out->printed = true;
 }
 
 char *tc_path_join(const char *a, const char *b) {

@@ -25,12 +25,23 @@ enum {
         EXIT_UNREACHABLE = 3, /* tokend cannot be reached */
 };
 
+/* What a run under --json has put on stdout, or will (tokenctl(1) "JSON
+ * OUTPUT"): exactly one object, the answer or {"error","message"}. */
+#define TC_ERROR_CODE_MAX 48U
+#define TC_ERROR_MESSAGE_MAX 4096U
+typedef struct tc_json_out {
+        bool printed;                         /* an object is on stdout already */
+        char code[TC_ERROR_CODE_MAX];         /* the error to report ("": from the exit status) */
+        char message[TC_ERROR_MESSAGE_MAX];   /* its text, as on stderr ("": none recorded) */
+} tc_json_out;
+
 typedef struct tc_ctx {
         const char *socket;   /* --socket, $TOKEND_SOCKET, or the default */
         bool socket_given;    /* --socket was on the command line */
         const char *bus;      /* --bus: "system", "session" or a D-Bus address; NULL: the socket */
         bool json;            /* --json: machine-readable output */
         const char *verb;     /* "token", "devices revoke", … for messages */
+        tc_json_out *out;     /* main()'s; may be NULL (nothing recorded) */
 } tc_ctx;
 
 /* One verb: argc/argv start at the verb name (argv[0]). */
@@ -65,8 +76,21 @@ int tc_parse_options(tc_ctx *ctx, int argc, char **argv, const struct option *op
 /* "tokenctl VERB: usage: …" (first line of usage) on stderr; returns EXIT_USAGE. */
 int tc_usage_error(const tc_ctx *ctx, const char *usage, const char *fmt, ...) _printf_(3, 4);
 
-/* Error message "tokenctl VERB: …" on stderr. Returns code. */
+/* Error message "tokenctl VERB: …" on stderr. Returns code. The latest
+ * message is also what --json reports if the run fails (tc_json_finish). */
 int tc_error(const tc_ctx *ctx, int code, const char *fmt, ...) _printf_(3, 4);
+
+/* tc_error that also names the --json error code (error_code: "not_logged_in",
+ * tokend's "forbidden", …; tokenctl(1) lists them). Returns code. */
+int tc_error_as(const tc_ctx *ctx, int code, const char *error_code, const char *fmt, ...) _printf_(4, 5);
+
+/* A warning "tokenctl VERB: …, ignoring" on stderr: never the error --json reports. */
+void tc_warn(const tc_ctx *ctx, const char *fmt, ...) _printf_(2, 3);
+
+/* The end of a run: under --json, when it failed (status ≠ EXIT_OK) and
+ * put no object on stdout, print {"error": code, "message": text} there:
+ * the recorded code, else one from status (usage, unreachable, failed). */
+void tc_json_finish(const tc_ctx *ctx, int status);
 
 /* Format a unix time as "YYYY-MM-DD HH:MM:SS TZ (in 14min 59s)" /
  * "(… ago)" into buf. Returns buf. */
@@ -79,8 +103,8 @@ char *tc_format_time(long long t, char *buf, size_t size);
 const char *tc_safe(const char *s, char *buf, size_t size);
 
 /* Print j indented, with a newline, on stdout (NULL: nothing); non-ASCII
- * characters as \u escapes. */
-void tc_print_json(const json_t *j);
+ * characters as \u escapes. The run's one object: a second is not printed. */
+void tc_print_json(const tc_ctx *ctx, const json_t *j);
 
 /* "a/b", malloc'ed; NULL on allocation failure. */
 char *tc_path_join(const char *a, const char *b);

@@ -132,7 +132,7 @@ static void print_claims_line(const char *sub, const json_t *aud, int64_t exp, c
 static int invalid(const tc_ctx *ctx, const char *code, const char *why) {
         if (ctx->json) {
                 _cleanup_(json_decrefp) json_t *j = json_pack("{s:b,s:s,s:s}", "active", 0, "error", code, "message", why);
-                tc_print_json(j);
+                tc_print_json(ctx, j);
         } else {
                 char b[1024];
                 printf("INVALID: %s\n", tc_safe(why, b, sizeof b));
@@ -177,7 +177,7 @@ static int verify_offline(const tc_ctx *ctx, const verify_opts *o, const char *t
                         _cleanup_(json_decrefp) json_t *j = json_pack("{s:b,s:s,s:O,s:O?}", "signature_valid", 1, "kid",
                                                                       jose_key_kid(res.key), "header", res.header,
                                                                       "payload", res.payload);
-                        tc_print_json(j);
+                        tc_print_json(ctx, j);
                 } else
                         printf("VALID SIGNATURE by key %s (%s); claims were not checked.\n",
                                tc_safe(jose_key_kid(res.key), kid, sizeof kid),
@@ -204,7 +204,7 @@ static int verify_offline(const tc_ctx *ctx, const verify_opts *o, const char *t
                         "{s:b,s:b,s:s,s:I,s:O,s:I,s:I,s:s,s:s,s:s}", "active", 1, "offline", 1, "sub", cl.sub, "uid",
                         (json_int_t) cl.uid, "aud", aud, "exp", (json_int_t) cl.exp, "iat", (json_int_t) cl.iat,
                         "client_id", cl.client_id, "jti", cl.jti, "kid", cl.kid);
-                tc_print_json(j);
+                tc_print_json(ctx, j);
         } else {
                 print_claims_line(cl.sub, aud, cl.exp, cl.client_id);
                 fprintf(stderr, "Note: checked offline; a revoked device or token is only known to tokend.\n");
@@ -225,7 +225,7 @@ static int verify_online(const tc_ctx *ctx, const verify_opts *o, const char *to
                 if (td_json_object_get_int_range(a.body, "exp", 0, INT64_MAX / 2, &exp) < 0)
                         exp = 0;
                 if (ctx->json) {
-                        tc_print_json(a.body);
+                        tc_print_json(ctx, a.body);
                 } else
                         print_claims_line(td_json_object_get_str(a.body, "sub"), json_object_get(a.body, "aud"), exp,
                                           td_json_object_get_str(a.body, "client_id"));
@@ -300,7 +300,7 @@ int verb_inspect(tc_ctx *ctx, int argc, char **argv) {
         if (ctx->json) {
                 _cleanup_(json_decrefp) json_t *j = json_pack("{s:b,s:O,s:O?}", "verified", 0, "header", hdr, "claims",
                                                               claims);
-                tc_print_json(j);
+                tc_print_json(ctx, j);
                 return EXIT_OK;
         }
         printf("UNVERIFIED: decoded only; the signature and claims were NOT checked (use tokenctl verify).\n");

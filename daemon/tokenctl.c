@@ -108,9 +108,19 @@ static int run(tc_ctx *ctx, int argc, char **argv) {
         return tc_usage_error(ctx, usage_main, "unknown command '%s'", verb);
 }
 
+/* --json anywhere on the command line (before "--") counts from the start,
+ * so that even an error in the options before it is answered in JSON. */
+static bool wants_json(int argc, char **argv) {
+        for (int i = 1; i < argc && !streq(argv[i], "--"); i++)
+                if (streq(argv[i], "--json"))
+                        return true;
+        return false;
+}
+
 int main(int argc, char **argv) {
         const char *env = getenv("TOKEND_SOCKET");
-        tc_ctx ctx = { .socket = env && *env ? env : TOKENCTL_DEFAULT_SOCKET };
+        tc_json_out out = { 0 };
+        tc_ctx ctx = { .socket = env && *env ? env : TOKENCTL_DEFAULT_SOCKET, .out = &out };
         const char *base = argv[0] ? strrchr(argv[0], '/') : NULL;
         int r;
 
@@ -123,8 +133,11 @@ int main(int argc, char **argv) {
         if (streq(base, "tokenctl-askpass")) {
                 ctx.verb = "askpass";
                 r = askpass_main(&ctx, argc, argv);
-        } else
+        } else {
+                ctx.json = wants_json(argc, argv);
                 r = run(&ctx, argc, argv);
+                tc_json_finish(&ctx, r);
+        }
         curl_global_cleanup();
         if (fflush(stdout) != 0 || ferror(stdout)) {
                 fprintf(stderr, "tokenctl: cannot write the output: %m\n");

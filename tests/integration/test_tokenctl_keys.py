@@ -37,7 +37,7 @@ def test_generate_list_jwks(base, ctl):
     rows = ctl.ok("keys", "list", "--dir", d).stdout.splitlines()
     assert rows[1].startswith("* ") and k1["kid"] in rows[1]
     k2 = ctl.json("keys", "generate", "--alg", "ES256", "--dir", d)
-    lst = ctl.json("keys", "list", "--dir", d)
+    lst = ctl.json("keys", "list", "--dir", d)["keys"]
     assert {(k["kid"], k["alg"], k["active"]) for k in lst} == {(k1["kid"], "EdDSA", False),
                                                                  (k2["kid"], "ES256", True)}
     jwks = json.loads(ctl.ok("keys", "jwks", "--dir", d).stdout)
@@ -139,7 +139,7 @@ def test_rotate_on_running_tokend(base):
         old_kid = header(old)["kid"]
         p = c.ok("keys", "rotate", "--dir", d.keys_dir)
         assert "AccessTokenLifetime" in p.stdout and "keep verifying" in p.stdout
-        new_kid = [k["kid"] for k in c.json("keys", "list", "--dir", d.keys_dir) if k["active"]][0]
+        new_kid = [k["kid"] for k in c.json("keys", "list", "--dir", d.keys_dir)["keys"] if k["active"]][0]
         assert new_kid != old_kid
         assert "reloaded" in d.reload()
         assert len(d.api.jwks().json["keys"]) == 2
@@ -297,6 +297,6 @@ def test_root_rotation_for_an_unprivileged_tokend(base, ctl, system_user):  # no
         assert d.api.verify(old).status == 200 and d.api.verify(tok).status == 200
         d.restart()                                                      # and it starts with it
         assert header(d.api.issue_token().json["access_token"])["kid"] == new["kid"]
-        assert [k["kid"] for k in ctl.json("keys", "list", "--dir", d.keys_dir) if k["active"]] == [new["kid"]]
+        assert [k["kid"] for k in ctl.json("keys", "list", "--dir", d.keys_dir)["keys"] if k["active"]] == [new["kid"]]
     finally:
         d.close()
