@@ -110,17 +110,6 @@ static int open_socket(const char *path, mode_t mode, bool *ret_owned) {
         return fd;
 }
 
-http_limits tokend_http_limits(const tokend_config *c) {
-        return (http_limits) {
-                .max_request_bytes = c->max_request_bytes,
-                .timeout = (unsigned) c->request_timeout,
-                .max_connections = c->max_connections,
-                .max_connections_per_user = c->max_connections_per_user,
-                .reserved_root_connections = c->reserved_root_connections,
-                .enable_docs = c->enable_docs,
-        };
-}
-
 static void socket_stop(tokend *t _unused_, void *state, unsigned grace) {
         socket_frontend *s = state;
         if (!s)

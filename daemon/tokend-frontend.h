@@ -33,8 +33,5 @@ struct tokend_frontend_ops {
         void (*reload)(tokend *t, void *state);
 };
 
-/* The [Limits] of c as the HTTP front ends (socket, network) apply them. */
-http_limits tokend_http_limits(const tokend_config *c);
-
 extern const tokend_frontend_ops *const tokend_frontends[];
 extern const size_t tokend_n_frontends;

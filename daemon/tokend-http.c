@@ -938,3 +938,14 @@ void http_server_stop(http_server *s, unsigned grace) {
         }
         http_server_free(s);
 }
+
+http_limits tokend_http_limits(const tokend_config *c) {
+        return (http_limits) {
+                .max_request_bytes = c->max_request_bytes,
+                .timeout = (unsigned) c->request_timeout,
+                .max_connections = c->max_connections,
+                .max_connections_per_user = c->max_connections_per_user,
+                .reserved_root_connections = c->reserved_root_connections,
+                .enable_docs = c->enable_docs,
+        };
+}

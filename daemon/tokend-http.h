@@ -5,6 +5,7 @@
  * statuses in one place (http_status_of()). */
 #pragma once
 
+#include "tokend-config.h"
 #include "tokend-service.h"
 #include "tokend-workers.h"
 
@@ -23,6 +24,10 @@ typedef struct http_limits {
          * HTTP. trust (may be NULL): CA certificates for client certificates. */
         const char *tls_cert, *tls_key, *tls_trust;
 } http_limits;
+
+/* The [Limits] of c as the HTTP front ends (socket, network) apply them;
+ * no TLS. */
+http_limits tokend_http_limits(const tokend_config *c);
 
 /* Serve on the listening socket fd (ownership stays with the caller): an
  * AF_UNIX socket, or a TCP one of the [Network] listener, where a caller
