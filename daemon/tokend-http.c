@@ -18,6 +18,8 @@
 #include "tokend-http.h"
 #include "tokend-http-ext.h"
 #include "tokend-log.h"
+#include "tokend-longpoll.h"
+#include "tokend.h"
 #include "tokend-openapi.h"
 
 #define JSON_BODY_MAX_DEPTH 8U
@@ -54,6 +56,8 @@ typedef enum req_state {
         REQ_BODY,
         REQ_ASYNC_PENDING,
         REQ_ASYNC_DONE,
+        REQ_FEED_WAIT,  /* suspended in the long poll of the revocation feed */
+        REQ_FEED_READY, /* woken: answer with the feed as it is now */
 } req_state;
 
 /* Per-request state, freed (body wiped) in request_completed(). */
@@ -77,6 +81,7 @@ typedef struct request {
         const http_ext_route *ext;
         http_ext_req ext_rq;
         http_reply reply;
+        int64_t feed_after;
 } request;
 
 unsigned http_status_of(td_code c) {
@@ -568,6 +573,72 @@ static enum MHD_Result handle_ext(request *rq, const http_ext_route *e, const ch
                          NULL);
 }
 
+/* ---- the revocation feed: GET /api/revocations?after=SEQ&wait=SECONDS */
+
+/* A query argument as a plain decimal in 0..max (absent: 0). -1: not one. */
+static int64_t arg_decimal(struct MHD_Connection *conn, const char *name, int64_t max) {
+        const char *v = NULL;
+        size_t len = 0;
+        if (MHD_lookup_connection_value_n(conn, MHD_GET_ARGUMENT_KIND, name, strlen(name), &v, &len) != MHD_YES)
+                return 0;
+        size_t n = strspn(v, "0123456789");
+        if (n == 0 || n > 18 || n != len || (v[0] == '0' && n > 1)) /* n != len: an encoded NUL */
+                return -1;
+        int64_t x = (int64_t) strtoll(v, NULL, 10);
+        return x <= max ? x : -1;
+}
+
+static enum MHD_Result answer_feed(request *rq, char *jws) {
+        return queue_body(rq->conn, 200, "application/jwt", jws, false, NULL, NULL);
+}
+
+/* From the long poll's thread (under its lock): answer now. */
+static void feed_wake(void *data) {
+        request *rq = data;
+        atomic_thread_fence(memory_order_release);
+        rq->state = REQ_FEED_READY;
+        MHD_resume_connection(rq->conn);
+}
+
+static enum MHD_Result feed_now(request *rq) {
+        td_status st = { 0 };
+        char *jws = NULL;
+        int64_t seq;
+        if (td_revocations(rq->srv->t, rq->feed_after, &jws, &seq, &st) != TD_OK)
+                return queue_status(rq, &st);
+        return answer_feed(rq, jws);
+}
+
+static enum MHD_Result handle_revocations(request *rq) {
+        td_status st = { 0 };
+        char *jws = NULL;
+        int64_t seq, after = arg_decimal(rq->conn, "after", INT64_MAX - 1),
+                     wait = arg_decimal(rq->conn, "wait", LONGPOLL_WAIT_MAX);
+        longpoll *lp = rq->srv->t->longpoll;
+
+        if (after < 0 || wait < 0)
+                return queue_error(rq, 400, "invalid_request",
+                                   "after must be a sequence number and wait 0..60 seconds (plain decimals)", 0);
+        rq->feed_after = after;
+        if (td_revocations(rq->srv->t, after, &jws, &seq, &st) != TD_OK)
+                return queue_status(rq, &st);
+        if (wait == 0 || seq != after || !lp)
+                return answer_feed(rq, jws);
+        free(jws);
+        /* Nothing new: wait for a revocation or the deadline, then answer
+         * with the feed as it is then. */
+        rq->state = REQ_FEED_WAIT;
+        MHD_suspend_connection(rq->conn);
+        int r = longpoll_wait(lp, rq->srv, after, td_monotonic_usec() + wait * 1000000, feed_wake, rq);
+        if (r < 0) {
+                rq->state = REQ_BODY;
+                MHD_resume_connection(rq->conn);
+                return queue_error(rq, 503, "unavailable", "too many feed requests are waiting, try again", 5);
+        }
+        log_debug("feed request of uid=%u waits after seq %lld", (unsigned) rq->caller.uid, (long long) after);
+        return MHD_YES;
+}
+
 static enum MHD_Result handle_docs(request *rq) {
         if (!rq->srv->lim.enable_docs)
                 return queue_error(rq, 404, "not_found", "the API document is disabled ([API] EnableDocs=no)", 0);
@@ -595,6 +666,7 @@ static const route routes[] = {
         { "/api/audit", "GET", handle_audit_list },
         { "/api/unlock", "POST", handle_unlock },
         { "/.well-known/jwks.json", "GET", handle_jwks },
+        { "/api/revocations", "GET", handle_revocations },
         { "/api", "GET", handle_docs },
 };
 
@@ -780,7 +852,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                         return rq->reply.status ? queue_reply(rq) : queue_status(rq, &rq->st);
                 return answer_tokens(rq, rq->code, &rq->st, &rq->tokens);
         }
-        if (rq->state == REQ_ASYNC_PENDING)
+        if (rq->state == REQ_FEED_READY) {
+                atomic_thread_fence(memory_order_acquire);
+                rq->state = REQ_BODY;
+                return feed_now(rq);
+        }
+        if (rq->state == REQ_ASYNC_PENDING || rq->state == REQ_FEED_WAIT)
                 return MHD_YES;
 
         if (*upload_data_size > 0) {
@@ -810,7 +887,7 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **req
         conn_deadline_arm(slot_of(conn)); /* a kept-alive connection's next request */
         if (!rq)
                 return;
-        if (rq->state == REQ_ASYNC_PENDING) {
+        if (rq->state == REQ_ASYNC_PENDING || rq->state == REQ_FEED_WAIT) {
                 /* Cannot happen: a suspended connection is not completed.
                  * Leak rather than free memory a worker still uses. */
                 log_error("request completed while its login job runs; leaking it");
@@ -923,6 +1000,7 @@ int http_server_start(tokend *t, workers *login_workers, int fd, const http_limi
 void http_server_stop(http_server *s, unsigned grace) {
         if (!s)
                 return;
+        longpoll_release(s->t->longpoll, s); /* waiting feed requests are answered now */
         /* Held-back answers go out first: MHD must not stop with suspended connections. */
         pthread_mutex_lock(&s->delay_lock);
         s->delay_stop = true;

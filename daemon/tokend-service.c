@@ -114,6 +114,7 @@ void td_device_revoked(tokend *t, const char *user, const char *device_id) {
         log_notice("device %s of %s revoked", device_id, user);
         if (t->on_device_revoked)
                 t->on_device_revoked(t->on_device_revoked_userdata, user, device_id);
+        longpoll_notify(t->longpoll); /* the feed's waiting requests */
 }
 
 td_code td_revoke_device(tokend *t, const char *user, const char *device_id, const char *reason,
@@ -804,6 +805,7 @@ td_code td_logout(tokend *t, const td_caller *c, const char *access_token, td_st
         store_audit a = { .time = td_now(), .event = "logout", .user = cl.sub, .device_id = cl.client_id,
                           .caller_uid = c->uid, .caller_pid = c->pid };
         r = store_jti_revoke(t->store, cl.jti, cl.exp);
+        longpoll_notify(t->longpoll);
         if (r < 0)
                 tc = td_store_fail(st, r, "revoking the token");
         else

@@ -17,6 +17,7 @@ typedef struct store_rotate_req {
         const char *device_id;
         const uint8_t *presented, *new_hash; /* new_hash NULL: check only */
         int64_t now, new_expires, reuse_grace;
+        int64_t feed_until;   /* the log entry's until if this revokes the device (reuse) */
         const store_audit *a; /* may be NULL */
 } store_rotate_req;
 
@@ -43,10 +44,12 @@ typedef struct store_ops {
         int (*device_get)(store_backend *b, const char *id, store_device *ret);
         int (*devices_list)(store_backend *b, const char *user, int64_t created, const char *id, size_t limit,
                             store_device **ret, size_t *ret_n, bool *ret_more);
+        /* Revoking also appends the log entry (device, when, feed_until). */
         int (*device_revoke)(store_backend *b, const char *id, const char *reason, int64_t when,
-                             const store_audit *a);
+                             int64_t feed_until, const store_audit *a);
         int (*device_touch)(store_backend *b, const char *id, int64_t now);
-        int (*jti_revoke)(store_backend *b, const char *jti, int64_t expires);
+        /* Also appends the log entry (jti, now, expires). */
+        int (*jti_revoke)(store_backend *b, const char *jti, int64_t now, int64_t expires);
         int (*jti_is_revoked)(store_backend *b, const char *jti);
         int (*proof_jti_use)(store_backend *b, const char *jti, int64_t expires);
         int (*audit_add)(store_backend *b, const store_audit *a);
@@ -56,6 +59,9 @@ typedef struct store_ops {
         int (*prune)(store_backend *b, int64_t now);
         int (*key_publish)(store_backend *b, const char *kid, const char *jwk, int64_t now, int64_t retire_after);
         int (*keys_list)(store_backend *b, int64_t now, store_published_key **ret, size_t *ret_n);
+        /* The revocation log (tokend-store.h): seq order is commit order. */
+        int (*revocations_list)(store_backend *b, int64_t after, int64_t valid_at, size_t limit,
+                                store_revocation **ret, size_t *ret_n, int64_t *ret_seq);
 } store_ops;
 
 extern const store_ops store_sqlite_ops;
@@ -94,6 +100,7 @@ typedef enum store_prune_kind {
         PRUNE_DEAD_DEVICES,     /* devices unused since the bound and without tokens */
         PRUNE_AUDIT,            /* audit rows older than the bound */
         PRUNE_KEYS,             /* published keys retired before the bound */
+        PRUNE_REVOCATIONS,      /* revocation log entries whose until is before the bound */
         _PRUNE_MAX,
 } store_prune_kind;
 

@@ -55,6 +55,25 @@ static const char *const pg_migrations[] = {
         /* 2: public keys published for the union JWKS of the issuers. */
         "CREATE TABLE published_keys (kid text COLLATE \"C\" PRIMARY KEY, jwk text NOT NULL,"
         "  published bigint NOT NULL, retire_after bigint NOT NULL);",
+        /* 3: the revocation log of the feed (tokend-store.h). seq comes from
+         * the one-row counter revocation_seq, updated inside the revoking
+         * transaction: its row lock, held to COMMIT, makes seq order commit
+         * order (a SEQUENCE would not: two transactions take 10 and 11, 11
+         * commits first, a reader reports 11 and 10 is skipped for good).
+         * What was revoked before is carried over (devices for a week, as
+         * on SQLite). */
+        "CREATE TABLE revocation_seq (one boolean PRIMARY KEY DEFAULT true CHECK (one), seq bigint NOT NULL);"
+        "CREATE TABLE revocations ("
+        "  seq bigint PRIMARY KEY,"
+        "  kind smallint NOT NULL CHECK (kind IN (1, 2)),"
+        "  id text COLLATE \"C\" NOT NULL,"
+        "  at bigint NOT NULL,"
+        "  until bigint NOT NULL);"
+        "CREATE INDEX revocations_until ON revocations(until);"
+        "INSERT INTO revocations (seq, kind, id, at, until) SELECT row_number() OVER (ORDER BY at, kind, id), "
+        "  kind, id, at, until FROM (SELECT 1 AS kind, id, revoked AS at, revoked + 604800 AS until FROM devices "
+        "  WHERE revoked IS NOT NULL UNION ALL SELECT 2, jti, expires, expires FROM revoked_tokens) AS r;"
+        "INSERT INTO revocation_seq (seq) SELECT coalesce(max(seq), 0) FROM revocations;",
 };
 
 /* ------------------------------------------------------------ statements */
@@ -93,6 +112,9 @@ typedef enum pg_stmt_id {
         P_PRUNE_KEYS,
         P_KEY_PUBLISH,
         P_KEYS_LIST,
+        P_PRUNE_REVOCATIONS,
+        P_REVOCATION_INSERT,
+        P_REVOCATIONS_AFTER,
         _P_MAX,
 } pg_stmt_id;
 
@@ -143,8 +165,9 @@ static const char *const pg_stmt_sql[_P_MAX] = {
         [P_AUDIT_ALL] = "SELECT " PG_AUDIT_COLUMNS " FROM audit WHERE id < $1 ORDER BY id DESC LIMIT $2",
         [P_AUDIT_USER] = "SELECT " PG_AUDIT_COLUMNS " FROM audit WHERE \"user\" = $1 AND id < $2 "
                          "ORDER BY id DESC LIMIT $3",
+        /* No row changed when it was revoked until as late already (no log entry then). */
         [P_JTI_REVOKE] = "INSERT INTO revoked_tokens (jti, expires) VALUES ($1, $2) ON CONFLICT (jti) DO UPDATE "
-                         "SET expires = greatest(revoked_tokens.expires, excluded.expires)",
+                         "SET expires = excluded.expires WHERE revoked_tokens.expires < excluded.expires",
         [P_JTI_GET] = "SELECT 1 FROM revoked_tokens WHERE jti = $1",
         [P_PROOF_INSERT] = "INSERT INTO proof_jtis (jti, expires) VALUES ($1, $2)",
         [P_PRUNE_CHAINS] = "DELETE FROM refresh_tokens WHERE device_id IN (SELECT device_id FROM refresh_tokens "
@@ -161,4 +184,14 @@ static const char *const pg_stmt_sql[_P_MAX] = {
                           "ON CONFLICT (kid) DO UPDATE SET jwk = excluded.jwk, retire_after = excluded.retire_after",
         [P_KEYS_LIST] = "SELECT kid, jwk, published, retire_after FROM published_keys WHERE retire_after > $1 "
                         "ORDER BY kid LIMIT $2",
+        [P_PRUNE_REVOCATIONS] = "DELETE FROM revocations WHERE until < $1",
+        /* Takes the counter's row lock until COMMIT (see migration 3). */
+        [P_REVOCATION_INSERT] = "WITH s AS (UPDATE revocation_seq SET seq = seq + 1 RETURNING seq) "
+                                "INSERT INTO revocations (seq, kind, id, at, until) "
+                                "SELECT s.seq, $1, $2, $3, $4 FROM s",
+        /* The page and the high mark in one statement, so one snapshot: one
+         * row with NULL entry columns when the page is empty. */
+        [P_REVOCATIONS_AFTER] = "SELECT r.seq, r.kind, r.id, r.at, r.until, h.seq FROM revocation_seq AS h "
+                                "LEFT JOIN LATERAL (SELECT * FROM revocations WHERE seq > $1 AND until >= $2 "
+                                "ORDER BY seq LIMIT $3) AS r ON true ORDER BY r.seq",
 };

@@ -87,6 +87,12 @@ static int audit_insert(pgconn *c, const store_audit *a) {
         return r < 0 ? r : 0;
 }
 
+/* The feed's log entry of a revocation, in the revoking transaction. */
+static int revocation_log(pgconn *c, store_revocation_kind kind, const char *id, int64_t at, int64_t until) {
+        int r = pg_run(c, P_REVOCATION_INSERT, "itii", (int64_t) kind, id, at, until);
+        return r < 0 ? r : 0;
+}
+
 /* The device a query for one id answered (r its result): 0, -ENOENT, -errno. */
 static int device_answer(int r, const PGresult *res, store_device *ret) {
         if (r < 0)
@@ -168,7 +174,7 @@ static int pg_devices_list(store_backend *b, const char *user, int64_t created, 
 
 typedef struct revoke_args {
         const char *id, *reason;
-        int64_t when;
+        int64_t when, feed_until;
         const store_audit *a;
 } revoke_args;
 
@@ -179,14 +185,16 @@ static int device_revoke_tx(pgconn *c, void *p, bool *keep _unused_) {
         if (r < 0 || d.revoked)
                 return r < 0 ? r : 0;
         r = pg_run(c, P_DEVICE_REVOKE, "itt", x->when, x->reason, x->id);
+        if (r >= 0)
+                r = revocation_log(c, STORE_REVOKED_DEVICE, x->id, x->when, x->feed_until);
         if (r >= 0 && x->a)
                 r = audit_insert(c, x->a);
         return r < 0 ? r : 1;
 }
 
 static int pg_device_revoke(store_backend *b, const char *id, const char *reason, int64_t when,
-                            const store_audit *a) {
-        revoke_args x = { id, reason, when, a };
+                            int64_t feed_until, const store_audit *a) {
+        revoke_args x = { id, reason, when, feed_until, a };
         return pg_tx(b, device_revoke_tx, &x);
 }
 
@@ -262,6 +270,8 @@ static int refresh_rotate_tx(pgconn *c, void *p, bool *keep) {
                 store_reuse_evidence(q, &t, res, detail, sizeof detail, &reuse);
                 r = pg_run(c, P_DEVICE_REVOKE, "itt", q->now, "refresh_reuse", q->device_id);
                 if (r >= 0)
+                        r = revocation_log(c, STORE_REVOKED_DEVICE, q->device_id, q->now, q->feed_until);
+                if (r >= 0)
                         r = audit_insert(c, &reuse);
                 if (r < 0)
                         return r;
@@ -302,21 +312,25 @@ typedef struct jti_args {
         pg_stmt_id id;
         const char *jti;
         int64_t expires;
+        int64_t now; /* revoked jtis: when, for the log entry */
 } jti_args;
 
+/* Revoked jti (upsert, and its log entry when new or later) or proof jti. */
 static int jti_insert_tx(pgconn *c, void *p, bool *keep _unused_) {
         jti_args *x = p;
         int r = pg_run(c, x->id, "ti", x->jti, x->expires);
+        if (r > 0 && x->id == P_JTI_REVOKE)
+                r = revocation_log(c, STORE_REVOKED_JTI, x->jti, x->now, x->expires);
         return r < 0 ? r : 0;
 }
 
-static int pg_jti_revoke(store_backend *b, const char *jti, int64_t expires) {
-        jti_args x = { P_JTI_REVOKE, jti, expires };
+static int pg_jti_revoke(store_backend *b, const char *jti, int64_t now, int64_t expires) {
+        jti_args x = { P_JTI_REVOKE, jti, expires, now };
         return pg_tx(b, jti_insert_tx, &x);
 }
 
 static int pg_proof_jti_use(store_backend *b, const char *jti, int64_t expires) {
-        jti_args x = { P_PROOF_INSERT, jti, expires };
+        jti_args x = { P_PROOF_INSERT, jti, expires, 0 };
         return pg_tx(b, jti_insert_tx, &x); /* unique violation → -EEXIST */
 }
 
@@ -408,6 +422,7 @@ static int prune_tx(pgconn *c, void *p, bool *keep _unused_) {
                 [PRUNE_DEAD_DEVICES] = P_PRUNE_DEAD_DEVICES,
                 [PRUNE_AUDIT] = P_PRUNE_AUDIT,
                 [PRUNE_KEYS] = P_PRUNE_KEYS,
+                [PRUNE_REVOCATIONS] = P_PRUNE_REVOCATIONS,
         };
         int64_t now = *(const int64_t *) p, total = 0;
 
@@ -460,6 +475,41 @@ static int pg_keys_list(store_backend *b, int64_t now, store_published_key **ret
                               &more);
 }
 
+/* ------------------------------------------------------------ revocation log */
+
+static int pg_revocations_list(store_backend *b, int64_t after, int64_t valid_at, size_t limit,
+                               store_revocation **ret, size_t *ret_n, int64_t *ret_seq) {
+        _cleanup_(pg_clearp) PGresult *res = NULL;
+        _cleanup_(freep) store_revocation *v = NULL;
+        bool more;
+        int r = pg_read(b, &res, P_REVOCATIONS_AFTER, "iii", after, valid_at, (int64_t) limit + 1);
+        if (r < 0)
+                return r;
+        size_t rows = (size_t) PQntuples(res), n = 0;
+        if (rows == 0)
+                return -EIO; /* the counter row is gone */
+        v = calloc(rows, sizeof *v);
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < rows; i++) {
+                if (pg_col_null(res, (int) i, 0))
+                        continue; /* the empty page's one row */
+                store_revocation *e = &v[n++];
+                e->seq = pg_col_i64(res, (int) i, 0);
+                e->kind = pg_col_i64(res, (int) i, 1) == STORE_REVOKED_JTI ? STORE_REVOKED_JTI : STORE_REVOKED_DEVICE;
+                pg_col_text(e->id, sizeof e->id, res, (int) i, 2);
+                e->at = pg_col_i64(res, (int) i, 3);
+                e->until = pg_col_i64(res, (int) i, 4);
+        }
+        int64_t high = pg_col_i64(res, 0, 5);
+        void *p = TAKE_PTR(v);
+        store_page_finish(&p, &n, limit, &more);
+        *ret = p;
+        *ret_n = n;
+        *ret_seq = more ? ((store_revocation *) p)[n - 1].seq : high;
+        return 0;
+}
+
 const store_ops store_pg_ops = {
         .name = "postgresql",
         .open = pg_open,
@@ -481,4 +531,5 @@ const store_ops store_pg_ops = {
         .prune = pg_prune,
         .key_publish = pg_key_publish,
         .keys_list = pg_keys_list,
+        .revocations_list = pg_revocations_list,
 };

@@ -55,6 +55,7 @@ const int64_t store_prune_before_now[_PRUNE_MAX] = {
         [PRUNE_DEAD_DEVICES] = STORE_RETENTION,
         [PRUNE_AUDIT] = STORE_RETENTION,
         [PRUNE_KEYS] = PRUNE_MARGIN,
+        [PRUNE_REVOCATIONS] = PRUNE_MARGIN,
 };
 
 void store_audit_overflow(const store_audit *a, int64_t window, char *buf, size_t size, store_audit *ret) {

@@ -65,6 +65,21 @@ static const char *const migrations[] = {
          * the store (store_key_publish). */
         "CREATE TABLE published_keys (kid TEXT PRIMARY KEY NOT NULL, jwk TEXT NOT NULL,"
         "  published INTEGER NOT NULL, retire_after INTEGER NOT NULL) WITHOUT ROWID;",
+        /* 6: the revocation log of the feed (tokend-store.h). AUTOINCREMENT:
+         * a seq is never handed out twice, not even after the newest entry
+         * was pruned. What was revoked before is carried over (devices: for
+         * a week, the migration does not know the token lifetime). */
+        "CREATE TABLE revocations ("
+        "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+        "  kind INTEGER NOT NULL CHECK (kind IN (1, 2)),"
+        "  id TEXT NOT NULL,"
+        "  at INTEGER NOT NULL,"
+        "  until INTEGER NOT NULL);"
+        "CREATE INDEX revocations_until ON revocations(until);"
+        "INSERT INTO revocations (kind, id, at, until) SELECT 1, id, revoked, revoked + 604800 FROM devices "
+        "  WHERE revoked IS NOT NULL ORDER BY revoked;"
+        "INSERT INTO revocations (kind, id, at, until) SELECT 2, jti, expires, expires FROM revoked_tokens "
+        "  ORDER BY expires;",
 };
 
 /* ------------------------------------------------------------ statements */
@@ -106,6 +121,10 @@ typedef enum stmt_id {
         S_PRUNE_KEYS,
         S_KEY_PUBLISH,
         S_KEYS_LIST,
+        S_PRUNE_REVOCATIONS,
+        S_REVOCATION_INSERT,
+        S_REVOCATIONS_AFTER,
+        S_REVOCATIONS_HIGH,
         _S_MAX,
 } stmt_id;
 
@@ -152,7 +171,7 @@ static const char *const stmt_sql[_S_MAX] = {
         [S_AUDIT_ALL] = "SELECT " AUDIT_COLUMNS " FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?",
         [S_AUDIT_USER] = "SELECT " AUDIT_COLUMNS " FROM audit WHERE user = ? AND id < ? ORDER BY id DESC LIMIT ?",
         [S_JTI_REVOKE] = "INSERT INTO revoked_tokens (jti, expires) VALUES (?, ?) "
-                         "ON CONFLICT (jti) DO UPDATE SET expires = max(expires, excluded.expires)",
+                         "ON CONFLICT (jti) DO UPDATE SET expires = excluded.expires WHERE excluded.expires > expires",
         [S_JTI_GET] = "SELECT 1 FROM revoked_tokens WHERE jti = ?",
         [S_PROOF_INSERT] = "INSERT INTO proof_jtis (jti, expires) VALUES (?, ?)",
         /* A chain dies with its newest token; until then its rotated tokens
@@ -171,4 +190,11 @@ static const char *const stmt_sql[_S_MAX] = {
                           "ON CONFLICT (kid) DO UPDATE SET jwk = excluded.jwk, retire_after = excluded.retire_after",
         [S_KEYS_LIST] = "SELECT kid, jwk, published, retire_after FROM published_keys WHERE retire_after > ? "
                         "ORDER BY kid LIMIT ?",
+        [S_PRUNE_REVOCATIONS] = "DELETE FROM revocations WHERE until < ?",
+        [S_REVOCATION_INSERT] = "INSERT INTO revocations (kind, id, at, until) VALUES (?, ?, ?, ?)",
+        /* A page of the feed, LIMIT the page size + 1. */
+        [S_REVOCATIONS_AFTER] = "SELECT seq, kind, id, at, until FROM revocations WHERE seq > ? AND until >= ? "
+                                "ORDER BY seq LIMIT ?",
+        /* The highest seq ever handed out, pruned or not. */
+        [S_REVOCATIONS_HIGH] = "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'revocations'), 0)",
 };

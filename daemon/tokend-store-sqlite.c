@@ -22,6 +22,12 @@ static int audit_insert(conn *c, const store_audit *a) {
         return r < 0 ? r : 0;
 }
 
+/* The feed's log entry of a revocation, in the revoking transaction. */
+static int revocation_log(conn *c, store_revocation_kind kind, const char *id, int64_t at, int64_t until) {
+        int r = sq_run(c, S_REVOCATION_INSERT, "itii", (int64_t) kind, id, at, until);
+        return r < 0 ? r : 0;
+}
+
 static void device_from_row(sqlite3_stmt *st, store_device *d) {
         *d = (store_device){};
         copy_text(d->id, sizeof d->id, st, 0);
@@ -185,7 +191,7 @@ static int sqlite_devices_list(store_backend *s, const char *user, int64_t creat
 
 typedef struct revoke_args {
         const char *id, *reason;
-        int64_t when;
+        int64_t when, feed_until;
         const store_audit *a;
 } revoke_args;
 
@@ -196,14 +202,16 @@ static int device_revoke_tx(conn *c, void *p, bool *keep _unused_) {
         if (r < 0 || d.revoked)
                 return r < 0 ? r : 0;
         r = sq_run(c, S_DEVICE_REVOKE, "itt", x->when, x->reason, x->id);
+        if (r >= 0)
+                r = revocation_log(c, STORE_REVOKED_DEVICE, x->id, x->when, x->feed_until);
         if (r >= 0 && x->a)
                 r = audit_insert(c, x->a);
         return r < 0 ? r : 1;
 }
 
 static int sqlite_device_revoke(store_backend *s, const char *id, const char *reason, int64_t when,
-                                const store_audit *a) {
-        revoke_args x = { id, reason, when, a };
+                                int64_t feed_until, const store_audit *a) {
+        revoke_args x = { id, reason, when, feed_until, a };
         return sq_write_op(s, device_revoke_tx, &x);
 }
 
@@ -274,6 +282,8 @@ static int refresh_rotate_tx(conn *c, void *p, bool *keep) {
                 store_reuse_evidence(q, &t, res, detail, sizeof detail, &reuse);
                 r = sq_run(c, S_DEVICE_REVOKE, "itt", q->now, "refresh_reuse", q->device_id);
                 if (r >= 0)
+                        r = revocation_log(c, STORE_REVOKED_DEVICE, q->device_id, q->now, q->feed_until);
+                if (r >= 0)
                         r = audit_insert(c, &reuse);
                 if (r < 0)
                         return r;
@@ -316,22 +326,26 @@ typedef struct jti_args {
         stmt_id id;
         const char *jti;
         int64_t expires;
+        int64_t now; /* revoked jtis: when, for the log entry */
 } jti_args;
 
-/* Revoked jti (upsert) or proof jti (insert: a duplicate is a replay). */
+/* Revoked jti (upsert, and its log entry) or proof jti (insert: a
+ * duplicate is a replay). */
 static int jti_insert_tx(conn *c, void *p, bool *keep _unused_) {
         jti_args *x = p;
         int r = sq_run(c, x->id, "ti", x->jti, x->expires);
+        if (r > 0 && x->id == S_JTI_REVOKE) /* new, or a later expiry: the feed says so */
+                r = revocation_log(c, STORE_REVOKED_JTI, x->jti, x->now, x->expires);
         return r < 0 ? r : 0;
 }
 
-static int sqlite_jti_revoke(store_backend *s, const char *jti, int64_t expires) {
-        jti_args x = { S_JTI_REVOKE, jti, expires };
+static int sqlite_jti_revoke(store_backend *s, const char *jti, int64_t now, int64_t expires) {
+        jti_args x = { S_JTI_REVOKE, jti, expires, now };
         return sq_write_op(s, jti_insert_tx, &x);
 }
 
 static int sqlite_proof_jti_use(store_backend *s, const char *jti, int64_t expires) {
-        jti_args x = { S_PROOF_INSERT, jti, expires };
+        jti_args x = { S_PROOF_INSERT, jti, expires, 0 };
         return sq_write_op(s, jti_insert_tx, &x); /* primary key violation → -EEXIST */
 }
 
@@ -451,6 +465,7 @@ static int prune_tx(conn *c, void *p, bool *keep _unused_) {
                 [PRUNE_DEAD_DEVICES] = S_PRUNE_DEAD_DEVICES,
                 [PRUNE_AUDIT] = S_PRUNE_AUDIT,
                 [PRUNE_KEYS] = S_PRUNE_KEYS,
+                [PRUNE_REVOCATIONS] = S_PRUNE_REVOCATIONS,
         };
         int64_t now = *(const int64_t *) p, total = 0;
 
@@ -500,6 +515,55 @@ static int sqlite_keys_list(store_backend *s, int64_t now, store_published_key *
                          S_KEYS_LIST, "ii", now, (int64_t) STORE_KEYS_MAX);
 }
 
+/* ------------------------------------------------------------ revocation log */
+
+static void revocation_row(sqlite3_stmt *st, void *p) {
+        store_revocation *e = p;
+        *e = (store_revocation){};
+        e->seq = sqlite3_column_int64(st, 0);
+        e->kind = sqlite3_column_int64(st, 1) == STORE_REVOKED_JTI ? STORE_REVOKED_JTI : STORE_REVOKED_DEVICE;
+        copy_text(e->id, sizeof e->id, st, 2);
+        e->at = sqlite3_column_int64(st, 3);
+        e->until = sqlite3_column_int64(st, 4);
+}
+
+/* The page and the high mark in one read transaction (one snapshot): an
+ * entry committed between the two reads would otherwise be skipped. */
+static int sqlite_revocations_list(store_backend *s, int64_t after, int64_t valid_at, size_t limit,
+                                   store_revocation **ret, size_t *ret_n, int64_t *ret_seq) {
+        void *v = NULL;
+        size_t n = 0;
+        bool more;
+        int64_t high = 0;
+        conn *c = sq_reader_acquire(s);
+        int r = sq_exec_sql(c->db, "BEGIN");
+        if (r >= 0) {
+                _cleanup_(sq_stmt_reset) sqlite3_stmt *st = NULL;
+                r = sq_query(c, S_REVOCATIONS_AFTER, &st, "iii", after, valid_at, (int64_t) limit + 1);
+                if (r >= 0)
+                        r = collect_rows(c, st, sizeof(store_revocation), revocation_row, &v, &n);
+        }
+        if (r >= 0) {
+                _cleanup_(sq_stmt_reset) sqlite3_stmt *st = NULL;
+                r = sq_query(c, S_REVOCATIONS_HIGH, &st, "");
+                if (r >= 0)
+                        r = sq_step_row(c, st);
+                if (r >= 0)
+                        high = sqlite3_column_int64(st, 0);
+        }
+        (void) sq_exec_sql(c->db, "COMMIT");
+        sq_reader_release(s, c);
+        if (r < 0) {
+                free(v);
+                return r;
+        }
+        store_page_finish(&v, &n, limit, &more);
+        *ret = v;
+        *ret_n = n;
+        *ret_seq = more ? ((store_revocation *) v)[n - 1].seq : high;
+        return 0;
+}
+
 static int sqlite_integrity_check(store_backend *s) {
         char buf[64];
         int r;
@@ -539,4 +603,5 @@ const store_ops store_sqlite_ops = {
         .prune = sqlite_prune,
         .key_publish = sqlite_key_publish,
         .keys_list = sqlite_keys_list,
+        .revocations_list = sqlite_revocations_list,
 };

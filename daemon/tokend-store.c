@@ -4,6 +4,7 @@
  * PostgreSQL, tokend-store-pg.c) and validates every argument once for
  * both; the rules they share are in tokend-store-rules.c. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,9 +12,14 @@
 
 #include "tokend-store-backend.h"
 
+/* Until someone tells (tokend_new does, from the configuration): a day,
+ * longer than any default token lifetime. */
+#define FEED_HORIZON_DEFAULT ((int64_t) 24 * 3600)
+
 struct tokend_store {
         const store_ops *ops;
         store_backend *b;
+        _Atomic int64_t feed_horizon; /* store_set_feed_horizon */
 };
 
 /* ------------------------------------------------------------ validation */
@@ -44,6 +50,7 @@ int store_open(const char *location, tokend_store **ret) {
         if (!s)
                 return -ENOMEM;
         s->ops = ops;
+        atomic_init(&s->feed_horizon, FEED_HORIZON_DEFAULT);
         int r = ops->open(location, &s->b);
         if (r < 0) {
                 free(s);
@@ -90,7 +97,8 @@ int store_refresh_rotate(tokend_store *s, const char *device_id, const uint8_t p
             new_expires < 0 || reuse_grace < 0 || (a && !audit_ok(a)))
                 return -EINVAL;
 
-        store_rotate_req q = { device_id, presented_hash, new_hash, now, new_expires, reuse_grace, a };
+        store_rotate_req q = { device_id, presented_hash, new_hash, now, new_expires, reuse_grace,
+                               now + atomic_load(&s->feed_horizon), a };
         store_rotate_result res = {};
         int r = s->ops->refresh_rotate(s->b, &q, &res);
         if (r == 0 || r == -EALREADY || r == -EKEYREVOKED || r == -EKEYEXPIRED)
@@ -124,7 +132,8 @@ int store_device_revoke(tokend_store *s, const char *id, const char *reason, con
         if (!s || !str_ok(id, STORE_DEVICE_ID_MAX, true) || !str_ok(reason, STORE_REASON_MAX, true) ||
             (a && !audit_ok(a)))
                 return -EINVAL;
-        return s->ops->device_revoke(s->b, id, reason, a ? a->time : (int64_t) time(NULL), a);
+        int64_t when = a ? a->time : (int64_t) time(NULL);
+        return s->ops->device_revoke(s->b, id, reason, when, when + atomic_load(&s->feed_horizon), a);
 }
 
 int store_device_touch(tokend_store *s, const char *id, int64_t now) {
@@ -136,7 +145,7 @@ int store_device_touch(tokend_store *s, const char *id, int64_t now) {
 int store_jti_revoke(tokend_store *s, const char *jti, int64_t expires) {
         if (!s || !str_ok(jti, STORE_JTI_MAX, true))
                 return -EINVAL;
-        return s->ops->jti_revoke(s->b, jti, expires);
+        return s->ops->jti_revoke(s->b, jti, (int64_t) time(NULL), expires);
 }
 
 int store_jti_is_revoked(tokend_store *s, const char *jti) {
@@ -187,4 +196,19 @@ int store_keys_list(tokend_store *s, int64_t now, store_published_key **ret, siz
         if (!s || !ret || !ret_n)
                 return -EINVAL;
         return s->ops->keys_list(s->b, now, ret, ret_n);
+}
+
+void store_set_feed_horizon(tokend_store *s, int64_t seconds) {
+        if (!s || seconds < 0)
+                return;
+        int64_t cur = atomic_load(&s->feed_horizon);
+        while (seconds > cur && !atomic_compare_exchange_weak(&s->feed_horizon, &cur, seconds))
+                ;
+}
+
+int store_revocations_list(tokend_store *s, int64_t after, int64_t valid_at, size_t limit, store_revocation **ret,
+                           size_t *ret_n, int64_t *ret_seq) {
+        if (!s || !ret || !ret_n || !ret_seq || after < 0 || limit == 0 || limit > STORE_PAGE_MAX)
+                return -EINVAL;
+        return s->ops->revocations_list(s->b, after, valid_at, limit, ret, ret_n, ret_seq);
 }

@@ -228,6 +228,59 @@ int store_audit_coalesce(tokend_store *s, const store_audit *a, int64_t window);
 int store_audit_list(tokend_store *s, const char *user, int64_t before, size_t limit,
                      store_audit_entry **ret, size_t *ret_n, bool *ret_more);
 
+/* ------------------------------------------------------------ revocation log
+ *
+ * The issuer's revocation feed (DESIGN.md "Fleet"): every revocation
+ * appends one entry to a log, in the same transaction as the revocation
+ * itself: store_device_revoke() when it revokes (returns 1), the device a
+ * store_refresh_rotate() reuse detection revokes, and every
+ * store_jti_revoke(). Entries are numbered by a sequence number (seq) that
+ * only grows, is never reused (not even after pruning) and survives
+ * restarts, so a verifier that applied everything up to seq N asks for
+ * what came after N.
+ *
+ * Contract for every backend: seq order is commit order. A reader that
+ * sees entry N (or reports N as the high mark) must also see every entry
+ * below N that will ever commit; otherwise a verifier is told "you are at
+ * N" while N-1 is still in flight and skips N-1 for good (the classic trap
+ * of sequence-ordered readers: two transactions take 10 and 11, 11 commits
+ * first). SQLite serialises writers, so it cannot happen there.
+ * PostgreSQL must not hand seq out of a SEQUENCE (nextval is not
+ * transactional); it takes seq from a one-row counter updated inside the
+ * revoking transaction (the row lock, held until commit, orders the
+ * writers), and reads the list and the high mark in one snapshot. */
+
+typedef enum store_revocation_kind {
+        STORE_REVOKED_DEVICE = 1, /* id is a device id: every access token with client_id = id */
+        STORE_REVOKED_JTI = 2,    /* id is an access token's jti */
+} store_revocation_kind;
+
+typedef struct store_revocation {
+        int64_t seq;
+        store_revocation_kind kind;
+        char id[STORE_JTI_MAX + 1];
+        int64_t at;    /* when it was revoked */
+        int64_t until; /* no token it can refuse is valid after this: jti: the token's exp; device: at + the
+                        * feed horizon (store_set_feed_horizon) */
+} store_revocation;
+
+/* How long after a device's revocation an access token it issued may
+ * still be valid (the longest access-token lifetime plus ClockSkew): a
+ * device entry's until is its revocation time plus this. Only grows
+ * during the life of s (a reload that shortens the lifetime does not
+ * shorten the entries of tokens issued before). seconds ≥ 0. */
+void store_set_feed_horizon(tokend_store *s, int64_t seconds);
+
+/* One page of the log: the entries after seq after (≥ 0) whose until is at
+ * or after valid_at (the others can no longer refuse anything), in seq
+ * order, at most limit (1..STORE_PAGE_MAX). *ret: malloc'ed array of
+ * *ret_n entries (NULL when 0). *ret_seq: where the reader is after this
+ * page: the last entry's seq when more follow, else the highest seq ever
+ * assigned (0 when none), read in the same snapshot as the entries, so
+ * asking again after *ret_seq misses nothing. 0, -EINVAL, -EBUSY, -EIO. */
+_warn_unused_result_ int store_revocations_list(tokend_store *s, int64_t after, int64_t valid_at, size_t limit,
+                                                store_revocation **ret, size_t *ret_n, int64_t *ret_seq);
+
 /* Delete what can no longer matter at time now: every refresh token of a
  * device whose newest token has expired (rotated ones are kept until then,
  * so reuse detection works for the whole life of the chain), rotated tokens
@@ -235,7 +288,9 @@ int store_audit_list(tokend_store *s, const char *user, int64_t before, size_t l
  * still refused), revoked jtis and proof jtis expired more than an hour ago
  * (the largest ClockSkew), devices revoked or
  * without tokens for longer than STORE_RETENTION, audit rows older than
- * STORE_RETENTION, published keys retired more than an hour ago. Returns the number of rows deleted (≥ 0) or -errno. */
+ * STORE_RETENTION, published keys retired more than an hour ago, revocation
+ * log entries whose until passed more than an hour ago. Returns the number
+ * of rows deleted (≥ 0) or -errno. */
 int store_prune(tokend_store *s, int64_t now);
 
 /* A public key an issuer published (for the union JWKS of several issuers

@@ -13,6 +13,9 @@
 #include "tokend.h"
 
 #define LOGIN_QUEUE 256
+/* Feed requests that may wait at once (GET /api/revocations?wait=), of
+ * MaxConnections: one per verifier host, so a quarter leaves room. */
+#define FEED_WAITERS_SHARE 4U
 
 int tokend_apply_overrides(tokend_config *c, const char *socket, const char *bus) {
         int r;
@@ -135,7 +138,12 @@ static int tokend_new_state(tokend *t) {
                 log_error("cannot open the database %s: %s", t->config->database, strerror(-r));
                 return r;
         }
-        return 0;
+        store_set_feed_horizon(t->store, t->config->access_token_lifetime + t->config->clock_skew);
+        unsigned waiters = t->config->max_connections / FEED_WAITERS_SHARE;
+        r = longpoll_new(t->store, waiters > 0 ? waiters : 1, &t->longpoll);
+        if (r < 0)
+                log_error("cannot start the revocation feed: %s", strerror(-r));
+        return r;
 }
 
 int tokend_new(const tokend_params *p, tokend **ret) {
@@ -184,6 +192,7 @@ tokend *tokend_free(tokend *t) {
                 f->ops->stop(t, f->state, grace);
         }
         workers_free(t->login_workers);
+        longpoll_free(t->longpoll);
         store_close(t->store);
         tokend_limits_free(t);
         keydir_done(&t->keys);
@@ -225,6 +234,7 @@ int tokend_reload(tokend *t) {
         c->database = strdup(oldc->database);
         t->config = TAKE_PTR(c);
         t->keys = kd;
+        store_set_feed_horizon(t->store, t->config->access_token_lifetime + t->config->clock_skew);
         pthread_rwlock_unlock(&t->lock);
         tokend_config_free(oldc);
         keydir_done(&oldk);

@@ -23,6 +23,7 @@
 #include "macro.h"
 #include "tokend-config.h"
 #include "tokend-keydir.h"
+#include "tokend-longpoll.h"
 #include "tokend-ratelimit.h"
 #include "tokend-store.h"
 #include "tokend-workers.h"
@@ -83,6 +84,9 @@ struct tokend {
          * the D-Bus front end emits DeviceRevoked from it. May be NULL. */
         void (*on_device_revoked)(void *userdata, const char *user, const char *device_id);
         void *on_device_revoked_userdata;
+        /* Requests waiting for the revocation feed to move (GET
+         * /api/revocations?wait=); told of every revocation. NULL on a verifier. */
+        longpoll *longpoll;
 
         /* Set by tokend_new(); fixed for the life of the context. */
         tokend_role role;

@@ -5,7 +5,9 @@
  * two issuers, from the previous schema, and refused from a newer tokend; 32 concurrent rotations of
  * one token through two store handles (two issuers) with and without a
  * grace; a held lock and a stopped server answered -EBUSY, never as a
- * verdict on the token; a forced deadlock retried to success. */
+ * verdict on the token; a forced deadlock retried to success; revocations
+ * written by two issuers at once read back by a feed reader without a gap
+ * (seq order is commit order). */
 #include "config.h"
 
 #include <errno.h>
@@ -152,31 +154,33 @@ static void test_migrations(void **state) {
         assert_int_equal(store_open("postgresql:///tokend?host=/nonexistent", &n), -ECONNREFUSED);
 }
 
-/* A database of the previous schema version is migrated in place: its
- * devices and tokens keep working, the new table is there. */
+/* A database of schema 1 (the first release) with data in it is migrated
+ * in place through every later migration: its devices and tokens keep
+ * working, the new tables are there, and what was revoked before is in the
+ * revocation log (backfilled), numbered before anything revoked after. */
 static void test_migrate_from_previous(void **state) {
         tokend_store *s = NULL;
         int latest = store_schema_version(*state);
-        char q[128];
         assert_int_equal(latest, (int) ELEMENTSOF(pg_migrations));
 
         PGconn *pq = connect_db();
         sql(pq, "SET client_min_messages = warning; DROP SCHEMA public CASCADE; CREATE SCHEMA public");
-        for (int i = 0; i < latest - 1; i++)
-                sql(pq, pg_migrations[i]);
-        snprintf(q, sizeof q, "CREATE TABLE tokend_schema (version integer NOT NULL); "
-                              "INSERT INTO tokend_schema VALUES (%d)", latest - 1);
-        sql(pq, q);
+        sql(pq, pg_migrations[0]);
+        sql(pq, "CREATE TABLE tokend_schema (version integer NOT NULL); INSERT INTO tokend_schema VALUES (1)");
         PQfinish(pq);
         assert_int_equal(store_open(database(), &s), 0);
         enrol(s, "dev_old");
+        store_device gone = { .uid = 1000, .created = T0, .last_used = T0, .id = "dev_gone", .user = "alice" };
+        uint8_t h[STORE_HASH_LEN];
+        hash_of(h, 500);
+        assert_int_equal(store_device_create(s, &gone, h, 0, 100, NULL), 0);
+        assert_int_equal(store_device_revoke(s, "dev_gone", "admin", NULL), 1);
         store_close(s);
 
-        /* Now the same database as left by the previous version, reopened. */
+        /* Now the same database as left by schema 1, reopened. */
         pq = connect_db();
-        sql(pq, "DROP TABLE published_keys");
-        snprintf(q, sizeof q, "UPDATE tokend_schema SET version = %d", latest - 1);
-        sql(pq, q);
+        sql(pq, "DROP TABLE published_keys; DROP TABLE revocations; DROP TABLE revocation_seq; "
+                "UPDATE tokend_schema SET version = 1");
         PQfinish(pq);
         assert_int_equal(store_open(database(), &s), 0);
         assert_int_equal(store_schema_version(s), latest);
@@ -188,6 +192,21 @@ static void test_migrate_from_previous(void **state) {
         assert_int_equal(store_keys_list(s, T0, &v, &n), 0);
         assert_int_equal(n, 1);
         free(v);
+
+        store_revocation *rv = NULL;
+        int64_t seq = 0;
+        assert_int_equal(store_revocations_list(s, 0, 0, 10, &rv, &n, &seq), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(rv[0].id, "dev_gone");
+        assert_int_equal(rv[0].seq, 1);
+        assert_int_equal(seq, 1);
+        free(rv);
+        assert_int_equal(store_device_revoke(s, "dev_old", "admin", NULL), 1);
+        assert_int_equal(store_revocations_list(s, 1, 0, 10, &rv, &n, &seq), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(rv[0].id, "dev_old");
+        assert_int_equal(seq, 2);
+        free(rv);
         store_close(s);
 }
 
@@ -376,6 +395,67 @@ static void test_deadlock_retried(void **state) {
 /* The server stopped and started again (pg_ctl as nobody): while it is down
  * every call is -EBUSY and nothing is judged; after, the pooled
  * connections are replaced and the same token rotates (no false reuse). */
+#define FEED_WRITERS 2
+#define FEED_EACH 100
+
+typedef struct feed_writer {
+        tokend_store *s;
+        unsigned n;
+} feed_writer;
+
+static void *feed_write(void *p) {
+        feed_writer *w = p;
+        char jti[32];
+        for (unsigned i = 0; i < FEED_EACH; i++) {
+                snprintf(jti, sizeof jti, "w%u-%u", w->n, i);
+                if (store_jti_revoke(w->s, jti, T0 + 100000) != 0)
+                        return (void *) 1;
+        }
+        return NULL;
+}
+
+/* Two issuers (handles) revoke at once while a verifier-like reader asks
+ * "after my seq" over and over: it must end up with every entry exactly
+ * once. With seq out of a SEQUENCE it would skip the ones whose
+ * transaction committed after a higher one was seen. */
+static void test_revocation_order(void **state) {
+        tokend_store *s = *state, *other = NULL;
+        feed_writer w[FEED_WRITERS] = { { s, 0 }, { NULL, 1 } };
+        pthread_t th[FEED_WRITERS];
+        bool seen[FEED_WRITERS * FEED_EACH + 1] = { false };
+        size_t got = 0, rounds = 0;
+        int64_t after = 0;
+
+        assert_int_equal(store_open(database(), &other), 0);
+        w[1].s = other;
+        for (unsigned i = 0; i < FEED_WRITERS; i++)
+                assert_int_equal(pthread_create(&th[i], NULL, feed_write, &w[i]), 0);
+        while (got < FEED_WRITERS * FEED_EACH) {
+                assert_true(rounds++ < 1000000); /* a skipped entry never comes: no endless loop */
+                store_revocation *v = NULL;
+                size_t n = 0;
+                int64_t seq = 0;
+                assert_int_equal(store_revocations_list(s, after, 0, 7, &v, &n, &seq), 0);
+                for (size_t i = 0; i < n; i++) {
+                        assert_true(v[i].seq > after && v[i].seq <= FEED_WRITERS * FEED_EACH);
+                        assert_false(seen[v[i].seq]);
+                        seen[v[i].seq] = true;
+                        got++;
+                }
+                assert_true(seq >= after);
+                after = seq;
+                free(v);
+        }
+        for (unsigned i = 0; i < FEED_WRITERS; i++) {
+                void *ret = (void *) 1;
+                pthread_join(th[i], &ret);
+                assert_null(ret);
+        }
+        for (size_t i = 1; i <= FEED_WRITERS * FEED_EACH; i++)
+                assert_true(seen[i]);
+        store_close(other);
+}
+
 static void test_server_restart(void **state) {
         tokend_store *s = *state;
         const char *bin = getenv("TOKEND_TEST_PGBIN"), *data = getenv("TOKEND_TEST_PGDATA"),
@@ -416,6 +496,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_revoke_seen_by_other, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_lock_busy, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_deadlock_retried, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_revocation_order, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_server_restart, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -916,7 +916,7 @@ static void test_jtis(void **state) {
         /* Pruned only once expired (plus the clock-skew margin). */
         assert_int_equal(store_prune(f->s, T0 + 900 + 3600), 3); /* proof-1, proof-2, the long proof */
         assert_int_equal(store_jti_is_revoked(f->s, "jti-1"), 1);
-        assert_int_equal(store_prune(f->s, T0 + 901 + 3600), 1);
+        assert_int_equal(store_prune(f->s, T0 + 901 + 3600), 2); /* jti-1 and its revocation log entry */
         assert_int_equal(store_jti_is_revoked(f->s, "jti-1"), 0);
         assert_int_equal(store_proof_jti_use(f->s, "proof-1", T0 + 9999), 0);
 }
@@ -1203,6 +1203,97 @@ static void test_prune(void **state) {
         assert_int_equal(store_prune(f->s, now), 0); /* nothing left to do */
 }
 
+/* ------------------------------------------------------------ revocation log */
+
+static void list_revocations(tokend_store *s, int64_t after, int64_t valid_at, size_t limit, store_revocation **v,
+                             size_t *n, int64_t *seq) {
+        assert_int_equal(store_revocations_list(s, after, valid_at, limit, v, n, seq), 0);
+}
+
+static void test_revocation_log(void **state) {
+        fixture *f = *state;
+        store_revocation *v = NULL;
+        store_rotate_result rr;
+        size_t n = 99;
+        int64_t seq = -1;
+
+        /* Nothing yet: seq 0. Hostile arguments are refused. */
+        list_revocations(f->s, 0, T0, 10, &v, &n, &seq);
+        assert_int_equal(n, 0);
+        assert_null(v);
+        assert_int_equal(seq, 0);
+        assert_int_equal(store_revocations_list(f->s, -1, T0, 10, &v, &n, &seq), -EINVAL);
+        assert_int_equal(store_revocations_list(f->s, 0, T0, 0, &v, &n, &seq), -EINVAL);
+        assert_int_equal(store_revocations_list(f->s, 0, T0, STORE_PAGE_MAX + 1, &v, &n, &seq), -EINVAL);
+
+        /* A device revocation, a jti, a reuse detection: one entry each, in
+         * order; revoking again adds nothing. */
+        enrol(f->s, 1, "alice", T0, T0 + 7 * DAY);
+        enrol(f->s, 2, "bob", T0, T0 + 7 * DAY);
+        store_audit a = { .time = T0 + 10, .event = "logout", .user = "alice", .caller_uid = 0, .caller_pid = 1 };
+        assert_int_equal(store_device_revoke(f->s, "dev_0001", "logout", &a), 1);
+        assert_int_equal(store_device_revoke(f->s, "dev_0001", "admin", &a), 0);
+        assert_int_equal(store_jti_revoke(f->s, "jti-one", T0 + 900), 0);
+        store_set_feed_horizon(f->s, 2 * DAY);
+        store_set_feed_horizon(f->s, 60); /* never shrinks */
+        assert_int_equal(rotate(f->s, 2, 1, 2, T0 + 20, 0, &rr), 0);
+        assert_int_equal(rotate(f->s, 2, 1, 3, T0 + 30, 0, &rr), -EKEYREVOKED);
+
+        list_revocations(f->s, 0, T0, 10, &v, &n, &seq);
+        assert_int_equal(n, 3);
+        assert_int_equal(seq, 3);
+        assert_int_equal(v[0].seq, 1);
+        assert_int_equal(v[0].kind, STORE_REVOKED_DEVICE);
+        assert_string_equal(v[0].id, "dev_0001");
+        assert_int_equal(v[0].at, T0 + 10);
+        assert_int_equal(v[0].until, T0 + 10 + DAY); /* the default horizon */
+        assert_int_equal(v[1].kind, STORE_REVOKED_JTI);
+        assert_string_equal(v[1].id, "jti-one");
+        assert_int_equal(v[1].until, T0 + 900);
+        assert_int_equal(v[2].kind, STORE_REVOKED_DEVICE);
+        assert_string_equal(v[2].id, "dev_0002");
+        assert_int_equal(v[2].until, T0 + 30 + 2 * DAY);
+        free(v);
+
+        /* After a seq; by pages (seq = the last entry while more follow). */
+        list_revocations(f->s, 1, T0, 10, &v, &n, &seq);
+        assert_int_equal(n, 2);
+        assert_int_equal(v[0].seq, 2);
+        assert_int_equal(seq, 3);
+        free(v);
+        list_revocations(f->s, 0, T0, 2, &v, &n, &seq);
+        assert_int_equal(n, 2);
+        assert_int_equal(seq, 2);
+        free(v);
+        list_revocations(f->s, 3, T0, 2, &v, &n, &seq);
+        assert_int_equal(n, 0);
+        assert_int_equal(seq, 3);
+
+        /* An entry that can refuse nothing any more is not listed; the high
+         * mark still moves past it. */
+        list_revocations(f->s, 0, T0 + 1000, 10, &v, &n, &seq);
+        assert_int_equal(n, 2);
+        assert_string_equal(v[0].id, "dev_0001");
+        assert_string_equal(v[1].id, "dev_0002");
+        assert_int_equal(seq, 3);
+        free(v);
+
+        /* Pruned, reopened: the numbers are never handed out again. */
+        assert_true(store_prune(f->s, T0 + 30 * DAY) >= 3);
+        store_close(f->s);
+        f->s = NULL;
+        assert_int_equal(store_open(f->db, &f->s), 0);
+        list_revocations(f->s, 0, 0, 10, &v, &n, &seq);
+        assert_int_equal(n, 0);
+        assert_int_equal(seq, 3);
+        assert_int_equal(store_jti_revoke(f->s, "jti-two", T0 + 31 * DAY), 0);
+        list_revocations(f->s, 0, 0, 10, &v, &n, &seq);
+        assert_int_equal(n, 1);
+        assert_int_equal(v[0].seq, 4);
+        assert_int_equal(seq, 4);
+        free(v);
+}
+
 /* ------------------------------------------------------------ locking */
 
 static void test_busy(void **state) {
@@ -1252,6 +1343,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_migrate_from_1, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_published_keys, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_revocation_log, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

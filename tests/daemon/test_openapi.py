@@ -40,6 +40,8 @@ DESIGN_ENDPOINTS = {
     # not in DESIGN.md's table either: the source of `tokenctl unlock`
     ("post", "/api/unlock"),
     ("get", "/.well-known/jwks.json"),
+    # DESIGN.md "Fleet": the revocation feed verifier hosts poll
+    ("get", "/api/revocations"),
     ("get", "/api"),
 }
 # DESIGN.md, "OAuth 2.0 endpoints": form-encoded requests, RFC 6749 §5.2 errors (OAuthError).
