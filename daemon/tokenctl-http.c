@@ -136,7 +136,7 @@ static int report_transport(const tc_ctx *ctx, CURLcode cc, long os_errno, bool 
 }
 
 static int http_exchange(const tc_ctx *ctx, const char *method, const char *path, const json_t *body,
-                         const char *bearer, tc_answer *ret) {
+                         const char *form, const char *bearer, tc_answer *ret) {
         _cleanup_(erase_and_freep) char *req = NULL, *auth = NULL;
         struct curl_slist *hdrs = NULL;
         buf b = { 0 };
@@ -148,11 +148,14 @@ static int http_exchange(const tc_ctx *ctx, const char *method, const char *path
                 return -ENAMETOOLONG;
         if (body && td_json_dump_compact(body, &req) < 0)
                 return -ENOMEM;
+        if (form && !(req = strdup(form)))
+                return -ENOMEM;
         CURL *c = curl_easy_init();
         if (!c)
                 return -ENOMEM;
         if (add_header(&hdrs, "Accept: application/json") < 0 || add_header(&hdrs, "Expect:") < 0 ||
-            (body && add_header(&hdrs, "Content-Type: application/json") < 0))
+            (body && add_header(&hdrs, "Content-Type: application/json") < 0) ||
+            (form && add_header(&hdrs, "Content-Type: application/x-www-form-urlencoded") < 0))
                 goto out;
         if (bearer) {
                 if (asprintf(&auth, "Authorization: Bearer %s", bearer) < 0) {
@@ -214,12 +217,23 @@ out:
  * -errno of a tc_transport operation after printing why. */
 static int tc_http(const tc_ctx *ctx, const char *method, const char *path, const json_t *body, const char *bearer,
                    tc_answer *ret) {
-        int r = http_exchange(ctx, method, path, body, bearer, ret);
+        int r = http_exchange(ctx, method, path, body, NULL, bearer, ret);
         if (r == -ENOMEM)
                 tc_error(ctx, 0, "out of memory");
         else if (r == -ENAMETOOLONG)
                 tc_error(ctx, 0, "the request path is too long");
         return r;
+}
+
+int tc_http_form(const tc_ctx *ctx, const char *path, const char *form, tc_answer *ret) {
+        int r = http_exchange(ctx, "POST", path, NULL, form, NULL, ret);
+        if (r == -ENOMEM)
+                tc_error(ctx, 0, "out of memory");
+        return r;
+}
+
+int tc_http_json(const tc_ctx *ctx, const char *path, const json_t *body, const char *bearer, tc_answer *ret) {
+        return tc_http(ctx, "POST", path, body, bearer, ret);
 }
 
 /* Percent-escape s for a path segment or query value; malloc'ed, or NULL. */

@@ -14,6 +14,7 @@
 #include "b64.h"
 #include "jose-key.h"
 #include "json-util.h"
+#include "tokenctl-device.h"
 #include "tokenctl-devices.h"
 #include "tokenctl-token.h"
 #include "tokenctl-transport.h"
@@ -101,9 +102,10 @@ typedef struct login_opts {
         const char *user;
         const char *device_name;
         bool peer;
+        bool device;
 } login_opts;
 
-enum { OPT_USER = OPT_FIRST_VERB_OPTION, OPT_DEVICE_NAME, OPT_PEER };
+enum { OPT_USER = OPT_FIRST_VERB_OPTION, OPT_DEVICE_NAME, OPT_PEER, OPT_DEVICE };
 
 static int on_login_opt(void *userdata, int val, const char *arg) {
         login_opts *o = userdata;
@@ -119,6 +121,9 @@ static int on_login_opt(void *userdata, int val, const char *arg) {
                 return 0;
         case OPT_PEER:
                 o->peer = true;
+                return 0;
+        case OPT_DEVICE:
+                o->device = true;
                 return 0;
         }
         return EXIT_USAGE;
@@ -203,7 +208,7 @@ static void default_device_name(char *buf, size_t size) {
 
 int verb_login(tc_ctx *ctx, int argc, char **argv) {
         static const char usage[] =
-                "Usage: tokenctl login [--user U] [--device-name N] [--peer]\n"
+                "Usage: tokenctl login [--user U] [--device-name N] [--peer | --device]\n"
                 "Enrol this device: authenticate to tokend, register a new Ed25519 device key and\n"
                 "store the device id, refresh token and key (mode 0600) under\n"
                 "$XDG_STATE_HOME/tokend/ (default ~/.local/state/tokend/).\n"
@@ -211,11 +216,15 @@ int verb_login(tc_ctx *ctx, int argc, char **argv) {
                 "  --user U          user to log in as (default: you)\n"
                 "  --device-name N   name shown in tokenctl devices (default: HOST (OS), e.g.\n"
                 "                    \"vm (Debian GNU/Linux 12 (bookworm))\")\n"
-                "  --peer            no password: tokend trusts your local uid (root: any --user)\n";
+                "  --peer            no password: tokend trusts your local uid (root: any --user)\n"
+                "  --device          no password here (RFC 8628): prints a URL and a code to\n"
+                "                    approve in a browser or with tokenctl device approve CODE\n"
+                "                    elsewhere, and waits for it\n";
         static const struct option opts[] = {
                 { "user", required_argument, NULL, OPT_USER },
                 { "device-name", required_argument, NULL, OPT_DEVICE_NAME },
                 { "peer", no_argument, NULL, OPT_PEER },
+                { "device", no_argument, NULL, OPT_DEVICE },
                 TC_COMMON_OPTIONS,
         };
         login_opts o = { .ctx = ctx, .usage = usage };
@@ -232,6 +241,11 @@ int verb_login(tc_ctx *ctx, int argc, char **argv) {
         if (r < argc)
                 return tc_usage_error(ctx, usage, "unexpected argument '%s'", argv[r]);
         const tc_transport *t = tc_transport_of(ctx);
+        if (o.peer && o.device)
+                return tc_usage_error(ctx, usage, "--peer and --device exclude each other");
+        if (o.device && o.user)
+                return tc_usage_error(ctx, usage, "--user: with --device, the person who approves the code "
+                                      "chooses the user");
         if (o.peer && o.device_name && t->peer_device_name)
                 return tc_usage_error(ctx, usage, "--device-name: a peer login over %s names the device \"%s\"; "
                                       "drop --device-name, or --bus for the socket", t->name, t->peer_device_name);
@@ -261,7 +275,9 @@ int verb_login(tc_ctx *ctx, int argc, char **argv) {
         }
         tc_login_req req = { .user = o.peer ? o.user : user_copy, .device_name = o.device_name ? o.device_name : name,
                              .device_key = pub };
-        if (!o.peer) {
+        if (o.device)
+                r = tc_device_grant(ctx, &req, &a);
+        else if (!o.peer) {
                 if (read_password(ctx, user_copy, password, sizeof password) < 0) {
                         explicit_bzero(password, sizeof password);
                         tc_creds_done(&c);
@@ -269,7 +285,8 @@ int verb_login(tc_ctx *ctx, int argc, char **argv) {
                 }
                 req.password = password;
         }
-        r = t->login(ctx, &req, &a);
+        if (!o.device)
+                r = t->login(ctx, &req, &a);
         explicit_bzero(password, sizeof password);
         if (r < 0) {
                 tc_creds_done(&c);

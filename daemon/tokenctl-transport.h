@@ -75,3 +75,10 @@ typedef int (*tc_page_fn)(const tc_ctx *ctx, const char *user, const char *curso
  * {key: […]} in *ret (key: "devices", "audit"). Returns EXIT_OK, or the
  * exit status after printing why. */
 int tc_list_all(const tc_ctx *ctx, tc_page_fn page_fn, const char *key, const char *user, tc_answer *ret);
+
+/* Raw requests on the socket, for the OAuth device grant (tokenctl-device.c):
+ * POST path with a form-encoded body (secret: wiped), or with a JSON body
+ * and an optional bearer token. As the operations above: 0 with *ret (any
+ * HTTP status), or -errno after printing why. */
+int tc_http_form(const tc_ctx *ctx, const char *path, const char *form, tc_answer *ret);
+int tc_http_json(const tc_ctx *ctx, const char *path, const json_t *body, const char *bearer, tc_answer *ret);

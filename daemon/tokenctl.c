@@ -14,8 +14,10 @@ static const char usage_main[] =
         "Client of tokend: log in, print fresh tokens, manage devices and signing keys.\n"
         "\n"
         "Commands:\n"
-        "  login [--user U] [--device-name N] [--peer]\n"
-        "                           enrol this device (password; --peer: your local identity)\n"
+        "  login [--user U] [--device-name N] [--peer | --device]\n"
+        "                           enrol this device (password; --peer: your local identity;\n"
+        "                           --device: approve a code elsewhere, RFC 8628)\n"
+        "  device approve|deny CODE approve the code of a device that runs login --device\n"
         "  token [--audience A]     print a valid access token (refreshed when < 60 s remain)\n"
         "  askpass [--audience A] [PROMPT]\n"
         "                           answer an SSH_ASKPASS or sudo -A token prompt\n"
@@ -53,6 +55,7 @@ static const struct {
         { "refresh", verb_refresh }, { "logout", verb_logout },   { "status", verb_status },
         { "devices", verb_devices }, { "verify", verb_verify },   { "inspect", verb_inspect },
         { "keys", verb_keys },       { "audit", verb_audit },     { "unlock", verb_unlock },
+        { "device", verb_device },
 };
 
 /* A word that can only be the value of a bare --bus before the command. */

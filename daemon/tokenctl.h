@@ -26,5 +26,7 @@ int verb_inspect(tc_ctx *ctx, int argc, char **argv);
 int verb_audit(tc_ctx *ctx, int argc, char **argv);
 /* (tokenctl-unlock.c) */
 int verb_unlock(tc_ctx *ctx, int argc, char **argv);
+/* (tokenctl-device.c) */
+int verb_device(tc_ctx *ctx, int argc, char **argv);
 /* (tokenctl-keys.c) */
 int verb_keys(tc_ctx *ctx, int argc, char **argv);

@@ -89,9 +89,9 @@ static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const ch
         return MHD_YES;
 }
 
-unsigned http_header_count(struct MHD_Connection *conn, const char *name) {
+unsigned http_value_count(struct MHD_Connection *conn, int kind, const char *name) {
         header_count c = { .name = name };
-        (void) MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &c);
+        (void) MHD_get_connection_values(conn, (enum MHD_ValueKind) kind, count_header, &c);
         return c.n;
 }
 

@@ -35,8 +35,9 @@ void form_done(form *f);
 
 /* Whether the request's Content-Type is type (parameters after ';' allowed). */
 bool http_content_type_is(struct MHD_Connection *conn, const char *type);
-/* How often header name occurs in the request (0, 1, more). */
-unsigned http_header_count(struct MHD_Connection *conn, const char *name);
+/* How often name occurs among the request's values of kind (an enum
+ * MHD_ValueKind: MHD_HEADER_KIND, MHD_GET_ARGUMENT_KIND, …): 0, 1, more. */
+unsigned http_value_count(struct MHD_Connection *conn, int kind, const char *name);
 
 /* Add a header to the reply (value copied into its buffer). -ENOBUFS when
  * the reply's header space is full. */

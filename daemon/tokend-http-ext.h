@@ -32,6 +32,9 @@ typedef struct http_reply {
         /* CLOCK_MONOTONIC µs before which the answer must not leave (a failed
          * password login, td_status.not_before_usec); 0: at once. */
         int64_t not_before_usec;
+        /* status 0 and st.code set: a failed service call, answered as the
+         * socket API answers it ({"error","message"}, tokend-http.c's mapping). */
+        td_status st;
         /* For the log line of an error answer: the error code and why. */
         const char *log_code;
         char log_message[160];

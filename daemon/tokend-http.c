@@ -544,6 +544,8 @@ static enum MHD_Result handle_jwks(request *rq) {
 static enum MHD_Result queue_reply(request *rq) {
         http_reply *p = &rq->reply;
         char who[TD_CALLER_NAME_MAX];
+        if (p->status == 0 && p->st.code != TD_OK)
+                return queue_status(rq, &p->st);
         if (p->status >= 400)
                 log_info("HTTP %u %s for %s: %s", p->status, p->log_code ? p->log_code : "error",
                          td_caller_name(&rq->caller, who), p->log_message);
@@ -849,7 +851,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 atomic_thread_fence(memory_order_acquire);
                 rq->state = REQ_BODY;
                 if (rq->ext) /* no reply: its job never ran (no worker free) */
-                        return rq->reply.status ? queue_reply(rq) : queue_status(rq, &rq->st);
+                        return rq->reply.status || rq->reply.st.code ? queue_reply(rq)
+                                                                     : queue_status(rq, &rq->st);
                 return answer_tokens(rq, rq->code, &rq->st, &rq->tokens);
         }
         if (rq->state == REQ_FEED_READY) {

@@ -5,8 +5,7 @@
  * introspection (RFC 7662) and revocation (RFC 7009). Each translates a
  * form-encoded request into the tokend-service call the JSON API makes for
  * the same thing, and td_code values into RFC 6749 §5.2 errors (the one
- * place that mapping lives). Also the table of every endpoint served from
- * outside tokend-http.c (tokend-http-ext.h). */
+ * place that mapping lives). */
 #include <errno.h>
 #include <microhttpd.h>
 #include <sodium.h>
@@ -15,8 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "macro.h"
+#include "tokend-device-grants.h"
 #include "tokend-form.h"
 #include "tokend-http-ext.h"
 #include "tokend-oauth.h"
@@ -94,18 +95,14 @@ int oauth_read_form(http_ext_req *rq, http_reply *r, form *f) {
         return 0;
 }
 
-/* The client_id of the request, from the form or HTTP Basic (RFC 6749
- * §2.3.1, URL-encoded id and an empty secret: tokend's clients are public,
- * RFC 6749 §2.1). Writes *ret (NULL: none) into buf and returns 0, or
- * fills the error reply and returns 1 (-ENOMEM). */
-static int client_id_of(http_ext_req *rq, const form *f, http_reply *r, char buf[static OAUTH_CLIENT_ID_MAX + 1],
-                        const char **ret) {
+int oauth_client_id(http_ext_req *rq, const form *f, http_reply *r, char buf[static OAUTH_CLIENT_ID_MAX + 1],
+                    const char **ret) {
         const char *a = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
         const char *body_id = form_get(f, "client_id");
         uint8_t raw[OAUTH_AUTH_HEADER_MAX];
         size_t n = 0;
 
-        if (http_header_count(rq->conn, MHD_HTTP_HEADER_AUTHORIZATION) > 1)
+        if (http_value_count(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION) > 1)
                 return oauth_error(r, 400, "invalid_request", "Authorization is given more than once") < 0 ? -ENOMEM
                                                                                                             : 1;
         if (!a) {
@@ -195,6 +192,41 @@ int oauth_token_answer(http_reply *r, td_code c, const td_status *st, td_tokens 
         return reply_json(r, 200, j, true);
 }
 
+/* RFC 8628 §3.4-3.5: the device polls. */
+static void device_code_poll(http_ext_req *rq, http_reply *r, const char *code, const char *client_id) {
+        char *answer = NULL;
+        if (!code) {
+                (void) oauth_error(r, 400, "invalid_request", "the device_code grant needs device_code");
+                return;
+        }
+        switch (device_grants_poll(rq->t->device_grants, code, client_id, (int64_t) time(NULL), &answer)) {
+        case 0:
+                (void) reply_header(r, "Pragma", "no-cache");
+                reply_body(r, 200, "application/json", answer);
+                r->secret = true;
+                return;
+        case -EINPROGRESS:
+                (void) oauth_error(r, 400, "authorization_pending", "the user has not approved this device yet");
+                return;
+        case -EBUSY:
+                (void) oauth_error(r, 400, "slow_down", "polling too fast: the interval is now %d s longer",
+                                   DEVICE_INTERVAL);
+                return;
+        case -EACCES:
+                (void) oauth_error(r, 400, "access_denied", "the user denied this device");
+                return;
+        case -ETIME:
+                (void) oauth_error(r, 400, "expired_token", "the device code has expired; start over");
+                return;
+        case -EPERM:
+                (void) oauth_error(r, 400, "invalid_grant", "the device code was issued to another client_id");
+                return;
+        default:
+                (void) oauth_error(r, 400, "invalid_grant", "unknown device code");
+                return;
+        }
+}
+
 static void token_job_run(http_ext_req *rq, http_reply *r) {
         token_job *j = rq->job_data;
         td_tokens tok = { 0 };
@@ -230,14 +262,14 @@ static void token_job_run(http_ext_req *rq, http_reply *r) {
                 break;
         }
         default:
-                (void) oauth_error(r, 400, "unsupported_grant_type", "the device grant is not available");
+                device_code_poll(rq, r, form_get(&j->f, "device_code"), j->has_client_id ? j->client_id : NULL);
                 return;
         }
         r->not_before_usec = st.not_before_usec;
         (void) oauth_token_answer(r, c, &st, &tok, j->scope_asked);
 }
 
-static int handle_token(http_ext_req *rq, http_reply *r) {
+int oauth_handle_token(http_ext_req *rq, http_reply *r) {
         token_job *j = calloc(1, sizeof *j);
         const char *cid = NULL;
         int k;
@@ -248,7 +280,7 @@ static int handle_token(http_ext_req *rq, http_reply *r) {
                 token_job_free(j);
                 return k < 0 ? k : HTTP_EXT_DONE;
         }
-        if ((k = client_id_of(rq, &j->f, r, j->client_id, &cid)) != 0)
+        if ((k = oauth_client_id(rq, &j->f, r, j->client_id, &cid)) != 0)
                 goto done;
         j->has_client_id = cid != NULL;
         const char *grant = form_get(&j->f, "grant_type");
@@ -260,9 +292,11 @@ static int handle_token(http_ext_req *rq, http_reply *r) {
                 j->grant = GRANT_PASSWORD;
         else if (streq(grant, "refresh_token"))
                 j->grant = GRANT_REFRESH;
+        else if (streq(grant, GRANT_DEVICE_CODE))
+                j->grant = GRANT_DEVICE;
         else {
                 k = oauth_error(r, 400, "unsupported_grant_type", "grant_type %.64s is not supported (password, "
-                                "refresh_token)", grant);
+                                "refresh_token, " GRANT_DEVICE_CODE ")", grant);
                 goto done;
         }
         const char *scope = form_get(&j->f, "scope");
@@ -274,7 +308,7 @@ static int handle_token(http_ext_req *rq, http_reply *r) {
         /* The device key's proof: the form's "proof", or an RFC 9449 DPoP header. */
         const char *proof = form_get(&j->f, "proof");
         const char *dpop = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "DPoP");
-        if (http_header_count(rq->conn, "DPoP") > 1 || (proof && dpop)) {
+        if (http_value_count(rq->conn, MHD_HEADER_KIND, "DPoP") > 1 || (proof && dpop)) {
                 k = oauth_error(r, 400, "invalid_request", "one proof only: the proof parameter or a DPoP header");
                 goto done;
         }
@@ -295,7 +329,7 @@ done:
 
 /* ---- introspection and revocation --------------------------------------- */
 
-static int handle_introspect(http_ext_req *rq, http_reply *r) {
+int oauth_handle_introspect(http_ext_req *rq, http_reply *r) {
         _cleanup_(form_done) form f = { 0 };
         td_status st = { 0 };
         json_t *j = NULL;
@@ -336,13 +370,13 @@ static void revoke_job_run(http_ext_req *rq, http_reply *r) {
                 (void) oauth_error_of(r, &st, false);
 }
 
-static int handle_revoke(http_ext_req *rq, http_reply *r) {
+int oauth_handle_revoke(http_ext_req *rq, http_reply *r) {
         revoke_job *j = calloc(1, sizeof *j);
         const char *cid = NULL;
         int k;
         if (!j)
                 return -ENOMEM;
-        if ((k = oauth_read_form(rq, r, &j->f)) == 0 && (k = client_id_of(rq, &j->f, r, j->client_id, &cid)) == 0) {
+        if ((k = oauth_read_form(rq, r, &j->f)) == 0 && (k = oauth_client_id(rq, &j->f, r, j->client_id, &cid)) == 0) {
                 j->has_client_id = cid != NULL;
                 rq->job = revoke_job_run;
                 rq->job_free = revoke_job_free;
@@ -410,10 +444,10 @@ static int metadata(http_ext_req *rq, http_reply *r, bool oidc) {
         for (size_t i = 0; i < 6; i++)
                 snprintf(u[i], sizeof u[i], "%s%s", base, paths[i]);
         json_t *j = issuer ? json_pack(
-                "{s:s,s:s,s:s,s:s,s:s,s:[ss],s:[s],s:[s],s:[s],s:[],s:[s],s:s}",
+                "{s:s,s:s,s:s,s:s,s:s,s:s,s:[sss],s:[s],s:[s],s:[s],s:[],s:[s],s:s}",
                 "issuer", issuer, "token_endpoint", u[0], "jwks_uri", u[1], "introspection_endpoint", u[2],
-                "revocation_endpoint", u[3],
-                "grant_types_supported", "password", "refresh_token",
+                "revocation_endpoint", u[3], "device_authorization_endpoint", u[4],
+                "grant_types_supported", "password", "refresh_token", GRANT_DEVICE_CODE,
                 "token_endpoint_auth_methods_supported", "none",
                 "revocation_endpoint_auth_methods_supported", "none",
                 "introspection_endpoint_auth_methods_supported", "none",
@@ -433,19 +467,10 @@ static int metadata(http_ext_req *rq, http_reply *r, bool oidc) {
         return reply_json(r, 200, j, false) < 0 ? -ENOMEM : HTTP_EXT_DONE;
 }
 
-static int handle_metadata(http_ext_req *rq, http_reply *r) {
+int oauth_handle_metadata(http_ext_req *rq, http_reply *r) {
         return metadata(rq, r, false);
 }
 
-static int handle_openid_configuration(http_ext_req *rq, http_reply *r) {
+int oauth_handle_openid_configuration(http_ext_req *rq, http_reply *r) {
         return metadata(rq, r, true);
 }
-
-const http_ext_route http_ext_routes[] = {
-        { "/.well-known/oauth-authorization-server", "GET", handle_metadata },
-        { "/.well-known/openid-configuration", "GET", handle_openid_configuration },
-        { TOKEN_PATH, "POST", handle_token },
-        { "/oauth2/introspect", "POST", handle_introspect },
-        { "/oauth2/revoke", "POST", handle_revoke },
-};
-const size_t http_ext_n_routes = ELEMENTSOF(http_ext_routes);

@@ -25,6 +25,19 @@ int oauth_token_answer(http_reply *r, td_code c, const td_status *st, td_tokens 
 /* Check the content type and size, parse the form into *f. 0: parsed (the
  * caller form_done()s f); 1: an error reply is filled; -ENOMEM. */
 int oauth_read_form(http_ext_req *rq, http_reply *r, form *f);
+/* The client_id of the request, from the form or HTTP Basic (RFC 6749
+ * §2.3.1, URL-encoded id and an empty secret: tokend's clients are public,
+ * RFC 6749 §2.1). Writes *ret (NULL: none) into buf and returns 0, or
+ * fills the error reply and returns 1 (-ENOMEM). */
+int oauth_client_id(http_ext_req *rq, const form *f, http_reply *r, char buf[static OAUTH_CLIENT_ID_MAX + 1],
+                    const char **ret);
 /* Where the endpoints are: the issuer when it is an http(s) URL, else
  * http://localhost (the Unix socket), without a trailing slash. */
 void oauth_base_url(tokend *t, char buf[static OAUTH_URL_MAX]);
+
+/* The endpoints (http_ext_route handlers, tokend-http-routes.c). */
+int oauth_handle_metadata(http_ext_req *rq, http_reply *r);
+int oauth_handle_openid_configuration(http_ext_req *rq, http_reply *r);
+int oauth_handle_token(http_ext_req *rq, http_reply *r);
+int oauth_handle_introspect(http_ext_req *rq, http_reply *r);
+int oauth_handle_revoke(http_ext_req *rq, http_reply *r);

@@ -579,6 +579,31 @@ out:
         return tc;
 }
 
+td_code td_device_approve(tokend *t, const td_caller *c, const char *bearer, const td_issue_req *req, td_tokens *ret,
+                          td_status *st) {
+        td_user u;
+        td_code tc;
+
+        if (!bearer)
+                return td_fail(st, TD_INVALID_TOKEN, "approving a device needs an Authorization: Bearer access token");
+        at_claims cl = { 0 };
+        tokend_rdlock(t);
+        tc = td_check_access_token(t, bearer, NULL, &cl, st);
+        if (tc == TD_OK && user_by_name(cl.sub, &u) < 0)
+                tc = td_fail(st, TD_INVALID_TOKEN, "the token's user no longer exists");
+        at_claims_done(&cl);
+        /* On the socket the kernel says who asks: only the token's own user
+         * (or root) may use it to enrol another device. Over TCP the bearer
+         * token alone vouches. */
+        if (tc == TD_OK && !td_caller_is_remote(c) && c->uid != 0 && c->uid != u.uid)
+                tc = td_fail(st, TD_FORBIDDEN, "the access token belongs to another user than the caller");
+        if (tc == TD_OK)
+                tc = enrol(t, c, &u, false, req->device_name, req->device_key, req->audience, 0, "device_approve",
+                           ret, st);
+        tokend_unlock(t);
+        return tc;
+}
+
 /* RFC 9449-style proof of possession of the device key (tokend-proof.h):
  * fresh (iat within ClockSkew) and never seen before (replay cache). */
 static td_code check_proof(tokend *t, const store_device *d, const td_refresh_req *req, int64_t now,

@@ -157,6 +157,15 @@ td_code td_login(tokend *t, const td_caller *c, const td_login_req *req, td_toke
  * audience, too many devices), TD_INVALID_REQUEST (no such user, bad
  * field), TD_TOO_MANY_REQUESTS (PeerLoginRate, + retry_after). */
 td_code td_issue(tokend *t, const td_caller *c, const td_issue_req *req, td_tokens *ret, td_status *st);
+/* A new device for the user of a valid access token (bearer), as the
+ * approval of an RFC 8628 device authorization by an already logged-in
+ * device: no password, so no step-up audience (as td_issue). On the socket
+ * a non-root caller must be the token's user. Codes: the bearer's
+ * (TD_INVALID_TOKEN, TD_TOKEN_EXPIRED, TD_TOKEN_REVOKED), TD_FORBIDDEN
+ * (another user's token, a step-up or disallowed audience, too many
+ * devices), TD_INVALID_REQUEST (bad device_name/key, audience). */
+td_code td_device_approve(tokend *t, const td_caller *c, const char *bearer, const td_issue_req *req, td_tokens *ret,
+                          td_status *st);
 /* Rotate the refresh token and issue a new access token. TD_INVALID_REQUEST
  * (missing field, bad audience), TD_INVALID_TOKEN (unknown token or device,
  * missing/bad/replayed proof, a concurrent rotation, the user is gone),

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tokend-device-grants.h"
 #include "tokend-frontend.h"
 #include "tokend-log.h"
 #include "tokend.h"
@@ -155,7 +156,8 @@ int tokend_new(const tokend_params *p, tokend **ret) {
                 return r;
         t->role = tokend_role_of(t->config);
         raise_fd_limit(t->config->max_connections);
-        if ((r = tokend_new_state(t)) < 0 || (r = tokend_limits_new(t)) < 0)
+        if ((r = tokend_new_state(t)) < 0 || (r = tokend_limits_new(t)) < 0 ||
+            (r = device_grants_new(&t->device_grants)) < 0)
                 return r;
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         r = workers_new((unsigned) (cores > 0 ? cores : 1), LOGIN_QUEUE, &t->login_workers);
@@ -195,6 +197,7 @@ tokend *tokend_free(tokend *t) {
         longpoll_free(t->longpoll);
         store_close(t->store);
         tokend_limits_free(t);
+        device_grants_free(t->device_grants);
         keydir_done(&t->keys);
         tokend_config_free(t->config);
         if (t->lock_initialized)

@@ -80,6 +80,9 @@ struct tokend {
         ratelimit *verify_fail_uid;   /* failed verifies per non-root caller uid */
         ratelimit *verify_fail_rhost; /* failed verifies by root per reported remote host */
         ratelimit *peer_login_uid;    /* peer logins per non-root caller uid and minute */
+        /* Pending RFC 8628 device authorizations (tokend-device-grants.h):
+         * memory only, a restart drops them. */
+        struct device_grants *device_grants;
         /* Called after any device revocation (socket, bus, reuse detection):
          * the D-Bus front end emits DeviceRevoked from it. May be NULL. */
         void (*on_device_revoked)(void *userdata, const char *user, const char *device_id);

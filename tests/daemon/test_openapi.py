@@ -51,8 +51,16 @@ OAUTH_ENDPOINTS = {
     ("post", "/oauth2/token"),
     ("post", "/oauth2/introspect"),
     ("post", "/oauth2/revoke"),
+    ("post", "/oauth2/device_authorization"),
 }
-ENDPOINTS = DESIGN_ENDPOINTS | OAUTH_ENDPOINTS
+# The device approval page: HTML for a browser, form-encoded POST.
+HTML_ENDPOINTS = {
+    ("get", "/device"),
+    ("post", "/device"),
+}
+# The approval by a logged-in device (tokenctl device approve): the socket API's conventions.
+DEVICE_APPROVE = {("post", "/api/device/approve")}
+ENDPOINTS = DESIGN_ENDPOINTS | OAUTH_ENDPOINTS | HTML_ENDPOINTS | DEVICE_APPROVE
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 # Answers that every operation with a JSON body can produce before routing.
 BODY_ERRORS = {"400", "413", "415", "500"}
@@ -140,11 +148,14 @@ def test_every_operation_lists_its_errors_with_the_error_schema(doc):
     oauth_schema = doc["components"]["schemas"]["OAuthError"]
     for method, path, op in operations(doc):
         oauth = (method, path) in OAUTH_ENDPOINTS
+        page = (method, path) in HTML_ENDPOINTS
         codes = set(op["responses"])
         errors = {c for c in codes if c[0] in "45"}
         assert "405" in errors and "500" in errors, f"{method} {path}: {sorted(codes)}"
         assert any(c[0] == "2" for c in codes), f"{method} {path} has no success answer"
-        if "requestBody" in op:
+        if "requestBody" in op and page:
+            assert set(op["requestBody"]["content"]) == {"application/x-www-form-urlencoded"}
+        elif "requestBody" in op:
             want = {"400", "413", "500"} if oauth else BODY_ERRORS
             assert want <= errors, f"{method} {path}: {sorted(errors)}"
             body_type = "application/x-www-form-urlencoded" if oauth else "application/json"
@@ -152,6 +163,10 @@ def test_every_operation_lists_its_errors_with_the_error_schema(doc):
         for code in errors:
             resp = resolve(doc, op["responses"][code])
             content = resp["content"]
+            if page and code not in ("405", "500"):  # the page's own errors are pages
+                assert set(content) == {"text/html"}, f"{method} {path} {code}"
+                assert "Content-Security-Policy" in resp["headers"], f"{method} {path} {code}"
+                continue
             assert set(content) == {"application/json"}, f"{method} {path} {code}"
             schema = resolve(doc, content["application/json"]["schema"])
             if not oauth or code == "405":  # 405 is answered before the endpoint runs

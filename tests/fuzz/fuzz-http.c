@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "tokend-device-grants.h"
 #include "tokend-http.h"
 #include "tokend-workers.h"
 #include "tokend.h"
@@ -220,6 +221,7 @@ static void start_daemon(void) {
         r = store_open(t->config->database, &t->store);
         HTTP_CHECK(r >= 0, "store_open %s: %s", t->config->database, strerror(-r));
         HTTP_CHECK(tokend_limits_new(t) >= 0, "tokend_limits_new");
+        HTTP_CHECK(device_grants_new(&t->device_grants) >= 0, "device_grants_new");
         HTTP_CHECK(workers_new(2, 64, &login_workers) >= 0, "workers_new");
         http_limits lim = {
                 .max_request_bytes = t->config->max_request_bytes,

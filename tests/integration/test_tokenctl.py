@@ -16,7 +16,7 @@ from test_tokenctl_util import (ASKPASS, TOKENCTL, Client, audit_count, base, cl
 pytestmark = pytest.mark.skipif(not have_binaries(), reason="tokend/tokenctl not built")
 
 COMMANDS = ["login", "token", "askpass", "refresh", "logout", "status", "devices", "verify", "inspect", "keys",
-            "audit", "unlock"]
+            "audit", "unlock", "device"]
 
 
 @pytest.fixture

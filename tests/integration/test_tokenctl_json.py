@@ -36,7 +36,8 @@ NEW_KEY = {"file", "kid", "alg"}
 PROMPT = "JWT token for root (tokend): "
 
 # every command of tokenctl --help, with its subcommands, is exercised below
-ALL = set(COMMANDS) - {"devices", "keys"} | {"devices list", "devices revoke", "keys generate", "keys rotate",
+ALL = set(COMMANDS) - {"devices", "keys", "device"} | {"device approve", "device deny"} | {
+    "devices list", "devices revoke", "keys generate", "keys rotate",
                                               "keys list", "keys jwks"}
 
 
@@ -119,6 +120,19 @@ def test_every_command_prints_one_object(base, daemon, account):  # noqa: F811
     victim = other.credentials()["device_id"]
     assert run("devices revoke", victim, keys={"revoked"}) == {"revoked": victim}
     run("devices revoke", "dev_AAAAAAAAAAAAAAAA", rc=1, error="not_found")
+
+    # device approve|deny: the code of another device's login --device (RFC 8628)
+    def user_code():
+        r = daemon.api.request("POST", "/oauth2/device_authorization", "client_id=json-test",
+                               content_type="application/x-www-form-urlencoded")
+        assert r.status == 200, r
+        return r.json["user_code"]
+    ok = run("device approve", user_code(), keys={"approved", "client_id", "device_name", "device_id"})
+    assert ok["approved"] is True and ok["client_id"] == "json-test"
+    assert run("device deny", user_code(), keys={"denied", "client_id"})["denied"] is True
+    run("device approve", "BCDF-BCDF", rc=1, error="not_found")
+    run("device deny", "BCDF-BCDF", rc=1, error="not_found")
+    run("device approve", rc=2, error="usage")
 
     # verify, online and offline, and inspect
     at = run("token")["access_token"]
