@@ -107,6 +107,9 @@ static int format_value(const tokend_config *c, const config_key *k, char **ret)
         case K_BOOL:
                 *ret = strdup(*(const bool *) field ? "yes" : "no");
                 break;
+        case K_POLICY:
+                *ret = strdup(*(const bool *) field ? "best_effort" : "strict");
+                break;
         case K_MODE:
                 return asprintf(ret, "%04o", (unsigned) *(const mode_t *) field) < 0 ? -ENOMEM : 0;
         case K_ALG:

@@ -149,6 +149,21 @@ static const char *check_public_url(const char *v) {
         return NULL;
 }
 
+/* [Verifier] HostNames=: host names, space-separated, each usable after
+ * the '@' of an audience. */
+static const char *check_host_names(const char *v) {
+        size_t n = 0;
+        for (const char *p = v + strspn(v, " \t"); *p; p += strspn(p, " \t")) {
+                size_t l = strcspn(p, " \t");
+                if (l > 63 || strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-") < l)
+                        return "expected host names of [A-Za-z0-9.-], at most 63 characters each";
+                p += l;
+                if (++n > 16)
+                        return "too many names (at most 16)";
+        }
+        return n ? NULL : "expected at least one host name";
+}
+
 /* [Network] Listen=: whitespace-separated numeric ADDRESS:PORT words. */
 static const char *check_listen(const char *v) {
         struct sockaddr_storage sa;
@@ -214,6 +229,15 @@ const config_key config_keys[] = {
         { "Network", "ClientCA", K_STRING, F(network_client_ca), NULL, 0, 0, check_path, false, NULL },
         { "Network", "PublicURL", K_STRING, F(network_public_url), NULL, 0, 0, check_public_url, false, NULL },
         { "Network", "AllowPlainLoopback", K_BOOL, F(network_allow_plain_loopback), "no", 0, 0, NULL, false, NULL },
+        { "Verifier", "Issuer", K_STRING, F(verifier_issuer), NULL, 0, 0, check_public_url, false, NULL },
+        { "Verifier", "UnixSocket", K_STRING, F(verifier_unix_socket), NULL, 0, 0, check_socket_path, false, NULL },
+        { "Verifier", "CAFile", K_STRING, F(verifier_ca_file), NULL, 0, 0, check_path, false, NULL },
+        { "Verifier", "Certificate", K_STRING, F(verifier_certificate), NULL, 0, 0, check_path, false, NULL },
+        { "Verifier", "PrivateKey", K_STRING, F(verifier_private_key), NULL, 0, 0, check_path, false, NULL },
+        { "Verifier", "HostNames", K_STRING, F(verifier_host_names), NULL, 0, 0, check_host_names, false, NULL },
+        { "Verifier", "AcceptUnscoped", K_BOOL, F(verifier_accept_unscoped), "no", 0, 0, NULL, false, NULL },
+        { "Verifier", "MaxStaleness", K_TIMESPAN, F(verifier_max_staleness), "60s", 1, 86400, NULL, false, "1s..1d" },
+        { "Verifier", "Policy", K_POLICY, F(verifier_best_effort), "strict", 0, 0, NULL, false, NULL },
 };
 
 int tokend_listen_parse(const char *w, struct sockaddr_storage *ret, socklen_t *ret_len) {
@@ -433,6 +457,14 @@ int config_apply_value(tokend_config *c, const config_key *k, const char *v, con
                         *reason = "not a boolean (yes/no, true/false, on/off, 1/0)";
                         return -EINVAL;
                 }
+                return 0;
+
+        case K_POLICY:
+                if (!streq(v, "strict") && !streq(v, "best_effort")) {
+                        *reason = "must be strict or best_effort";
+                        return -EINVAL;
+                }
+                *(bool *) field = streq(v, "best_effort");
                 return 0;
 
         case K_MODE:

@@ -26,6 +26,7 @@ typedef enum kind {
         K_AUDIENCES, /* char **; allow_any: "*" → NULL */
         K_AUDIENCES_OR_NONE, /* char **; "none" → NULL */
         K_BUS,       /* bus + bus_address */
+        K_POLICY,    /* bool: "strict" → false, "best_effort" → true */
 } kind;
 
 typedef struct config_key {
@@ -42,7 +43,7 @@ typedef struct config_key {
 
 /* The number of keys: the table's definition must match it (a mismatch is a
  * compile error, "conflicting types"). */
-#define CONFIG_N_KEYS 38
+#define CONFIG_N_KEYS 47
 extern const config_key config_keys[CONFIG_N_KEYS];
 
 /* The key [section] name, or NULL; *ret_section_known (optional): whether

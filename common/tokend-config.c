@@ -367,11 +367,39 @@ static int check_network(parser *p) {
         return 0;
 }
 
+/* [Verifier]: Issuer= is the iss tokens must carry; a verifier issues
+ * nothing, so it has no network listener; client certificate and key go
+ * together. */
+static int check_verifier(parser *p) {
+        tokend_config *c = p->config;
+        const char *where = where_of(p, "Verifier", "Issuer", "[Verifier]");
+        if (!c->verifier_issuer)
+                return 0;
+        if (!!c->verifier_certificate != !!c->verifier_private_key) {
+                parser_fail(p, -EINVAL, "%s: [Verifier] Certificate= and PrivateKey= go together",
+                            where_of(p, "Verifier", c->verifier_certificate ? "Certificate" : "PrivateKey", where));
+                return -EINVAL;
+        }
+        if (c->network_listen) {
+                parser_fail(p, -EINVAL, "%s: a verifier ([Verifier] Issuer=) issues no tokens and has no [Network] "
+                            "Listen=", where);
+                return -EINVAL;
+        }
+        char *s = strdup(c->verifier_issuer);
+        if (!s)
+                return -ENOMEM;
+        free(c->issuer);
+        c->issuer = s;
+        return 0;
+}
+
 /* Rules spanning two keys, checked once every file is read. */
 static int check_cross(parser *p) {
         tokend_config *c = p->config;
 
         int r = check_network(p);
+        if (r >= 0)
+                r = check_verifier(p);
         if (r < 0)
                 return r;
         if (!c->allowed_audiences)

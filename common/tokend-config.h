@@ -93,6 +93,17 @@ typedef struct tokend_config {
         char *network_public_url;        /* NULL; the issuer URL: becomes [Token] Issuer unless that is set */
         bool network_allow_plain_loopback; /* no: plain HTTP only when every Listen= address is loopback */
 
+        /* [Verifier]: this tokend verifies for an issuer (tokend-verifier.c) */
+        char *verifier_issuer;           /* NULL = not a verifier; else the issuer URL (its iss, where to fetch) */
+        char *verifier_unix_socket;      /* NULL; else reach the issuer over this AF_UNIX socket (plain HTTP) */
+        char *verifier_ca_file;          /* NULL = the system CAs; else PEM CA certificates of the issuer */
+        char *verifier_certificate;      /* NULL; client certificate (PEM) for the issuer's ClientCA= */
+        char *verifier_private_key;      /* NULL; its key */
+        char *verifier_host_names;       /* NULL = the host name and its FQDN; else names, space-separated */
+        bool verifier_accept_unscoped;   /* no: an audience without @HOST is refused */
+        int64_t verifier_max_staleness;  /* 60s; 1s..1d */
+        bool verifier_best_effort;       /* Policy=strict (false) | best_effort (true) */
+
         /* Non-fatal problems found while loading ("FILE:LINE: unknown key
          * [Token] Foo, ignoring"), for the caller to log. NULL-terminated;
          * NULL when there are none. */

@@ -151,6 +151,8 @@ static const listing device_listing = {
 
 td_code td_devices_list(tokend *t, const td_caller *c, const char *bearer, const char *user,
                         const td_page_req *pg, json_t **ret, td_status *st) {
+        if (td_verifier_refuses(t, st))
+                return st->code;
         return list_page(t, c, bearer, user, pg, &device_listing, ret, st);
 }
 
@@ -193,6 +195,9 @@ td_code td_device_revoke(tokend *t, const td_caller *c, const char *bearer, cons
         td_user me;
         td_code tc;
         int r;
+
+        if (td_verifier_refuses(t, st))
+                return st->code;
 
         if (!device_id || strlen(device_id) > STORE_DEVICE_ID_MAX || strncmp(device_id, "dev_", 4) != 0)
                 return td_fail(st, TD_NOT_FOUND, "no such device");

@@ -53,6 +53,10 @@ void td_device_revoked(tokend *t, const char *user, const char *device_id);
 td_code td_revoke_device(tokend *t, const char *user, const char *device_id, const char *reason,
                          const store_audit *a, td_status *st);
 
+/* On a verifier ([Verifier] Issuer=) what only the issuer does (logins,
+ * tokens, refresh, devices) is refused: true, and st says where to go. */
+bool td_verifier_refuses(tokend *t, td_status *st);
+
 static inline int64_t td_now(void) {
         return (int64_t) time(NULL);
 }

@@ -117,6 +117,15 @@ void td_device_revoked(tokend *t, const char *user, const char *device_id) {
         longpoll_notify(t->longpoll); /* the feed's waiting requests */
 }
 
+bool td_verifier_refuses(tokend *t, td_status *st) {
+        if (t->role != TOKEND_ROLE_VERIFIER)
+                return false;
+        /* config->issuer is [Verifier] Issuer= there; it never changes on reload. */
+        td_fail(st, TD_FORBIDDEN, "this tokend only verifies tokens of %s: log in, get tokens and manage devices "
+                "there", t->config->issuer);
+        return true;
+}
+
 td_code td_revoke_device(tokend *t, const char *user, const char *device_id, const char *reason,
                          const store_audit *a, td_status *st) {
         int r = store_device_revoke(t->store, device_id, reason, a);
@@ -469,6 +478,9 @@ td_code td_login(tokend *t, const td_caller *c, const td_login_req *req, td_toke
         td_code tc;
         int r;
 
+        if (td_verifier_refuses(t, st))
+                return st->code;
+
         if (!req->username || !req->password)
                 return td_fail(st, TD_INVALID_REQUEST, "username and password are required");
         if (!user_name_valid(req->username))
@@ -527,6 +539,9 @@ td_code td_issue(tokend *t, const td_caller *c, const td_issue_req *req, td_toke
         td_user u;
         td_code tc;
         int r;
+
+        if (td_verifier_refuses(t, st))
+                return st->code;
 
         /* No kernel identity over TCP: nobody to issue tokens for. */
         if (td_caller_is_remote(c))
@@ -675,6 +690,9 @@ td_code td_refresh(tokend *t, const td_caller *c, const td_refresh_req *req, td_
         td_code tc;
         int r;
 
+        if (td_verifier_refuses(t, st))
+                return st->code;
+
         if (!req->refresh_token || !req->device_id)
                 return td_fail(st, TD_INVALID_REQUEST, "refresh_token and device_id are required");
         if (!device_id_valid(req->device_id) ||
@@ -759,6 +777,52 @@ out:
         return tc;
 }
 
+/* Why at_verify (r < 0) refused a token, as the caller is told. where: ""
+ * or " on this host". */
+static td_code token_refused(td_status *st, int r, const char *audience, const char *where) {
+        switch (r) {
+        case -EKEYEXPIRED: return td_fail(st, TD_TOKEN_EXPIRED, "the token has expired");
+        case -ETIME: return td_fail(st, TD_INVALID_TOKEN, "the token is not valid yet");
+        case -EACCES:
+                if (audience)
+                        return td_fail(st, TD_INVALID_TOKEN, "the token is not for service %s%s (or has another "
+                                       "issuer)", audience, where);
+                return td_fail(st, TD_INVALID_TOKEN, "the token has another issuer");
+        case -ENOKEY: return td_fail(st, TD_INVALID_TOKEN, "the token was signed by an unknown key");
+        default: return td_fail(st, TD_INVALID_TOKEN, "the token is malformed or its signature is invalid");
+        }
+}
+
+/* td_check_access_token on a verifier: the issuer's keys and revocation
+ * feed (tokend-verifier.c), then the user in this host's NSS. The token's
+ * uid is the issuer host's and is ignored: uids differ from host to host,
+ * the local one is answered. */
+static td_code td_check_remote(tokend *t, const char *token, size_t len, const char *audience, at_claims *ret,
+                               td_status *st) {
+        at_claims cl = { 0 };
+        td_user u;
+        int r = verifier_check(t->verifier, token, len, audience, td_now(), t->config->clock_skew, &cl);
+        switch (r) {
+        case 0: break;
+        case -EKEYREVOKED: return td_fail(st, TD_TOKEN_REVOKED, "the token or its device was revoked");
+        case -ENOKEY:
+                st->retry_after = 1;
+                return td_fail(st, TD_UNAVAILABLE, "the token names an issuer key not known here yet; fetching it");
+        case -ESTALE:
+                st->retry_after = 5;
+                return td_fail(st, TD_UNAVAILABLE, "no recent revocation feed from the issuer (Policy=strict, "
+                               "MaxStaleness=%llds): refusing every token", (long long) t->config->verifier_max_staleness);
+        default: return token_refused(st, r, audience, " on this host");
+        }
+        if (user_by_name(cl.sub, &u) < 0) {
+                at_claims_done(&cl);
+                return td_fail(st, TD_INVALID_TOKEN, "the token's user does not exist on this host");
+        }
+        cl.uid = (int64_t) u.uid;
+        *ret = cl;
+        return TD_OK;
+}
+
 td_code td_check_access_token(tokend *t, const char *token, const char *audience, at_claims *ret, td_status *st) {
         at_claims cl = { 0 };
         store_device d;
@@ -771,19 +835,13 @@ td_code td_check_access_token(tokend *t, const char *token, const char *audience
         size_t len = strnlen(token, JWS_MAX_TOKEN_BYTES + 1);
         if (len > JWS_MAX_TOKEN_BYTES)
                 return td_fail(st, TD_INVALID_TOKEN, "token too long");
+        if (t->verifier)
+                return td_check_remote(t, token, len, audience, ret, st);
         at_check chk = { .issuer = t->config->issuer, .audience = audience, .now = td_now(),
                          .skew = t->config->clock_skew };
         r = at_verify(t->keys.keys, token, len, &chk, &cl);
-        switch (r) {
-        case 0: break;
-        case -EKEYEXPIRED: return td_fail(st, TD_TOKEN_EXPIRED, "the token has expired");
-        case -ETIME: return td_fail(st, TD_INVALID_TOKEN, "the token is not valid yet");
-        case -EACCES:
-                return td_fail(st, TD_INVALID_TOKEN, audience ? "the token is not for service %s (or has "
-                               "another issuer)" : "the token has another issuer%s", audience ? audience : "");
-        case -ENOKEY: return td_fail(st, TD_INVALID_TOKEN, "the token was signed by an unknown key");
-        default: return td_fail(st, TD_INVALID_TOKEN, "the token is malformed or its signature is invalid");
-        }
+        if (r < 0)
+                return token_refused(st, r, audience, "");
         r = store_device_get(t->store, cl.client_id, &d);
         if (r == -ENOENT) {
                 tc = td_fail(st, TD_INVALID_TOKEN, "the token's device is unknown");
@@ -823,6 +881,9 @@ td_code td_logout(tokend *t, const td_caller *c, const char *access_token, td_st
         at_claims cl = { 0 };
         td_code tc;
         int r;
+
+        if (td_verifier_refuses(t, st))
+                return st->code;
 
         tokend_rdlock(t);
         if ((tc = td_check_access_token(t, access_token, NULL, &cl, st)) != TD_OK)

@@ -19,8 +19,10 @@
 struct tokend_store {
         const store_ops *ops;
         store_backend *b;
-        _Atomic int64_t feed_horizon; /* store_set_feed_horizon */
+        _Atomic int64_t feed_horizon; /* store_set_feed_horizon; -1 until set */
 };
+
+static int64_t feed_horizon(tokend_store *s);
 
 /* ------------------------------------------------------------ validation */
 
@@ -50,7 +52,7 @@ int store_open(const char *location, tokend_store **ret) {
         if (!s)
                 return -ENOMEM;
         s->ops = ops;
-        atomic_init(&s->feed_horizon, FEED_HORIZON_DEFAULT);
+        atomic_init(&s->feed_horizon, -1); /* not set yet: FEED_HORIZON_DEFAULT */
         int r = ops->open(location, &s->b);
         if (r < 0) {
                 free(s);
@@ -98,7 +100,7 @@ int store_refresh_rotate(tokend_store *s, const char *device_id, const uint8_t p
                 return -EINVAL;
 
         store_rotate_req q = { device_id, presented_hash, new_hash, now, new_expires, reuse_grace,
-                               now + atomic_load(&s->feed_horizon), a };
+                               now + feed_horizon(s), a };
         store_rotate_result res = {};
         int r = s->ops->refresh_rotate(s->b, &q, &res);
         if (r == 0 || r == -EALREADY || r == -EKEYREVOKED || r == -EKEYEXPIRED)
@@ -133,7 +135,7 @@ int store_device_revoke(tokend_store *s, const char *id, const char *reason, con
             (a && !audit_ok(a)))
                 return -EINVAL;
         int64_t when = a ? a->time : (int64_t) time(NULL);
-        return s->ops->device_revoke(s->b, id, reason, when, when + atomic_load(&s->feed_horizon), a);
+        return s->ops->device_revoke(s->b, id, reason, when, when + feed_horizon(s), a);
 }
 
 int store_device_touch(tokend_store *s, const char *id, int64_t now) {
@@ -202,8 +204,13 @@ void store_set_feed_horizon(tokend_store *s, int64_t seconds) {
         if (!s || seconds < 0)
                 return;
         int64_t cur = atomic_load(&s->feed_horizon);
-        while (seconds > cur && !atomic_compare_exchange_weak(&s->feed_horizon, &cur, seconds))
+        while ((cur < 0 || seconds > cur) && !atomic_compare_exchange_weak(&s->feed_horizon, &cur, seconds))
                 ;
+}
+
+static int64_t feed_horizon(tokend_store *s) {
+        int64_t h = atomic_load(&s->feed_horizon);
+        return h < 0 ? FEED_HORIZON_DEFAULT : h;
 }
 
 int store_revocations_list(tokend_store *s, int64_t after, int64_t valid_at, size_t limit, store_revocation **ret,

@@ -81,6 +81,8 @@ int tokend_load_keys(const tokend_config *cfg, const char *env_passphrase, keydi
 /* The role a configuration asks for: [Network] Listen= → issuer (the
  * [Verifier] issue adds [Verifier] Issuer= → verifier). */
 static tokend_role tokend_role_of(const tokend_config *c) {
+        if (c->verifier_issuer)
+                return TOKEND_ROLE_VERIFIER;
         return c->network_listen ? TOKEND_ROLE_ISSUER : TOKEND_ROLE_STANDALONE;
 }
 
@@ -129,7 +131,10 @@ static int tokend_new_state(tokend *t) {
                 log_error("cannot create state directory %s: %s", t->param_state_dir, strerror(-r));
                 return r;
         }
-        r = tokend_load_keys(t->config, t->env_passphrase, &t->keys, &err);
+        if (t->role == TOKEND_ROLE_VERIFIER)
+                r = jose_keyset_new(&t->keys.keys); /* signs nothing: no key of its own */
+        else
+                r = tokend_load_keys(t->config, t->env_passphrase, &t->keys, &err);
         if (r < 0) {
                 log_error("keys: %s", err ? err : strerror(-r));
                 return r;
@@ -138,6 +143,16 @@ static int tokend_new_state(tokend *t) {
         if (r < 0) {
                 log_error("cannot open the database %s: %s", t->config->database, strerror(-r));
                 return r;
+        }
+        if (t->role == TOKEND_ROLE_VERIFIER) {
+                /* Its state (the issuer's JWKS, the feed) next to the database. */
+                _cleanup_(freep) char *dir = strdup(t->config->database);
+                if (!dir)
+                        return -ENOMEM;
+                char *slash = strrchr(dir, '/');
+                if (slash)
+                        *(slash == dir ? slash + 1 : slash) = 0;
+                return verifier_new(t->config, dir, &t->verifier);
         }
         store_set_feed_horizon(t->store, t->config->access_token_lifetime + t->config->clock_skew);
         unsigned waiters = t->config->max_connections / FEED_WAITERS_SHARE;
@@ -195,6 +210,7 @@ tokend *tokend_free(tokend *t) {
         }
         workers_free(t->login_workers);
         longpoll_free(t->longpoll);
+        verifier_free(t->verifier);
         store_close(t->store);
         tokend_limits_free(t);
         device_grants_free(t->device_grants);
@@ -221,7 +237,15 @@ int tokend_reload(tokend *t) {
                 log_error("reload failed, keeping the running configuration");
                 return r;
         }
-        if ((r = tokend_load_keys(c, t->env_passphrase, &kd, &err)) < 0) {
+        if (t->role == TOKEND_ROLE_VERIFIER) {
+                /* The verifier's [Verifier] settings stay those it started with. */
+                log_notice("a verifier rereads [Verifier] at its next restart");
+                r = jose_keyset_new(&kd.keys);
+                if (r < 0)
+                        return r;
+                free(c->issuer);
+                c->issuer = strdup(t->config->issuer);
+        } else if ((r = tokend_load_keys(c, t->env_passphrase, &kd, &err)) < 0) {
                 log_error("reload failed, keeping the running keys: %s", err ? err : "key directory unusable");
                 return r;
         }

@@ -26,6 +26,7 @@
 #include "tokend-longpoll.h"
 #include "tokend-ratelimit.h"
 #include "tokend-store.h"
+#include "tokend-verifier.h"
 #include "tokend-workers.h"
 
 #define TD_MAINTENANCE_INTERVAL 60   /* seconds between prunes and key republications */
@@ -90,6 +91,8 @@ struct tokend {
         /* Requests waiting for the revocation feed to move (GET
          * /api/revocations?wait=); told of every revocation. NULL on a verifier. */
         longpoll *longpoll;
+        /* The issuer's keys and revocation feed; set on a verifier only. */
+        verifier *verifier;
 
         /* Set by tokend_new(); fixed for the life of the context. */
         tokend_role role;
