@@ -223,6 +223,8 @@ const config_key config_keys[] = {
         { "Limits", "MaxConnectionsPerUser", K_UNSIGNED, F(max_connections_per_user), "64", 1, 65536, NULL, false, "1..65536" },
         { "Limits", "ReservedRootConnections", K_UNSIGNED, F(reserved_root_connections), "64", 0, 32768, NULL, false, "0..32768" },
         { "API", "EnableDocs", K_BOOL, F(enable_docs), "no", 0, 0, NULL, false, NULL },
+        { "API", "DocsDirectory", K_STRING, F(docs_directory), "/usr/share/tokend/swagger-ui", 0, 0, check_path, false,
+          NULL },
         { "Network", "Listen", K_STRING, F(network_listen), NULL, 0, 0, check_listen, false, NULL },
         { "Network", "Certificate", K_STRING, F(network_certificate), NULL, 0, 0, check_path, false, NULL },
         { "Network", "PrivateKey", K_STRING, F(network_private_key), NULL, 0, 0, check_path, false, NULL },

@@ -84,6 +84,7 @@ typedef struct tokend_config {
 
         /* [API] */
         bool enable_docs;                /* no */
+        char *docs_directory;            /* /usr/share/tokend/swagger-ui: the API explorer's files */
 
         /* [Network]: the HTTPS listener (tokend-network.c) */
         char *network_listen;            /* NULL = none; else ADDRESS:PORT words (tokend_listen_parse) */

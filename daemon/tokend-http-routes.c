@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Every endpoint tokend-http.c serves from outside itself (tokend-http-ext.h). */
 #include "macro.h"
+#include "tokend-apidocs.h"
 #include "tokend-device.h"
 #include "tokend-http-ext.h"
 #include "tokend-oauth.h"
@@ -15,5 +16,9 @@ const http_ext_route http_ext_routes[] = {
         { "/device", "GET", device_handle_page },
         { "/device", "POST", device_handle_page },
         { "/api/device/approve", "POST", device_handle_approve_api },
+        { "/api/docs", "GET", apidocs_handle },
+        { "/api/docs/start.js", "GET", apidocs_handle },
+        { "/api/docs/swagger-ui-bundle.js", "GET", apidocs_handle },
+        { "/api/docs/swagger-ui.css", "GET", apidocs_handle },
 };
 const size_t http_ext_n_routes = ELEMENTSOF(http_ext_routes);

@@ -60,7 +60,9 @@ HTML_ENDPOINTS = {
 }
 # The approval by a logged-in device (tokenctl device approve): the socket API's conventions.
 DEVICE_APPROVE = {("post", "/api/device/approve")}
-ENDPOINTS = DESIGN_ENDPOINTS | OAUTH_ENDPOINTS | HTML_ENDPOINTS | DEVICE_APPROVE
+# The API explorer ([API] EnableDocs=yes): a page and its files.
+DOCS_ENDPOINTS = {("get", "/api/docs"), ("get", "/api/docs/{file}")}
+ENDPOINTS = DESIGN_ENDPOINTS | OAUTH_ENDPOINTS | HTML_ENDPOINTS | DEVICE_APPROVE | DOCS_ENDPOINTS
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 # Answers that every operation with a JSON body can produce before routing.
 BODY_ERRORS = {"400", "413", "415", "500"}

@@ -9,9 +9,7 @@ PublicURL= that address), so the verification URIs in the answers are the
 ones it opens, and the approver is a network caller (its client address)."""
 
 import os
-import shutil
 import sys
-import tempfile
 import time
 import urllib.parse
 
@@ -19,19 +17,16 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from tdharness import TOP_BUILDDIR, PamService, UNIX_STACK, jwt_parts, system_user, tokend_factory  # noqa: E402,F401
+from tdharness import PamService, UNIX_STACK, jwt_parts, system_user, tokend_factory  # noqa: E402,F401
 from tdnet import free_port, network_config  # noqa: E402
 
-webdriver = pytest.importorskip("selenium.webdriver", reason="python3-selenium is not installed")
-from selenium.webdriver.chrome.options import Options  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
+sys.path.insert(0, HERE)
+import chromium  # noqa: E402  (skips without python3-selenium)
+from chromium import shot  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-SHOTS = os.path.join(TOP_BUILDDIR, "tests", "oauth", "screenshots")
 GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 FORM = "application/x-www-form-urlencoded"
 
@@ -42,15 +37,7 @@ def form(c, path, params):
 
 @pytest.fixture
 def browser(tmp_path):
-    for prog in (CHROMIUM, CHROMEDRIVER):
-        if not os.access(prog, os.X_OK):
-            pytest.skip("%s is not installed (Debian: chromium, chromium-driver)" % prog)
-    opts = Options()
-    opts.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-              "--window-size=1000,900", "--user-data-dir=%s" % (tmp_path / "profile")):
-        opts.add_argument(a)
-    drv = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    drv = chromium.start(tmp_path / "profile")
     yield drv
     drv.quit()
 
@@ -72,13 +59,6 @@ def site(system_user, tokend_factory):  # noqa: F811
                        network_config("127.0.0.1:%d" % port, public_url=url, plain=True))
     yield Site(d, url), user
     svc.close()
-
-
-def shot(drv, name):
-    os.makedirs(SHOTS, exist_ok=True)
-    path = os.path.join(SHOTS, name + ".png")
-    assert drv.save_screenshot(path), path
-    assert os.path.getsize(path) > 1000, path
 
 
 def poll_until(c, code, want_status):

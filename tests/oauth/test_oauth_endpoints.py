@@ -316,3 +316,33 @@ def test_revocation(tokend_factory):  # noqa: F811
     (dev,) = [x for x in ok(c.devices())["devices"] if x["id"] == t["device_id"]]
     assert dev["revoked"]
     assert introspect(other["access_token"])  # control: the other device is alive
+
+
+# ---- the API explorer ------------------------------------------------------------------
+
+def test_api_explorer_pages(tokend_factory, tmp_path):  # noqa: F811
+    off = tokend_factory().client()
+    for path in ("/api/docs", "/api/docs/start.js", "/api/docs/swagger-ui-bundle.js"):
+        r = off.request("GET", path)
+        assert r.status == 404 and "EnableDocs" in r.message, r
+    docs = tmp_path / "swagger-ui"
+    docs.mkdir()
+    (docs / "swagger-ui-bundle.js").write_text("/* stand-in */ window.SwaggerUIBundle = function () {};\n")
+    c = tokend_factory("[API]\nEnableDocs=yes\nDocsDirectory=%s\n" % docs).client()
+    r = c.request("GET", "/api/docs")
+    assert r.status == 200 and r.headers["content-type"].startswith("text/html"), r
+    csp = r.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-eval" not in csp
+    assert "script-src 'self' 'unsafe-inline'" not in csp and r.headers["x-frame-options"] == "DENY"
+    page = r.body.decode()
+    assert '<script src="/api/docs/swagger-ui-bundle.js">' in page and "<script>" not in page  # nothing inline
+    r = c.request("GET", "/api/docs/start.js")
+    assert r.status == 200 and r.headers["content-type"].startswith("text/javascript") and b'"/api"' in r.body
+    r = c.request("GET", "/api/docs/swagger-ui-bundle.js")
+    assert r.status == 200 and r.body == (docs / "swagger-ui-bundle.js").read_bytes(), r
+    # a file that is not installed: 404 with the reason; other names are not files at all
+    r = c.request("GET", "/api/docs/swagger-ui.css")
+    assert r.status == 404 and "DocsDirectory" in r.message, r
+    for path in ("/api/docs/../../etc/passwd", "/api/docs/index.html", "/api/docs/"):
+        assert c.request("GET", path).status == 404, path
+    assert c.request("POST", "/api/docs", "").status == 405
