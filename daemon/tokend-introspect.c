@@ -143,6 +143,8 @@ static td_code revoke_refresh(tokend *t, const td_caller *c, const char *token, 
 td_code td_revoke_token(tokend *t, const td_caller *c, const char *token, const char *client_id, td_status *st) {
         td_code tc;
 
+        if (td_verifier_refuses(t, st)) /* revocations are the issuer's: they reach here through its feed */
+                return st->code;
         if (!token || !*token)
                 return td_fail(st, TD_INVALID_REQUEST, "token is required");
         tokend_rdlock(t);

@@ -599,6 +599,8 @@ td_code td_device_approve(tokend *t, const td_caller *c, const char *bearer, con
         td_user u;
         td_code tc;
 
+        if (td_verifier_refuses(t, st))
+                return st->code;
         if (!bearer)
                 return td_fail(st, TD_INVALID_TOKEN, "approving a device needs an Authorization: Bearer access token");
         at_claims cl = { 0 };
@@ -819,6 +821,24 @@ static td_code td_check_remote(tokend *t, const char *token, size_t len, const c
                 return td_fail(st, TD_INVALID_TOKEN, "the token's user does not exist on this host");
         }
         cl.uid = (int64_t) u.uid;
+        /* The answer's aud is the service this host accepted it for ("sshd",
+         * whether the token says sshd@web1 or, with AcceptUnscoped=, sshd):
+         * what pam_jwt, unchanged, checks the answer against. */
+        if (audience) {
+                char *a = strdup(audience);
+                char **v = a ? calloc(1, sizeof(char *)) : NULL;
+                if (!v) {
+                        free(a);
+                        at_claims_done(&cl);
+                        return td_fail(st, TD_INTERNAL, "out of memory");
+                }
+                for (size_t i = 0; i < cl.n_aud; i++)
+                        free(cl.aud[i]);
+                free(cl.aud);
+                v[0] = a;
+                cl.aud = v;
+                cl.n_aud = 1;
+        }
         *ret = cl;
         return TD_OK;
 }
