@@ -57,12 +57,6 @@ const char *td_caller_name(const td_caller *c, char buf[static TD_CALLER_NAME_MA
         return buf;
 }
 
-int64_t td_monotonic_usec(void) {
-        struct timespec ts;
-        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 td_code td_fail(td_status *st, td_code c, const char *fmt, ...) {
         va_list ap;
         st->code = c;
