@@ -25,7 +25,8 @@ typedef struct form {
 /* Split and decode body (len bytes; '+' is a space, %XX a byte). Returns 0,
  * -EBADMSG (a NUL byte or %00, more than FORM_MAX_PARAMS parameters),
  * -EEXIST (a parameter given twice, RFC 6749 §3.1: *ret_dup names it; it
- * points into f, valid until form_done), -ENOMEM. On failure f is empty. */
+ * points into f, valid until form_done: f stays filled, call form_done),
+ * -ENOMEM. On the other failures f is empty. */
 int form_parse(const char *body, size_t len, form *f, const char **ret_dup);
 /* The value of name, or NULL when absent or empty (RFC 6749 §3.1: a
  * parameter without a value is treated as omitted). */
