@@ -205,18 +205,27 @@ int at_claims_check(const json_t *header, const json_t *payload, const at_check 
         return 0;
 }
 
-int at_verify(const jose_keyset *ks, const char *token, size_t len, const at_check *chk, at_claims *ret) {
+static int verify(const jose_keyset *ks, const char *token, size_t len, const at_check *chk, bool reopen,
+                  at_claims *ret) {
         jws_result res;
         int r;
 
         if (!chk || !ret)
                 return -EINVAL;
-        r = jws_verify(ks, token, len, 0, &res);
+        r = reopen ? jws_reopen_verified(ks, token, len, 0, &res) : jws_verify(ks, token, len, 0, &res);
         if (r < 0)
                 return r;
         r = at_claims_check(res.header, res.payload, chk, ret);
         jws_result_done(&res);
         return r;
+}
+
+int at_verify(const jose_keyset *ks, const char *token, size_t len, const at_check *chk, at_claims *ret) {
+        return verify(ks, token, len, chk, false, ret);
+}
+
+int at_reverify(const jose_keyset *ks, const char *token, size_t len, const at_check *chk, at_claims *ret) {
+        return verify(ks, token, len, chk, true, ret);
 }
 
 void at_claims_done(at_claims *c) {

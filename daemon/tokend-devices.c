@@ -16,7 +16,7 @@ td_code td_identity(tokend *t, const td_caller *c, const char *bearer, td_user *
                 td_code tc = td_check_access_token(t, bearer, NULL, &cl, st);
                 if (tc != TD_OK)
                         return tc;
-                int r = user_by_name(cl.sub, ret);
+                int r = user_cache_by_name(t->users, cl.sub, ret);
                 at_claims_done(&cl);
                 if (r < 0)
                         return td_fail(st, TD_INVALID_TOKEN, "the token's user no longer exists");

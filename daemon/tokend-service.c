@@ -388,7 +388,8 @@ int tokend_limits_new(tokend *t) {
             (r = ratelimit_new(m * LOGIN_UID_TOTAL_FACTOR, w, &t->login_fail_uid)) < 0 ||
             (r = ratelimit_new(m * VERIFY_FAILURE_FACTOR, w, &t->verify_fail_uid)) < 0 ||
             (r = ratelimit_new(m * VERIFY_FAILURE_FACTOR, w, &t->verify_fail_rhost)) < 0 ||
-            (r = ratelimit_new(t->config->peer_login_rate, PEER_LOGIN_WINDOW, &t->peer_login_uid)) < 0)
+            (r = ratelimit_new(t->config->peer_login_rate, PEER_LOGIN_WINDOW, &t->peer_login_uid)) < 0 ||
+            (r = vcache_new(&t->verified)) < 0 || (r = user_cache_new(NULL, &t->users)) < 0)
                 return r;
         return 0;
 }
@@ -400,7 +401,11 @@ void tokend_limits_free(tokend *t) {
         ratelimit_free(t->verify_fail_uid);
         ratelimit_free(t->verify_fail_rhost);
         ratelimit_free(t->peer_login_uid);
+        vcache_free(t->verified);
+        user_cache_free(t->users);
         t->login_fail_pair = t->login_fail_user = t->login_fail_uid = t->verify_fail_uid = t->verify_fail_rhost = NULL;
+        t->verified = NULL;
+        t->users = NULL;
 }
 
 /* The counters a password login is held to ([Login] MaxFailures per
@@ -840,6 +845,7 @@ static td_code td_check_remote(tokend *t, const char *token, size_t len, const c
 td_code td_check_access_token(tokend *t, const char *token, const char *audience, at_claims *ret, td_status *st) {
         at_claims cl = { 0 };
         store_device d;
+        vcache_key key;
         td_user u;
         td_code tc;
         int r;
@@ -853,9 +859,17 @@ td_code td_check_access_token(tokend *t, const char *token, const char *audience
                 return td_check_remote(t, token, len, audience, ret, st);
         at_check chk = { .issuer = t->config->issuer, .audience = audience, .now = td_now(),
                          .skew = t->config->clock_skew };
-        r = at_verify(t->keys.keys, token, len, &chk, &cl);
+        /* The same token passed the signature, device and jti checks a
+         * moment ago and nothing was revoked since (tokend-vcache.h): the
+         * signature check is skipped, and with a store only this process
+         * writes (t->store_local) the device and jti reads too; the claims
+         * and the user are checked again. */
+        bool cached = vcache_lookup(t->verified, token, len, chk.now, &key);
+        r = cached ? at_reverify(t->keys.keys, token, len, &chk, &cl) : at_verify(t->keys.keys, token, len, &chk, &cl);
         if (r < 0)
                 return token_refused(st, r, audience, "");
+        if (cached && t->store_local)
+                goto user;
         r = store_device_get(t->store, cl.client_id, &d);
         if (r == -ENOENT) {
                 tc = td_fail(st, TD_INVALID_TOKEN, "the token's device is unknown");
@@ -879,11 +893,14 @@ td_code td_check_access_token(tokend *t, const char *token, const char *audience
                            : td_store_fail(st, r, "reading revocations");
                 goto fail;
         }
-        r = user_by_name(cl.sub, &u);
+user:
+        r = user_cache_by_name(t->users, cl.sub, &u);
         if (r < 0 || (cl.uid >= 0 && (int64_t) u.uid != cl.uid)) {
                 tc = td_fail(st, TD_INVALID_TOKEN, "the token's user no longer exists");
                 goto fail;
         }
+        if (!cached)
+                vcache_add(t->verified, &key, chk.now, cl.exp, cl.client_id, cl.jti, cl.sub);
         *ret = cl;
         return TD_OK;
 fail:

@@ -20,9 +20,21 @@ struct tokend_store {
         const store_ops *ops;
         store_backend *b;
         _Atomic int64_t feed_horizon; /* store_set_feed_horizon; -1 until set */
+        store_watch watch; /* store_set_watch(); .changed NULL: none */
 };
 
 static int64_t feed_horizon(tokend_store *s);
+
+/* Tell the watcher what a committed write changed (key: device id, jti or
+ * user; NULL for STORE_CHANGED_ALL). */
+static void changed(tokend_store *s, store_change what, const char *key) {
+        if (s->watch.changed)
+                s->watch.changed(s->watch.userdata, what, key);
+}
+
+void store_set_watch(tokend_store *s, const store_watch *w) {
+        s->watch = w ? *w : (store_watch){ 0 };
+}
 
 /* ------------------------------------------------------------ validation */
 
@@ -89,7 +101,10 @@ int store_device_create(tokend_store *s, const store_device *d, const uint8_t re
             !str_ok(d->user, STORE_USER_MAX, true) || !str_ok(d->name, STORE_DEVICE_NAME_MAX, false) ||
             refresh_expires < 0 || max_devices == 0 || (a && !audit_ok(a)))
                 return -EINVAL;
-        return s->ops->device_create(s->b, d, refresh_hash, refresh_expires, max_devices, a);
+        int r = s->ops->device_create(s->b, d, refresh_hash, refresh_expires, max_devices, a);
+        if (r >= 0) /* the cap may have deleted dead devices of the user */
+                changed(s, STORE_CHANGED_USER, d->user);
+        return r;
 }
 
 int store_refresh_rotate(tokend_store *s, const char *device_id, const uint8_t presented_hash[STORE_HASH_LEN],
@@ -105,6 +120,8 @@ int store_refresh_rotate(tokend_store *s, const char *device_id, const uint8_t p
         int r = s->ops->refresh_rotate(s->b, &q, &res);
         if (r == 0 || r == -EALREADY || r == -EKEYREVOKED || r == -EKEYEXPIRED)
                 *ret = res;
+        if (r == -EKEYREVOKED && res.reuse_detected)
+                changed(s, STORE_CHANGED_DEVICE, device_id);
         return r;
 }
 
@@ -135,7 +152,10 @@ int store_device_revoke(tokend_store *s, const char *id, const char *reason, con
             (a && !audit_ok(a)))
                 return -EINVAL;
         int64_t when = a ? a->time : (int64_t) time(NULL);
-        return s->ops->device_revoke(s->b, id, reason, when, when + feed_horizon(s), a);
+        int r = s->ops->device_revoke(s->b, id, reason, when, when + feed_horizon(s), a);
+        if (r >= 0) /* also when it was revoked already */
+                changed(s, STORE_CHANGED_DEVICE, id);
+        return r;
 }
 
 int store_device_touch(tokend_store *s, const char *id, int64_t now) {
@@ -147,7 +167,10 @@ int store_device_touch(tokend_store *s, const char *id, int64_t now) {
 int store_jti_revoke(tokend_store *s, const char *jti, int64_t expires) {
         if (!s || !str_ok(jti, STORE_JTI_MAX, true))
                 return -EINVAL;
-        return s->ops->jti_revoke(s->b, jti, (int64_t) time(NULL), expires);
+        int r = s->ops->jti_revoke(s->b, jti, (int64_t) time(NULL), expires);
+        if (r >= 0)
+                changed(s, STORE_CHANGED_JTI, jti);
+        return r;
 }
 
 int store_jti_is_revoked(tokend_store *s, const char *jti) {
@@ -185,7 +208,10 @@ int store_audit_list(tokend_store *s, const char *user, int64_t before, size_t l
 int store_prune(tokend_store *s, int64_t now) {
         if (!s)
                 return -EINVAL;
-        return s->ops->prune(s->b, now);
+        int r = s->ops->prune(s->b, now);
+        if (r > 0) /* deleted devices, whose tokens must now fail as unknown */
+                changed(s, STORE_CHANGED_ALL, NULL);
+        return r;
 }
 
 int store_key_publish(tokend_store *s, const char *kid, const char *jwk, int64_t now, int64_t retire_after) {

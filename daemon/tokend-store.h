@@ -118,6 +118,30 @@ bool store_location_is_postgresql(const char *location);
 /* "sqlite" or "postgresql": the backend s runs on. */
 const char *store_backend_name(tokend_store *s);
 
+/* What a committed write changed, for a cache of verification results in
+ * this process (tokend-vcache.h): a device revoked (store_device_revoke,
+ * also when it was revoked already; reuse detected by
+ * store_refresh_rotate), a jti revoked (store_jti_revoke), the devices of a
+ * user (store_device_create may delete dead ones), or anything
+ * (store_prune deleted rows). Writes by other processes sharing the
+ * database (PostgreSQL) are not seen. */
+typedef enum store_change {
+        STORE_CHANGED_DEVICE,
+        STORE_CHANGED_JTI,
+        STORE_CHANGED_USER,
+        STORE_CHANGED_ALL,
+} store_change;
+
+typedef struct store_watch {
+        /* Called after the commit, on the thread that wrote; key is the
+         * device id, jti or user name (NULL for STORE_CHANGED_ALL). */
+        void (*changed)(void *userdata, store_change what, const char *key);
+        void *userdata;
+} store_watch;
+
+/* Watch s's writes (w NULL: stop). Set before other threads use s. */
+void store_set_watch(tokend_store *s, const store_watch *w);
+
 /* Close every connection. Accepts NULL. Callers must have stopped using it. */
 void store_close(tokend_store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(tokend_store *, store_close);

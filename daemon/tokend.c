@@ -162,6 +162,17 @@ static int tokend_new_state(tokend *t) {
         return r;
 }
 
+/* The store's writes drop what the verified-token cache knows about them. */
+static void store_changed(void *userdata, store_change what, const char *key) {
+        vcache *c = userdata;
+        switch (what) {
+        case STORE_CHANGED_DEVICE: vcache_drop_device(c, key); break;
+        case STORE_CHANGED_JTI: vcache_drop_jti(c, key); break;
+        case STORE_CHANGED_USER: vcache_drop_user(c, key); break;
+        default: vcache_flush(c); break;
+        }
+}
+
 int tokend_new(const tokend_params *p, tokend **ret) {
         _cleanup_(tokend_freep) tokend *t = calloc(1, sizeof *t);
         int r;
@@ -174,6 +185,8 @@ int tokend_new(const tokend_params *p, tokend **ret) {
         if ((r = tokend_new_state(t)) < 0 || (r = tokend_limits_new(t)) < 0 ||
             (r = device_grants_new(&t->device_grants)) < 0)
                 return r;
+        store_set_watch(t->store, &(store_watch){ .changed = store_changed, .userdata = t->verified });
+        t->store_local = streq(store_backend_name(t->store), "sqlite");
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         r = workers_new((unsigned) (cores > 0 ? cores : 1), LOGIN_QUEUE, &t->login_workers);
         if (r < 0)
@@ -262,6 +275,8 @@ int tokend_reload(tokend *t) {
         t->config = TAKE_PTR(c);
         t->keys = kd;
         store_set_feed_horizon(t->store, t->config->access_token_lifetime + t->config->clock_skew);
+        /* Retired keys, another issuer or audience: check every token anew. */
+        vcache_flush(t->verified);
         pthread_rwlock_unlock(&t->lock);
         tokend_config_free(oldc);
         keydir_done(&oldk);

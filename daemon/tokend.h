@@ -26,6 +26,8 @@
 #include "tokend-longpoll.h"
 #include "tokend-ratelimit.h"
 #include "tokend-store.h"
+#include "tokend-usercache.h"
+#include "tokend-vcache.h"
 #include "tokend-verifier.h"
 #include "tokend-workers.h"
 
@@ -84,6 +86,10 @@ struct tokend {
         /* Pending RFC 8628 device authorizations (tokend-device-grants.h):
          * memory only, a restart drops them. */
         struct device_grants *device_grants;
+        vcache *verified;             /* tokens that passed a full check a moment ago (tokend-vcache.h),
+                                       * told of every revocation by the store (store_set_watch) */
+        bool store_local;             /* only this process writes the store (SQLite; PostgreSQL is shared) */
+        user_cache *users;            /* the verify path's user look-ups (tokend-usercache.h) */
         /* Called after any device revocation (socket, bus, reuse detection):
          * the D-Bus front end emits DeviceRevoked from it. May be NULL. */
         void (*on_device_revoked)(void *userdata, const char *user, const char *device_id);
@@ -155,7 +161,8 @@ _warn_unused_result_ int tokend_load_keys(const tokend_config *cfg, const char *
                                           char **ret_error);
 
 /* Create the rate limiters from t->config ([Login] MaxFailures,
- * FailureWindow). 0 or -ENOMEM (free what was made with
- * tokend_limits_free, which accepts a partly made set). */
+ * FailureWindow), the verified-token cache and the user cache. 0 or
+ * -ENOMEM (free what was made with tokend_limits_free, which accepts a
+ * partly made set). */
 int tokend_limits_new(tokend *t);
 void tokend_limits_free(tokend *t);
