@@ -8,7 +8,9 @@
 #include "tokenctl-answer.h"
 
 const char *tc_transport_where(const tc_ctx *ctx, char *buf, size_t size) {
-        if (!ctx->bus)
+        if (ctx->issuer)
+                snprintf(buf, size, "%s", ctx->issuer);
+        else if (!ctx->bus)
                 snprintf(buf, size, "%s", ctx->socket);
         else if (streq(ctx->bus, "system") || streq(ctx->bus, "session"))
                 snprintf(buf, size, "the %s bus", ctx->bus);
@@ -80,6 +82,7 @@ int tc_transport_exit(int r) {
         case -ECONNREFUSED:
         case -EAGAIN:
         case -ETIMEDOUT:
+        case -ECONNABORTED: /* TLS: the issuer's certificate did not verify, or no handshake */
                 return EXIT_UNREACHABLE;
         case -EINVAL:
                 return EXIT_USAGE;

@@ -170,6 +170,8 @@ int verb_audit(tc_ctx *ctx, int argc, char **argv) {
                 return ex;
         if (r < argc)
                 return tc_usage_error(ctx, usage, "unexpected argument '%s'", argv[r]);
+        if (ctx->get_bearer && (ex = ctx->get_bearer(ctx)) != EXIT_OK)
+                return ex;
         if ((ex = tc_list_all(ctx, tc_transport_of(ctx)->audit_list, "audit", o.user, &a)) != EXIT_OK)
                 return ex;
         json_t *rows = json_object_get(a.body, "audit");

@@ -169,9 +169,9 @@ int tc_device_check(const tc_ctx *ctx, const tc_creds *c, const char *token, tc_
         const json_t *d;
 
         *ret = (tc_device_state){ .state = TC_DEVICE_UNKNOWN };
-        /* The credentials are the caller's own (the usual case): tokend lists
-         * the caller's devices by its uid, no token needed. */
-        if (c->uid != (int64_t) getuid())
+        /* The credentials are the caller's own (the usual case): tokend on
+         * the socket lists the caller's devices by its uid, no token needed. */
+        if (c->uid != (int64_t) getuid() || ctx->issuer) /* the issuer lists by a bearer token only */
                 return token ? verify_token_state(ctx, token, ret) : EXIT_OK;
         /* The first page only: a user with more devices than fit in it
          * (next_cursor set) falls back to the token below. */
@@ -239,6 +239,8 @@ int verb_devices(tc_ctx *ctx, int argc, char **argv) {
                 return ex;
         int n = argc - r;
         char **ops = argv + r;
+        if (ctx->get_bearer && (ex = ctx->get_bearer(ctx)) != EXIT_OK)
+                return ex;
         if (n == 0 || (n == 1 && streq(ops[0], "list"))) {
                 ctx->verb = "devices list";
                 return devices_list(ctx, &o);

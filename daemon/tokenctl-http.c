@@ -13,6 +13,7 @@
 
 #include "json-util.h"
 #include "tokenctl-answer.h"
+#include "tokenctl-issuer.h"
 #include "tokenctl-transport.h"
 
 #define ANSWER_MAX_DEPTH 16U
@@ -113,12 +114,46 @@ static int report_connect(const tc_ctx *ctx, long os_errno) {
         }
 }
 
-static int report_transport(const tc_ctx *ctx, CURLcode cc, long os_errno, bool too_big) {
+/* Why the issuer (--issuer) could not be asked; errbuf is curl's detail. */
+static int report_network(const tc_ctx *ctx, CURLcode cc, const char *errbuf) {
+        const char *detail = errbuf[0] ? errbuf : curl_easy_strerror(cc);
+        switch (cc) {
+        case CURLE_PEER_FAILED_VERIFICATION:
+        case CURLE_SSL_CACERT_BADFILE:
+        case CURLE_SSL_CONNECT_ERROR:
+        case CURLE_SSL_ISSUER_ERROR:
+        case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+                tc_error(ctx, 0, "cannot reach the issuer %s: TLS failed: %s%s", ctx->issuer, detail,
+                         cc == CURLE_PEER_FAILED_VERIFICATION ? " (give its CA with --ca-file or ca-file= in "
+                                                                "~/.config/tokend/tokenctl.conf)" : "");
+                return -ECONNABORTED;
+        case CURLE_COULDNT_RESOLVE_HOST:
+        case CURLE_COULDNT_RESOLVE_PROXY:
+                tc_error(ctx, 0, "cannot reach the issuer %s: %s", ctx->issuer, detail);
+                return -ENOENT;
+        case CURLE_COULDNT_CONNECT:
+                tc_error(ctx, 0, "cannot reach the issuer %s: %s", ctx->issuer, detail);
+                return -ECONNREFUSED;
+        case CURLE_OPERATION_TIMEDOUT:
+                tc_error(ctx, 0, "cannot reach the issuer %s: no answer within %ld s (%s)", ctx->issuer,
+                         TC_CALL_TIMEOUT_MS / 1000, detail);
+                return -ETIMEDOUT;
+        case CURLE_OUT_OF_MEMORY:
+                return -ENOMEM;
+        default:
+                tc_error(ctx, 0, "talking to the issuer %s failed: %s", ctx->issuer, detail);
+                return -EIO;
+        }
+}
+
+static int report_transport(const tc_ctx *ctx, CURLcode cc, long os_errno, bool too_big, const char *errbuf) {
         if (too_big) {
                 tc_error(ctx, 0, "the answer of tokend on %s is larger than %u bytes; is this really tokend?",
-                         ctx->socket, TC_ANSWER_MAX);
+                         ctx->issuer ?: ctx->socket, TC_ANSWER_MAX);
                 return -E2BIG;
         }
+        if (ctx->issuer)
+                return report_network(ctx, cc, errbuf);
         switch (cc) {
         case CURLE_COULDNT_CONNECT:
                 return report_connect(ctx, os_errno);
@@ -135,16 +170,32 @@ static int report_transport(const tc_ctx *ctx, CURLcode cc, long os_errno, bool 
         }
 }
 
+/* HTTPS to the issuer: https only (no redirect elsewhere), TLS 1.2+, the
+ * peer and its host name always verified (libcurl's defaults, set anyway
+ * so that no environment changes them), against --ca-file if given. */
+static int setup_network(const tc_ctx *ctx, CURL *c, char *errbuf) {
+        if (curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "https") != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_SSLVERSION, (long) CURL_SSLVERSION_TLSv1_2) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf) != CURLE_OK ||
+            (ctx->ca_file && curl_easy_setopt(c, CURLOPT_CAINFO, ctx->ca_file) != CURLE_OK))
+                return -ENOMEM;
+        return 0;
+}
+
 static int http_exchange(const tc_ctx *ctx, const char *method, const char *path, const json_t *body,
                          const char *form, const char *bearer, tc_answer *ret) {
         _cleanup_(erase_and_freep) char *req = NULL, *auth = NULL;
         struct curl_slist *hdrs = NULL;
         buf b = { 0 };
-        char url[512];
+        char url[TC_ISSUER_URL_MAX + 512], errbuf[CURL_ERROR_SIZE] = "";
         long status = 0, os_errno = 0;
         int r = -ENOMEM;
 
-        if ((size_t) snprintf(url, sizeof url, "http://localhost%s", path) >= sizeof url)
+        if ((size_t) snprintf(url, sizeof url, "%s%s", ctx->issuer ?: "http://localhost", path) >= sizeof url)
                 return -ENAMETOOLONG;
         if (body && td_json_dump_compact(body, &req) < 0)
                 return -ENOMEM;
@@ -165,9 +216,11 @@ static int http_exchange(const tc_ctx *ctx, const char *method, const char *path
                 if (add_header(&hdrs, auth) < 0)
                         goto out;
         }
-        if (curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, ctx->socket) != CURLE_OK ||
-            curl_easy_setopt(c, CURLOPT_URL, url) != CURLE_OK ||
-            curl_easy_setopt(c, CURLOPT_NOPROXY, "*") != CURLE_OK ||
+        if (ctx->issuer ? setup_network(ctx, c, errbuf) < 0
+                        : curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, ctx->socket) != CURLE_OK ||
+                                  curl_easy_setopt(c, CURLOPT_NOPROXY, "*") != CURLE_OK)
+                goto out;
+        if (curl_easy_setopt(c, CURLOPT_URL, url) != CURLE_OK ||
             curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
             curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, TC_CALL_TIMEOUT_MS) != CURLE_OK ||
             curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS) != CURLE_OK ||
@@ -187,7 +240,7 @@ static int http_exchange(const tc_ctx *ctx, const char *method, const char *path
         CURLcode cc = curl_easy_perform(c);
         if (cc != CURLE_OK) {
                 (void) curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
-                r = report_transport(ctx, cc, os_errno, b.too_big);
+                r = report_transport(ctx, cc, os_errno, b.too_big, errbuf);
                 goto out;
         }
         (void) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
@@ -197,7 +250,7 @@ static int http_exchange(const tc_ctx *ctx, const char *method, const char *path
                  * not is answered as a protocol error. */
                 if (td_json_parse_object(b.data, b.len, TC_ANSWER_MAX, ANSWER_MAX_DEPTH, &a.body, NULL) < 0) {
                         tc_error(ctx, 0, "the answer on %s (HTTP %ld) is not JSON; is this really tokend?",
-                                 ctx->socket, status);
+                                 ctx->issuer ?: ctx->socket, status);
                         r = -EIO;
                         goto out;
                 }
@@ -300,7 +353,7 @@ static int http_listing(const tc_ctx *ctx, const char *what, const char *user, c
                 path = NULL;
                 return oom(ctx);
         }
-        return tc_http(ctx, "GET", path, NULL, NULL, ret);
+        return tc_http(ctx, "GET", path, NULL, ctx->bearer, ret);
 }
 
 static int http_devices_list(const tc_ctx *ctx, const char *user, const char *cursor, tc_answer *ret) {
@@ -318,7 +371,7 @@ static int http_device_revoke(const tc_ctx *ctx, const char *device_id, tc_answe
                 path = NULL;
                 return oom(ctx);
         }
-        return tc_http(ctx, "DELETE", path, NULL, NULL, ret);
+        return tc_http(ctx, "DELETE", path, NULL, ctx->bearer, ret);
 }
 
 static int http_unlock(const tc_ctx *ctx, const char *user, tc_answer *ret) {
@@ -330,17 +383,21 @@ static int http_jwks(const tc_ctx *ctx, tc_answer *ret) {
         return tc_http(ctx, "GET", "/.well-known/jwks.json", NULL, NULL, ret);
 }
 
-const tc_transport tc_transport_socket = {
-        .name = "the socket",
-        .registers_device_key = true,
-        .chooses_audience = true,
-        .login = http_login,
-        .refresh = http_refresh,
-        .logout = http_logout,
-        .verify = http_verify,
-        .devices_list = http_devices_list,
-        .audit_list = http_audit_list,
-        .device_revoke = http_device_revoke,
-        .unlock = http_unlock,
-        .jwks = http_jwks,
-};
+/* The socket and the issuer (--issuer, HTTPS) share every operation above,
+ * which look at ctx->issuer; only the name differs. No peer login over the
+ * network (tokend answers 403). */
+#define HTTP_OPERATIONS                          \
+        .registers_device_key = true,            \
+        .chooses_audience = true,                \
+        .login = http_login,                     \
+        .refresh = http_refresh,                 \
+        .logout = http_logout,                   \
+        .verify = http_verify,                   \
+        .devices_list = http_devices_list,       \
+        .audit_list = http_audit_list,           \
+        .device_revoke = http_device_revoke,     \
+        .unlock = http_unlock,                   \
+        .jwks = http_jwks
+
+const tc_transport tc_transport_network = { .name = "the issuer", HTTP_OPERATIONS };
+const tc_transport tc_transport_socket = { .name = "the socket", HTTP_OPERATIONS };

@@ -501,7 +501,8 @@ int verb_status(tc_ctx *ctx, int argc, char **argv) {
                 reachable = false;
         if (ctx->json) {
                 out = json_pack("{s:b,s:b,s:s,s:s?}", "logged_in", logged_in, "tokend_reachable", reachable,
-                                ctx->bus ? "bus" : "socket", ctx->bus ? ctx->bus : ctx->socket, "state_dir", dir);
+                                ctx->issuer ? "issuer" : ctx->bus ? "bus" : "socket",
+                                ctx->issuer ?: ctx->bus ?: ctx->socket, "state_dir", dir);
                 if (out && logged_in) {
                         json_object_set_new(out, "user", json_string(c.user));
                         json_object_set_new(out, "uid", json_integer(c.uid));

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "json-util.h"
+#include "tokenctl-issuer.h"
 #include "tokenctl-state.h"
 
 #define STATE_JSON_DEPTH 8U
@@ -38,8 +39,8 @@ static int mkdir_p(char *path) {
         return mkdir(path, 0700) < 0 && errno != EEXIST ? -errno : 0;
 }
 
-static int state_base(char **ret) {
-        const char *x = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+int tc_xdg_dir(const char *env, const char *fallback, char **ret) {
+        const char *x = getenv(env), *home = getenv("HOME");
         char *s;
 
         /* XDG base directory spec: relative paths are invalid, ignore them. */
@@ -52,7 +53,7 @@ static int state_base(char **ret) {
                                 return -ENOENT;
                         home = pw->pw_dir;
                 }
-                s = tc_path_join(home, ".local/state");
+                s = tc_path_join(home, fallback);
         }
         if (!s)
                 return -ENOMEM;
@@ -60,15 +61,27 @@ static int state_base(char **ret) {
         return 0;
 }
 
+/* BASE/tokend, or BASE/tokend/issuers/ESCAPED-URL with --issuer: each
+ * issuer has its own device and tokens. */
+static char *tc_state_subdir(const tc_ctx *ctx, const char *base) {
+        _cleanup_(freep) char *name = NULL;
+        char *dir = NULL;
+        if (!ctx->issuer)
+                return tc_path_join(base, "tokend");
+        if (!(name = tc_issuer_file_name(ctx->issuer)) || asprintf(&dir, "%s/tokend/issuers/%s", base, name) < 0)
+                return NULL;
+        return dir;
+}
+
 int tc_state_dir(const tc_ctx *ctx, bool create, char **ret) {
         _cleanup_(freep) char *base = NULL, *dir = NULL;
         struct stat st;
         int r;
 
-        r = state_base(&base);
+        r = tc_xdg_dir("XDG_STATE_HOME", ".local/state", &base);
         if (r < 0)
                 return tc_error(ctx, r, "cannot find the state directory: set XDG_STATE_HOME or HOME");
-        if (!(dir = tc_path_join(base, "tokend")))
+        if (!(dir = tc_state_subdir(ctx, base)))
                 return -ENOMEM;
         if (create && (r = mkdir_p(dir)) < 0)
                 return tc_error(ctx, r, "cannot create %s: %s", dir, strerror(-r));
@@ -93,7 +106,7 @@ int tc_state_dir_if_any(const tc_ctx *ctx, char **ret) {
         _cleanup_(freep) char *base = NULL, *dir = NULL;
         struct stat st;
 
-        if (state_base(&base) < 0 || !(dir = tc_path_join(base, "tokend")))
+        if (tc_xdg_dir("XDG_STATE_HOME", ".local/state", &base) < 0 || !(dir = tc_state_subdir(ctx, base)))
                 return -ENOENT;
         if (lstat(dir, &st) < 0 && errno == ENOENT)
                 return -ENOENT;

@@ -31,8 +31,12 @@ typedef struct tc_creds {
 
 void tc_creds_done(tc_creds *c);
 
-/* The state directory ($XDG_STATE_HOME/tokend, else ~/.local/state/tokend),
- * malloc'ed. With create, missing directories are made 0700. The tokend
+/* $ENV if it is an absolute path, else ~/FALLBACK (XDG base directories),
+ * malloc'ed. Returns 0, -ENOENT (no home), -ENOMEM. */
+int tc_xdg_dir(const char *env, const char *fallback, char **ret);
+
+/* The state directory ($XDG_STATE_HOME/tokend, else ~/.local/state/tokend;
+ * with an issuer its subdirectory issuers/ESCAPED-URL), malloc'ed. With create, missing directories are made 0700. The tokend
  * directory must be ours and not writable by group/others (-EPERM).
  * Returns 0, -ENOENT (missing, !create), -EPERM, -errno. */
 int tc_state_dir(const tc_ctx *ctx, bool create, char **ret);

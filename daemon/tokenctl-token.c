@@ -498,3 +498,9 @@ int askpass_main(tc_ctx *ctx, int argc, char **argv) {
         }
         return askpass_answer(ctx, NULL, argc >= 2 ? argv[1] : NULL);
 }
+
+int tc_network_bearer(tc_ctx *ctx) {
+        if (!ctx->issuer || ctx->bearer)
+                return EXIT_OK;
+        return tc_access_token(ctx, NULL, false, 0, &ctx->bearer, NULL);
+}

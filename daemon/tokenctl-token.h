@@ -25,5 +25,10 @@ int tc_apply_answer(const tc_ctx *ctx, const char *dir, tc_creds *c, const char 
  * one from a refresh. force: always refresh. ttl > 0: always refresh, for
  * an access token of at most ttl seconds, which is not cached (the cache
  * keeps the normal one). *ret_token is malloc'ed. */
+/* Over the network (ctx->issuer), fetch an access token into ctx->bearer
+ * for the calls that identify the caller by it (devices, audit); locally
+ * nothing. Returns an exit status. */
+int tc_network_bearer(tc_ctx *ctx);
+
 int tc_access_token(const tc_ctx *ctx, const char *audience, bool force, int64_t ttl, char **ret_token,
                     int64_t *ret_exp);

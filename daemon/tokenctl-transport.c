@@ -8,7 +8,7 @@
 #include "tokenctl-transport.h"
 
 const tc_transport *tc_transport_of(const tc_ctx *ctx) {
-        return ctx->bus ? &tc_transport_bus : &tc_transport_socket;
+        return ctx->issuer ? &tc_transport_network : ctx->bus ? &tc_transport_bus : &tc_transport_socket;
 }
 
 int tc_list_all(const tc_ctx *ctx, tc_page_fn page_fn, const char *key, const char *user, tc_answer *ret) {

@@ -64,8 +64,10 @@ typedef struct tc_transport {
 
 extern const tc_transport tc_transport_socket; /* tokenctl-http.c */
 extern const tc_transport tc_transport_bus;    /* tokenctl-bus.c */
+extern const tc_transport tc_transport_network; /* tokenctl-http.c, over HTTPS (--issuer) */
 
-/* The transport ctx selects: D-Bus when ctx->bus is set, else the socket. Never NULL. */
+/* The transport ctx selects: HTTPS when ctx->issuer is set, D-Bus when
+ * ctx->bus is, else the socket. Never NULL. */
 const tc_transport *tc_transport_of(const tc_ctx *ctx);
 
 /* One page of a listing: a transport's devices_list or audit_list. */

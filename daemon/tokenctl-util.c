@@ -107,11 +107,22 @@ int tc_common_option(tc_ctx *ctx, const char *usage, int c, const char *value) {
                                               "(like unix:path=/run/tokend/bus)", value);
                 ctx->bus = value ? value : "system";
                 break;
+        case OPT_NET_ISSUER:
+                ctx->issuer = value;
+                ctx->issuer_given = true;
+                break;
+        case OPT_NET_CA_FILE:
+                ctx->ca_file = value;
+                break;
         default:
                 ctx->json = true;
         }
         if (ctx->socket_given && ctx->bus)
                 return tc_usage_error(ctx, usage, "--socket and --bus exclude each other: pick one way to tokend");
+        if (ctx->issuer_given && (ctx->socket_given || ctx->bus))
+                return tc_usage_error(ctx, usage, "--issuer excludes --socket and --bus: pick one way to tokend");
+        if (c == OPT_SOCKET || c == OPT_BUS)
+                ctx->issuer = NULL; /* one from $TOKEND_ISSUER or tokenctl.conf: the command line wins */
         return 0;
 }
 

@@ -42,6 +42,18 @@ typedef struct tc_ctx {
         bool json;            /* --json: machine-readable output */
         const char *verb;     /* "token", "devices revoke", … for messages */
         tc_json_out *out;     /* main()'s; may be NULL (nothing recorded) */
+        /* Over the network (tokenctl-issuer.h): the issuer's https:// base
+         * URL, NULL: local; the CA file to verify it with, NULL: the system's. */
+        const char *issuer;
+        bool issuer_given;    /* --issuer was on the command line */
+        const char *ca_file;
+        char *owned_issuer, *owned_ca_file;
+        /* Over the network there is no uid to be known by: listings and
+         * revocations send this access token (tc_network_bearer); secret. */
+        char *bearer;
+        /* Fills bearer (tc_network_bearer, set by main(): verbs below the
+         * token layer call it through here). Returns an exit status. */
+        int (*get_bearer)(struct tc_ctx *ctx);
 } tc_ctx;
 
 /* One verb: argc/argv start at the verb name (argv[0]). */
@@ -53,6 +65,8 @@ enum {
         OPT_BUS,
         OPT_JSON,
         OPT_HELP,
+        OPT_NET_ISSUER,
+        OPT_NET_CA_FILE,
         OPT_FIRST_VERB_OPTION, /* verbs number their own long options from here */
 };
 

@@ -7,10 +7,13 @@
 #include <string.h>
 
 #include "json-util.h"
+#include "tokenctl-issuer.h"
+#include "tokenctl-token.h"
 #include "tokenctl.h"
 
 static const char usage_main[] =
-        "Usage: tokenctl [--socket PATH | --bus[=system|session|ADDRESS]] [--json] COMMAND [OPTIONS]\n"
+        "Usage: tokenctl [--socket PATH | --bus[=system|session|ADDRESS] | --issuer URL [--ca-file F]] [--json]\n"
+        "                COMMAND [OPTIONS]\n"
         "Client of tokend: log in, print fresh tokens, manage devices and signing keys.\n"
         "\n"
         "Commands:\n"
@@ -40,6 +43,10 @@ static const char usage_main[] =
         "  --socket PATH   tokend's socket (default: $TOKEND_SOCKET, else " TOKENCTL_DEFAULT_SOCKET ")\n"
         "  --bus[=WHERE]   reach tokend over D-Bus instead: WHERE is system (the default),\n"
         "                  session or a D-Bus address such as unix:path=/run/tokend/bus\n"
+        "  --issuer URL    reach tokend over HTTPS at URL (default: $TOKEND_ISSUER, else\n"
+        "                  issuer= in ~/.config/tokend/tokenctl.conf); state is kept per issuer\n"
+        "  --ca-file F     verify the issuer against the CA certificates in F (else ca-file=,\n"
+        "                  else the system's store); verification is always on\n"
         "  --json          machine-readable output\n"
         "  -h, --help      this help; tokenctl COMMAND --help shows a command's options\n"
         "  --version       print the version\n"
@@ -68,6 +75,8 @@ static int run(tc_ctx *ctx, int argc, char **argv) {
                 { "socket", required_argument, NULL, OPT_SOCKET },
                 { "json", no_argument, NULL, OPT_JSON },
                 { "bus", optional_argument, NULL, OPT_BUS },
+                { "issuer", required_argument, NULL, OPT_NET_ISSUER },
+                { "ca-file", required_argument, NULL, OPT_NET_CA_FILE },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
                 {},
@@ -80,6 +89,8 @@ static int run(tc_ctx *ctx, int argc, char **argv) {
                 case OPT_SOCKET:
                 case OPT_BUS:
                 case OPT_JSON:
+                case OPT_NET_ISSUER:
+                case OPT_NET_CA_FILE:
                         /* Before the command, "--bus session" reads as well as
                          * "--bus=session": no command is named like a bus. */
                         if (c == OPT_BUS && !optarg && optind < argc && bus_word(argv[optind]))
@@ -103,6 +114,8 @@ static int run(tc_ctx *ctx, int argc, char **argv) {
                 fputs(usage_main, stdout);
                 return EXIT_OK;
         }
+        if ((c = tc_issuer_setup(ctx)) != EXIT_OK)
+                return c;
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
                 if (streq(verb, verbs[i].name)) {
                         ctx->verb = verbs[i].name;
@@ -123,7 +136,8 @@ static bool wants_json(int argc, char **argv) {
 int main(int argc, char **argv) {
         const char *env = getenv("TOKEND_SOCKET");
         tc_json_out out = { 0 };
-        tc_ctx ctx = { .socket = env && *env ? env : TOKENCTL_DEFAULT_SOCKET, .out = &out };
+        tc_ctx ctx = { .socket = env && *env ? env : TOKENCTL_DEFAULT_SOCKET, .out = &out,
+                       .get_bearer = tc_network_bearer };
         const char *base = argv[0] ? strrchr(argv[0], '/') : NULL;
         int r;
 
@@ -135,12 +149,15 @@ int main(int argc, char **argv) {
         }
         if (streq(base, "tokenctl-askpass")) {
                 ctx.verb = "askpass";
-                r = askpass_main(&ctx, argc, argv);
+                r = tc_issuer_setup(&ctx);
+                if (r == EXIT_OK)
+                        r = askpass_main(&ctx, argc, argv);
         } else {
                 ctx.json = wants_json(argc, argv);
                 r = run(&ctx, argc, argv);
                 tc_json_finish(&ctx, r);
         }
+        tc_issuer_done(&ctx);
         curl_global_cleanup();
         if (fflush(stdout) != 0 || ferror(stdout)) {
                 fprintf(stderr, "tokenctl: cannot write the output: %m\n");

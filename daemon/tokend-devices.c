@@ -22,6 +22,8 @@ td_code td_identity(tokend *t, const td_caller *c, const char *bearer, td_user *
                         return td_fail(st, TD_INVALID_TOKEN, "the token's user no longer exists");
                 return TD_OK;
         }
+        if (td_caller_is_remote(c))
+                return td_fail(st, TD_FORBIDDEN, "over the network this needs an Authorization: Bearer access token");
         if (user_by_uid(c->uid, ret) < 0)
                 return td_fail(st, TD_FORBIDDEN, "the calling uid %u has no user name", (unsigned) c->uid);
         return TD_OK;
