@@ -288,7 +288,7 @@ static int at_claims_json(const at_params *p, const char *jti, json_t **ret) {
 
         /* Insertion order is the wire order of DESIGN.md. */
         if ((r = set_str(c, "iss", p->issuer)) < 0 || (r = set_str(c, "sub", p->subject)) < 0 ||
-            (r = set_int(c, "uid", (json_int_t) p->uid)) < 0)
+            (!p->no_uid && (r = set_int(c, "uid", (json_int_t) p->uid)) < 0))
                 return r;
         if (json_object_set(c, "aud", aud) < 0)
                 return -ENOMEM;

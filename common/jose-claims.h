@@ -72,6 +72,7 @@ typedef struct at_params {
         const char *scope;        /* NULL or "" → omitted */
         const char *cnf_jkt;      /* NULL → omitted */
         const char *jti;          /* NULL → 128 random bits */
+        bool no_uid;              /* omit uid (host-scoped tokens: uids differ per host) */
 } at_params;
 
 /* Build and sign an access token: header {"alg","typ":"at+jwt","kid"},

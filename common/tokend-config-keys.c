@@ -37,6 +37,18 @@ bool tokend_audience_name_valid(const char *s) {
         for (size_t i = 0; i < n; i++)
                 if (!valid_audience_char(s[i]))
                         return false;
+        const char *at = strchr(s, '@');
+        return !at || (at != s && at[1] && !strchr(at + 1, '@'));
+}
+
+/* "SERVICE@*" (AllowedAudiences=): SERVICE@HOST for every HOST. */
+static bool audience_pattern_valid(const char *s) {
+        size_t n = strlen(s);
+        if (n < 3 || s[n - 2] != '@' || s[n - 1] != '*')
+                return false;
+        for (size_t i = 0; i < n - 2; i++)
+                if (!valid_audience_char(s[i]) || s[i] == '@')
+                        return false;
         return true;
 }
 
@@ -362,9 +374,10 @@ static int parse_audiences(const char *v, bool allow_any, char ***ret, const cha
                 if (!w)
                         return -ENOMEM;
                 p += len;
-                if (!tokend_audience_name_valid(w)) {
+                if (!tokend_audience_name_valid(w) && !(allow_any && audience_pattern_valid(w))) {
                         *reason = streq(w, "*") ? "'*' must stand alone"
-                                                : "audiences are names of 1-64 characters [A-Za-z0-9_.@-]";
+                                                : "audiences are names of 1-128 characters [A-Za-z0-9_.@-] with at "
+                                                  "most one '@' (SERVICE@HOST)";
                         return -EINVAL;
                 }
                 if (strv_contains(l, w))

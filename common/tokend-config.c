@@ -405,7 +405,7 @@ static int check_cross(parser *p) {
         if (!c->allowed_audiences)
                 return 0;
         for (char **a = c->default_audience; a && *a; a++) {
-                if (strv_contains(c->allowed_audiences, *a))
+                if (tokend_config_audience_allowed(c, *a))
                         continue;
                 size_t def = (size_t) (config_key_find("Token", "DefaultAudience", NULL) - config_keys),
                        allowed = (size_t) (config_key_find("Token", "AllowedAudiences", NULL) - config_keys);
@@ -489,7 +489,15 @@ int tokend_config_set_state_dir(tokend_config *c, const char *dir) {
 bool tokend_config_audience_allowed(const tokend_config *c, const char *aud) {
         if (!c || !aud)
                 return false;
-        return !c->allowed_audiences || strv_contains(c->allowed_audiences, aud);
+        if (!c->allowed_audiences || strv_contains(c->allowed_audiences, aud))
+                return true;
+        const char *at = strchr(aud, '@');
+        for (char **a = c->allowed_audiences; at && *a; a++) {
+                size_t n = strlen(*a);
+                if (n >= 2 && streq(*a + n - 2, "@*") && (size_t) (at - aud) == n - 2 && strncmp(aud, *a, n - 2) == 0)
+                        return true;
+        }
+        return false;
 }
 
 bool tokend_config_audience_step_up(const tokend_config *c, const char *aud) {

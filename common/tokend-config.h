@@ -20,7 +20,9 @@
 #define TOKEND_CONFIG_MAX_FILE_BYTES (1024U * 1024U) /* per file */
 #define TOKEND_CONFIG_MAX_DROPINS 256U
 #define TOKEND_CONFIG_MAX_ERRORS 100U /* problems one tokend_config_check() lists */
-#define TOKEND_AUDIENCE_MAX 64U /* an audience is [A-Za-z0-9_.@-]{1,64} */
+/* An audience is [A-Za-z0-9_.@-]{1,128} with at most one '@': SERVICE or
+ * SERVICE@HOST (a 64-character host name fits). */
+#define TOKEND_AUDIENCE_MAX 128U
 #define TOKEND_AUDIENCES_MAX 32U /* entries in one audience list */
 #define TOKEND_LISTEN_MAX 16U /* [Network] Listen= addresses */
 #define TOKEND_LISTEN_WORD_MAX 64U /* "[v6 address]:port" */
@@ -165,8 +167,9 @@ int tokend_config_set_state_dir(tokend_config *c, const char *dir);
  * the config is unchanged on failure. */
 int tokend_config_set_bus(tokend_config *c, const char *value);
 
-/* Whether aud may appear in an issued token: true when AllowedAudiences=* or
- * aud is listed (exact match). */
+/* Whether aud may appear in an issued token: true when AllowedAudiences=*,
+ * aud is listed (exact match), or a listed pattern SERVICE@* matches it
+ * (aud is SERVICE@HOST for any HOST). */
 bool tokend_config_audience_allowed(const tokend_config *c, const char *aud);
 
 /* Whether aud is a step-up audience ([Token] StepUpAudiences): one listed,
@@ -174,7 +177,8 @@ bool tokend_config_audience_allowed(const tokend_config *c, const char *aud);
  * after a recent password login (see tokend-service.c). */
 bool tokend_config_audience_step_up(const tokend_config *c, const char *aud);
 
-/* Whether s is a syntactically valid audience name ([A-Za-z0-9_.@-]{1,64}). */
+/* Whether s is a syntactically valid audience name: 1-TOKEND_AUDIENCE_MAX
+ * of [A-Za-z0-9_.@-], at most one '@', neither first nor last. */
 bool tokend_audience_name_valid(const char *s);
 
 /* One [Network] Listen= word: "A.B.C.D:PORT" or "[IPv6]:PORT", numeric

@@ -321,12 +321,46 @@ typedef struct aud_opts {
         const char *usage;
         const char *audience;
         int64_t ttl; /* --ttl, seconds; 0: not given */
+        const char *host; /* --host: the audience becomes AUDIENCE@HOST */
+        char scoped[TOKEND_AUDIENCE_MAX + 1];
 } aud_opts;
 
 #define OPT_TTL (OPT_FIRST_VERB_OPTION + 1)
+#define OPT_HOST (OPT_FIRST_VERB_OPTION + 2)
+#define HOST_NAME_LEN_MAX 64U
+
+/* A host name as an audience may name it (DESIGN.md "Host-scoped
+ * audiences"): 1-64 of [A-Za-z0-9.-] (and '_'), not starting with '-' or
+ * '.'. An IPv6 literal cannot be one (':' is no audience character). */
+static bool host_name_ok(const char *h, size_t n) {
+        if (n == 0 || n > HOST_NAME_LEN_MAX || h[0] == '-' || h[0] == '.')
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!((h[i] >= 'a' && h[i] <= 'z') || (h[i] >= 'A' && h[i] <= 'Z') || (h[i] >= '0' && h[i] <= '9') ||
+                      h[i] == '.' || h[i] == '-' || h[i] == '_'))
+                        return false;
+        return true;
+}
+
+/* audience (default sshd) scoped to host: "SERVICE@HOST" into buf. 0, or
+ * -EINVAL (audience already scoped, or too long). */
+static int scope_audience(const char *audience, const char *host, size_t host_len, char buf[static TOKEND_AUDIENCE_MAX + 1]) {
+        audience = audience ? audience : ASKPASS_DEFAULT_AUDIENCE;
+        if (strchr(audience, '@'))
+                return -EINVAL;
+        int n = snprintf(buf, TOKEND_AUDIENCE_MAX + 1, "%s@%.*s", audience, (int) host_len, host);
+        return n < 0 || (size_t) n > TOKEND_AUDIENCE_MAX || !tokend_audience_name_valid(buf) ? -EINVAL : 0;
+}
 
 static int on_audience(void *userdata, int val, const char *arg) {
         aud_opts *o = userdata;
+        if (val == OPT_HOST) {
+                if (!host_name_ok(arg, strlen(arg)))
+                        return tc_usage_error(o->ctx, o->usage, "--host: '%s' is not a host name (1-%u of "
+                                              "[A-Za-z0-9._-])", arg, HOST_NAME_LEN_MAX);
+                o->host = arg;
+                return 0;
+        }
         if (val == OPT_TTL) {
                 if (timespan_parse(arg, &o->ttl) < 0 || o->ttl <= 0)
                         return tc_usage_error(o->ctx, o->usage, "--ttl: '%s' is not a time span of more than 0 "
@@ -335,13 +369,14 @@ static int on_audience(void *userdata, int val, const char *arg) {
         }
         if (!tokend_audience_name_valid(arg))
                 return tc_usage_error(o->ctx, o->usage, "--audience: '%s' is not an audience name "
-                                      "([A-Za-z0-9_.@-], 1-64 characters)", arg);
+                                      "([A-Za-z0-9_.@-], 1-%u characters)", arg, TOKEND_AUDIENCE_MAX);
         o->audience = arg;
         return 0;
 }
 
 #define AUDIENCE_OPTIONS { "audience", required_argument, NULL, OPT_FIRST_VERB_OPTION }, TC_COMMON_OPTIONS
-#define TOKEN_OPTIONS { "ttl", required_argument, NULL, OPT_TTL }, AUDIENCE_OPTIONS
+#define TOKEN_OPTIONS { "ttl", required_argument, NULL, OPT_TTL }, { "host", required_argument, NULL, OPT_HOST }, \
+                      AUDIENCE_OPTIONS
 
 static int print_token(const tc_ctx *ctx, const char *audience, const char *tok, int64_t exp) {
         if (!ctx->json) {
@@ -369,6 +404,13 @@ static int token_or_refresh(tc_ctx *ctx, int argc, char **argv, const char *usag
                 return ex;
         if (r < argc)
                 return tc_usage_error(ctx, usage, "unexpected argument '%s'", argv[r]);
+        if (o.host) {
+                if (scope_audience(o.audience, o.host, strlen(o.host), o.scoped) < 0)
+                        return tc_usage_error(ctx, usage, "--host %s: cannot scope audience %s to it (already "
+                                              "scoped, or longer than %u)", o.host, o.audience ? o.audience :
+                                              ASKPASS_DEFAULT_AUDIENCE, TOKEND_AUDIENCE_MAX);
+                o.audience = o.scoped;
+        }
         if ((ex = tc_access_token(ctx, o.audience, force, o.ttl, &tok, &exp)) != EXIT_OK)
                 return ex;
         if (!force || ctx->json)
@@ -380,10 +422,11 @@ static int token_or_refresh(tc_ctx *ctx, int argc, char **argv, const char *usag
 
 int verb_token(tc_ctx *ctx, int argc, char **argv) {
         static const char usage[] =
-                "Usage: tokenctl token [--audience A] [--ttl SPAN]\n"
+                "Usage: tokenctl token [--audience A] [--host H] [--ttl SPAN]\n"
                 "Print a valid access token on stdout, refreshing first (with the device key\n"
                 "proof) when fewer than 60 s remain or none is cached for that audience.\n"
                 "  --audience A   PAM service the token is for (default: tokend's DefaultAudience)\n"
+                "  --host H       only for host H: audience A@H (A default sshd), refused elsewhere\n"
                 "  --ttl SPAN     a fresh token valid at most SPAN (90s, 5min, 1h; capped by tokend's\n"
                 "                 AccessTokenLifetime), not cached; needs the socket\n";
         return token_or_refresh(ctx, argc, argv, usage, false);
@@ -391,9 +434,10 @@ int verb_token(tc_ctx *ctx, int argc, char **argv) {
 
 int verb_refresh(tc_ctx *ctx, int argc, char **argv) {
         static const char usage[] =
-                "Usage: tokenctl refresh [--audience A] [--ttl SPAN]\n"
+                "Usage: tokenctl refresh [--audience A] [--host H] [--ttl SPAN]\n"
                 "Refresh now: rotate the refresh token and cache a new access token.\n"
                 "  --audience A   PAM service the new access token is for\n"
+                "  --host H       for host H only: audience A@H (A default sshd)\n"
                 "  --ttl SPAN     the new access token lasts at most SPAN (then it is not cached)\n";
         return token_or_refresh(ctx, argc, argv, usage, true);
 }
@@ -412,10 +456,14 @@ static bool prompt_name_char(char c) {
  * parenthesis), alone or behind the "(user@host) " OpenSSH >= 8.4 puts
  * before keyboard-interactive prompts. Any other prompt, even one that
  * asks for a "token" (another module's OTP, a server's invention), gets
- * nothing: a token is never typed into someone else's question. */
-static bool prompt_is_pam_jwt(const char *prompt) {
+ * nothing: a token is never typed into someone else's question.
+ * ret_host and ret_host_len: the H of "(user@H) " (ssh's own prefix, not
+ * the server's text), or NULL. */
+static bool prompt_is_pam_jwt(const char *prompt, const char **ret_host, size_t *ret_host_len) {
         size_t n;
 
+        *ret_host = NULL;
+        *ret_host_len = 0;
         if (!prompt)
                 return false;
         if (prompt[0] == '(') {
@@ -425,6 +473,11 @@ static bool prompt_is_pam_jwt(const char *prompt) {
                 for (const char *p = prompt + 1; p < end; p++)
                         if (!prompt_name_char(*p))
                                 return false;
+                const char *at = memrchr(prompt + 1, '@', (size_t) (end - prompt - 1));
+                if (at) {
+                        *ret_host = at + 1;
+                        *ret_host_len = (size_t) (end - at - 1);
+                }
                 prompt = end + 2;
         }
         if (strncmp(prompt, PAM_JWT_PROMPT_HEAD, strlen(PAM_JWT_PROMPT_HEAD)) != 0)
@@ -448,9 +501,12 @@ static void explain_host_key_question(const tc_ctx *ctx, const char *prompt) {
 static int askpass_answer(const tc_ctx *ctx, const char *audience, const char *prompt) {
         _cleanup_(freep) char *tok = NULL;
         int64_t exp = 0;
+        char scoped[TOKEND_AUDIENCE_MAX + 1];
+        const char *host;
+        size_t host_len;
         int ex;
 
-        if (!prompt_is_pam_jwt(prompt)) {
+        if (!prompt_is_pam_jwt(prompt, &host, &host_len)) {
                 /* Not ours: nothing on stdout, so ssh or sudo gets no answer.
                  * The prompt is not echoed: its text is the server's. */
                 explain_host_key_question(ctx, prompt);
@@ -463,6 +519,14 @@ static int askpass_answer(const tc_ctx *ctx, const char *audience, const char *p
         }
         if (!tokend_audience_name_valid(audience))
                 return tc_error(ctx, EXIT_USAGE, "TOKENCTL_AUDIENCE='%s' is not an audience name", audience);
+        /* ssh says which host it connects to: a token for that host only,
+         * useless to any other server that sees it. */
+        if (host) {
+                if (!host_name_ok(host, host_len) || scope_audience(audience, host, host_len, scoped) < 0)
+                        return tc_error(ctx, EXIT_REFUSED, "cannot scope a token to the host of this prompt "
+                                        "(an IPv6 address, or not a host name): connect by host name");
+                audience = scoped;
+        }
         if ((ex = tc_access_token(ctx, audience, false, 0, &tok, &exp)) != EXIT_OK)
                 return ex;
         return print_token(ctx, audience, tok, exp);
@@ -492,8 +556,9 @@ int askpass_main(tc_ctx *ctx, int argc, char **argv) {
         if (argc == 2 && (streq(argv[1], "--help") || streq(argv[1], "-h"))) {
                 fputs("Usage: tokenctl-askpass PROMPT\n"
                       "SSH_ASKPASS / sudo -A helper: answers pam_jwt's prompt (\"JWT token for USER (tokend): \")\n"
-                      "with a valid access token for $TOKENCTL_AUDIENCE (default sshd); other prompts exit 1\n"
-                      "with a message on stderr and nothing on stdout.\n", stdout);
+                      "with a valid access token for $TOKENCTL_AUDIENCE (default sshd), scoped to HOST when ssh\n"
+                      "prefixes the prompt with \"(user@HOST) \"; other prompts exit 1 with a message on stderr\n"
+                      "and nothing on stdout.\n", stdout);
                 return EXIT_OK;
         }
         return askpass_answer(ctx, NULL, argc >= 2 ? argv[1] : NULL);

@@ -14,6 +14,7 @@
 #include "macro.h"
 #include "str-escape.h"
 #include "timespan.h"
+#include "tokend-hostnames.h"
 #include "tokend-log.h"
 #include "tokend-pamauth.h"
 #include "tokend-proof.h"
@@ -211,8 +212,8 @@ static td_code resolve_audience(tokend *t, const char *const *req, const char *s
                 if (i >= AT_MAX_AUD)
                         return td_fail(st, TD_INVALID_REQUEST, "at most %u audiences", AT_MAX_AUD);
                 if (!tokend_audience_name_valid(v[i]))
-                        return td_fail(st, TD_INVALID_REQUEST, "audience names are 1-64 characters of "
-                                       "[A-Za-z0-9_.@-]");
+                        return td_fail(st, TD_INVALID_REQUEST, "audience names are 1-%u characters of "
+                                       "[A-Za-z0-9_.@-], at most one '@' (SERVICE@HOST)", TOKEND_AUDIENCE_MAX);
                 if (!tokend_config_audience_allowed(t->config, v[i]))
                         return td_fail(st, TD_FORBIDDEN, "audience \"%s\" is not in [Token] AllowedAudiences",
                                        v[i]);
@@ -256,12 +257,20 @@ static td_code build_access(tokend *t, const issue_ctx *ic, td_tokens *out, char
         size_t len = 0;
         int r;
 
-        if (ic->device_key)
+        /* A host-scoped token (an audience SERVICE@HOST) goes to another
+         * machine: its uid means nothing there (verifiers use their own
+         * NSS), and no PAM prompt carries a DPoP proof for cnf.jkt. Both
+         * left out so that a 64-character host name still fits MaxLength=511
+         * (README "Token size"); the refresh token stays bound to the key. */
+        bool scoped = false;
+        for (size_t i = 0; i < ic->n_aud; i++)
+                scoped = scoped || strchr(ic->aud[i], '@');
+        if (ic->device_key && !scoped)
                 device_key_jkt(ic->device_key, jkt);
         at_params p = {
                 .issuer = t->config->issuer, .subject = ic->user->name, .uid = (uint32_t) ic->user->uid,
                 .aud = ic->aud, .n_aud = ic->n_aud, .iat = ic->now, .lifetime = ic->lifetime,
-                .client_id = ic->device_id, .cnf_jkt = ic->device_key ? jkt : NULL,
+                .client_id = ic->device_id, .cnf_jkt = ic->device_key && !scoped ? jkt : NULL, .no_uid = scoped,
         };
         r = at_build(t->keys.active, &p, &out->access_token, &len, ret_jti, AT_JTI_BYTES * 2);
         if (r < 0) {
@@ -857,7 +866,8 @@ td_code td_check_access_token(tokend *t, const char *token, const char *audience
                 return td_fail(st, TD_INVALID_TOKEN, "token too long");
         if (t->verifier)
                 return td_check_remote(t, token, len, audience, ret, st);
-        at_check chk = { .issuer = t->config->issuer, .audience = audience, .now = td_now(),
+        /* The audience is checked below: SERVICE@HOST is for this host's names only. */
+        at_check chk = { .issuer = t->config->issuer, .audience = NULL, .now = td_now(),
                          .skew = t->config->clock_skew };
         /* The same token passed the signature, device and jti checks a
          * moment ago and nothing was revoked since (tokend-vcache.h): the
@@ -867,7 +877,11 @@ td_code td_check_access_token(tokend *t, const char *token, const char *audience
         bool cached = vcache_lookup(t->verified, token, len, chk.now, &key);
         r = cached ? at_reverify(t->keys.keys, token, len, &chk, &cl) : at_verify(t->keys.keys, token, len, &chk, &cl);
         if (r < 0)
-                return token_refused(st, r, audience, "");
+                return token_refused(st, r, NULL, "");
+        if (audience && !host_audience_accepts(cl.aud, cl.n_aud, audience, t->host_names, true)) {
+                tc = td_fail(st, TD_INVALID_TOKEN, "the token is not for service %s on this host", audience);
+                goto fail;
+        }
         if (cached && t->store_local)
                 goto user;
         r = store_device_get(t->store, cl.client_id, &d);
@@ -901,6 +915,8 @@ user:
         }
         if (!cached)
                 vcache_add(t->verified, &key, chk.now, cl.exp, cl.client_id, cl.jti, cl.sub);
+        if (cl.uid < 0) /* a host-scoped token has none: the user's uid here */
+                cl.uid = (int64_t) u.uid;
         *ret = cl;
         return TD_OK;
 fail:
@@ -990,7 +1006,8 @@ td_code td_verify(tokend *t, const td_caller *c, const td_verify_req *req, td_in
                 }
         }
         if (req->service && !tokend_audience_name_valid(req->service))
-                return td_fail(st, TD_INVALID_REQUEST, "service must be 1-64 characters of [A-Za-z0-9_.@-]");
+                return td_fail(st, TD_INVALID_REQUEST, "service must be 1-%u characters of [A-Za-z0-9_.@-]",
+                               TOKEND_AUDIENCE_MAX);
         if (req->user && !user_name_valid(req->user))
                 return td_fail(st, TD_INVALID_REQUEST, "user is not a valid user name");
 

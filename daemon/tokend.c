@@ -8,8 +8,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "strv.h"
 #include "tokend-device-grants.h"
 #include "tokend-frontend.h"
+#include "tokend-hostnames.h"
 #include "tokend-log.h"
 #include "tokend.h"
 
@@ -181,6 +183,8 @@ int tokend_new(const tokend_params *p, tokend **ret) {
         if ((r = tokend_new_params(t, p)) < 0 || (r = load_config(t, &t->config)) < 0)
                 return r;
         t->role = tokend_role_of(t->config);
+        if ((r = host_names_default(&t->host_names)) < 0)
+                return r;
         raise_fd_limit(t->config->max_connections);
         if ((r = tokend_new_state(t)) < 0 || (r = tokend_limits_new(t)) < 0 ||
             (r = device_grants_new(&t->device_grants)) < 0)
@@ -229,6 +233,7 @@ tokend *tokend_free(tokend *t) {
         device_grants_free(t->device_grants);
         keydir_done(&t->keys);
         tokend_config_free(t->config);
+        strv_free(t->host_names);
         if (t->lock_initialized)
                 pthread_rwlock_destroy(&t->lock);
         free(t->param_config);

@@ -102,6 +102,7 @@ struct tokend {
 
         /* Set by tokend_new(); fixed for the life of the context. */
         tokend_role role;
+        char **host_names;            /* SERVICE@HOST audiences accepted here (tokend-hostnames.h) */
         workers *login_workers;       /* password checks; front ends share it */
         char *param_config, *param_state_dir, *param_socket, *param_bus;
         const char *env_passphrase;   /* borrowed, see tokend_params */

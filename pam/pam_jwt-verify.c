@@ -87,6 +87,15 @@ static bool string_is(const json_t *v, const char *want) {
                memcmp(json_string_value(v), want, json_string_length(v)) == 0;
 }
 
+/* service itself, or service@HOST: tokend checked that HOST is one of
+ * this machine's names (DESIGN.md "Host-scoped audiences"). */
+static bool aud_is(const json_t *v, const char *service) {
+        size_t n = strlen(service);
+        return string_is(v, service) ||
+               (json_is_string(v) && json_string_length(v) > n + 1 &&
+                memcmp(json_string_value(v), service, n) == 0 && json_string_value(v)[n] == '@');
+}
+
 /* RFC 7519 §4.1.3: aud is a string or an array of strings. Returns 1 when
  * service is in it, 0 when not, -EBADMSG when aud has another shape. */
 static int aud_contains(const json_t *aud, const char *service) {
@@ -94,14 +103,14 @@ static int aud_contains(const json_t *aud, const char *service) {
         json_t *v;
 
         if (json_is_string(aud))
-                return string_is(aud, service);
+                return aud_is(aud, service);
         if (!json_is_array(aud))
                 return -EBADMSG;
         int found = 0;
         json_array_foreach(aud, i, v) {
                 if (!json_is_string(v))
                         return -EBADMSG;
-                if (string_is(v, service))
+                if (aud_is(v, service))
                         found = 1;
         }
         return found;

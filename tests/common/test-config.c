@@ -227,6 +227,18 @@ static void test_every_key(void **state _unused_) {
         assert_false(tokend_config_audience_allowed(c, NULL));
 }
 
+static void test_audience_patterns(void **state) {
+        test_tmpdir *f = *state;
+        const char *p = write_file(f, "pat.conf", "[Token]\nAllowedAudiences=sshd login su sshd@*\n");
+        _cleanup_(tokend_config_freep) tokend_config *c = load_ok(p);
+        assert_true(tokend_config_audience_allowed(c, "sshd@web1"));
+        assert_true(tokend_config_audience_allowed(c, "sshd"));
+        assert_false(tokend_config_audience_allowed(c, "su@web1"));
+        assert_false(tokend_config_audience_allowed(c, "sshdx@web1"));
+        assert_false(tokend_config_audience_allowed(c, "ssh@web1"));
+        assert_false(tokend_config_audience_allowed(c, "sudo"));
+}
+
 static void test_listen_words(void **state _unused_) {
         struct sockaddr_storage sa;
         socklen_t len;
@@ -764,8 +776,19 @@ static void test_step_up_audiences(void **state) {
 static void test_audience_names(void **state _unused_) {
         assert_true(tokend_audience_name_valid("sshd"));
         assert_true(tokend_audience_name_valid("a.b@c-d_E9"));
-        assert_true(tokend_audience_name_valid("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")); /* 64 */
-        assert_false(tokend_audience_name_valid("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")); /* 65 */
+        char longest[TOKEND_AUDIENCE_MAX + 2];
+        memset(longest, 'a', TOKEND_AUDIENCE_MAX);
+        longest[TOKEND_AUDIENCE_MAX] = 0;
+        assert_true(tokend_audience_name_valid(longest)); /* 128 */
+        longest[TOKEND_AUDIENCE_MAX] = 'a';
+        longest[TOKEND_AUDIENCE_MAX + 1] = 0;
+        assert_false(tokend_audience_name_valid(longest)); /* 129 */
+        /* SERVICE@HOST: one '@', neither first nor last */
+        assert_true(tokend_audience_name_valid("sshd@web1.example.com"));
+        assert_false(tokend_audience_name_valid("sshd@a@b"));
+        assert_false(tokend_audience_name_valid("@web1"));
+        assert_false(tokend_audience_name_valid("sshd@"));
+        assert_false(tokend_audience_name_valid("sshd@*"));
         assert_false(tokend_audience_name_valid(""));
         assert_false(tokend_audience_name_valid(NULL));
         assert_false(tokend_audience_name_valid("*"));
@@ -780,6 +803,7 @@ int main(void) {
                 cmocka_unit_test(test_shipped_config),
                 cmocka_unit_test(test_every_key),
                 cmocka_unit_test(test_listen_words),
+                cmocka_unit_test_setup_teardown(test_audience_patterns, test_tmpdir_setup, test_tmpdir_teardown),
                 cmocka_unit_test_setup_teardown(test_value_forms, test_tmpdir_setup, test_tmpdir_teardown),
                 cmocka_unit_test_setup_teardown(test_dropins, test_tmpdir_setup, test_tmpdir_teardown),
                 cmocka_unit_test_setup_teardown(test_invalid_values, test_tmpdir_setup, test_tmpdir_teardown),

@@ -372,12 +372,13 @@ class Sshd:
 
     log = Tokend.log  # the text of self.log_path ("" before the first start)
 
-    def ssh(self, user, token=None, askpass=None, as_user=None, env=None, command="id -un", timeout=60):
+    def ssh(self, user, token=None, askpass=None, as_user=None, env=None, command="id -un", timeout=60, host=None):
         """ssh USER@127.0.0.1 COMMAND with keyboard-interactive only, the
         prompt answered by SSH_ASKPASS (forced): a script printing token, or
         the program askpass. as_user: run ssh (and so askpass) as that pwd
-        entry. Returns the CompletedProcess plus .prompts (what askpass saw,
-        with a token script)."""
+        entry. host: the name ssh is given (its prompts say "(USER@host)"),
+        connecting to 127.0.0.1 all the same (HostName=, HostKeyAlias=). Returns the
+        CompletedProcess plus .prompts (what askpass saw, with a token script)."""
         work = tempfile.mkdtemp(prefix="tde2e-ssh-", dir="/tmp")
         try:
             os.chmod(work, 0o755)
@@ -406,7 +407,11 @@ class Sshd:
                     "-o", "BatchMode=no", "-o", "PreferredAuthentications=keyboard-interactive",
                     "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=" + known,
                     "-o", "GlobalKnownHostsFile=/dev/null", "-o", "NumberOfPasswordPrompts=1",
-                    "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR", "127.0.0.1", command]
+                    "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"]
+            # ssh puts HostName= in its "(user@host)" prompt prefix, unless a
+            # HostKeyAlias= is set: that is the name a user's ssh config gives
+            argv += ["-o", "HostName=127.0.0.1", "-o", "HostKeyAlias=" + host, host] if host else ["127.0.0.1"]
+            argv.append(command)
             p = subprocess.run(argv, env=e, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                timeout=timeout, start_new_session=True, preexec_fn=preexec, check=False)
             try:

@@ -126,3 +126,25 @@ def test_usage_errors(net):
         assert r.returncode == 2, (args, r.returncode, r.stderr)
     r = c.run("--issuer", url + "/", "--ca-file", ca.cert, "status")
     assert r.returncode == 1 and "login" in r.stdout + r.stderr, r  # reachable, not logged in
+
+
+def test_host_scoped_tokens(net):
+    d, url, ca, c, user, password = net
+    g = ["--issuer", url, "--ca-file", ca.cert]
+    c.ok(*g, "login", "--user", user, input=password + "\n")
+    cl = jwt_parts(c.ok(*g, "token", "--host", "web1").stdout.strip())[1]
+    assert cl["aud"] == ["sshd@web1"] and "uid" not in cl and "cnf" not in cl, cl
+    cl = jwt_parts(c.ok(*g, "token", "--host", "web1", "--audience", "login").stdout.strip())[1]
+    assert cl["aud"] == ["login@web1"], cl
+    # askpass: the host from ssh's "(user@host) " prefix
+    env = {"TOKEND_ISSUER": url}
+    prompt = "(%s@web2.example.com) JWT token for %s (tokend): " % (user, user)
+    tok = c.ok("--ca-file", ca.cert, "askpass", prompt, env=env).stdout.strip()
+    assert jwt_parts(tok)[1]["aud"] == ["sshd@web2.example.com"]
+    r = c.run("--ca-file", ca.cert, "askpass", "(%s@::1) JWT token for %s (tokend): " % (user, user), env=env)
+    assert r.returncode == 1 and r.stdout == "" and "host name" in r.stderr, r
+    for bad in ("::1", "-x", "a" * 65, "a b"):
+        r = c.run(*g, "token", "--host", bad)
+        assert r.returncode == 2, (bad, r.stderr)
+    r = c.run(*g, "token", "--host", "web1", "--audience", "sshd@web2")
+    assert r.returncode == 2, r.stderr

@@ -180,6 +180,15 @@ static void test_answer_refused(void **state) {
         assert_string_equal(res.reason, "audience mismatch");
         assert_int_equal(answer(200, "{\"active\":true,\"sub\":\"alice\",\"aud\":\"sshdx\",\"exp\":5}", &res),
                          JWT_VERDICT_REFUSED);
+        /* host-scoped: sshd@HOST is sshd (tokend checked HOST); sshdx@HOST and "sshd@" are not */
+        assert_int_equal(answer(200, "{\"active\":true,\"sub\":\"alice\",\"aud\":[\"sshd@web1\"],\"exp\":5}", &res),
+                         JWT_VERDICT_VALID);
+        assert_int_equal(answer(200, "{\"active\":true,\"sub\":\"alice\",\"aud\":[\"sshdx@web1\"],\"exp\":5}", &res),
+                         JWT_VERDICT_REFUSED);
+        assert_int_equal(answer(200, "{\"active\":true,\"sub\":\"alice\",\"aud\":[\"sshd@\"],\"exp\":5}", &res),
+                         JWT_VERDICT_REFUSED);
+        assert_int_equal(answer(200, "{\"active\":true,\"sub\":\"alice\",\"aud\":[\"sudo@web1\"],\"exp\":5}", &res),
+                         JWT_VERDICT_REFUSED);
 }
 
 static void test_answer_unavailable(void **state) {
