@@ -138,6 +138,7 @@ static int socket_start(tokend *t, void **ret_state) {
                 return r;
         }
         http_limits lim = tokend_http_limits(c);
+        lim.name = "socket";
         int r = http_server_start(t, t->login_workers, s->fd, &lim, &s->http);
         if (r < 0) {
                 log_error("cannot start the HTTP server on %s", c->socket_path);

@@ -19,8 +19,9 @@
 #include "tokend-http-ext.h"
 #include "tokend-log.h"
 #include "tokend-longpoll.h"
-#include "tokend.h"
+#include "tokend-metrics.h"
 #include "tokend-openapi.h"
+#include "tokend.h"
 
 #define JSON_BODY_MAX_DEPTH 8U
 #define MAX_AUDIENCES 16U
@@ -82,6 +83,8 @@ typedef struct request {
         http_ext_req ext_rq;
         http_reply reply;
         int64_t feed_after;
+        int64_t started_usec;      /* for the latency histogram */
+        const char *endpoint;      /* the route's path (static), NULL: none */
 } request;
 
 unsigned http_status_of(td_code c) {
@@ -641,6 +644,21 @@ static enum MHD_Result handle_revocations(request *rq) {
         return MHD_YES;
 }
 
+/* GET /metrics: root on the socket; over TCP a loopback client or one
+ * with a verified client certificate (tokend-metrics.h). */
+static enum MHD_Result handle_metrics(request *rq) {
+        char *text = NULL;
+        if (!metrics_caller_allowed(&rq->caller))
+                return queue_error(rq, 403, "forbidden", "metrics are for root on the socket, and for loopback "
+                                   "clients or clients with a certificate over the network", 0);
+        tokend_rdlock(rq->srv->t);
+        unsigned keys = (unsigned) jose_keyset_size(rq->srv->t->keys.keys);
+        tokend_unlock(rq->srv->t);
+        if (metrics_format(rq->srv->t->metrics, keys, &text) < 0)
+                return MHD_NO;
+        return queue_body(rq->conn, 200, "text/plain; version=0.0.4; charset=utf-8", text, false, NULL, NULL);
+}
+
 static enum MHD_Result handle_docs(request *rq) {
         if (!rq->srv->lim.enable_docs)
                 return queue_error(rq, 404, "not_found", "the API document is disabled ([API] EnableDocs=no)", 0);
@@ -670,6 +688,7 @@ static const route routes[] = {
         { "/.well-known/jwks.json", "GET", handle_jwks },
         { "/api/revocations", "GET", handle_revocations },
         { "/api", "GET", handle_docs },
+        { "/metrics", "GET", handle_metrics },
 };
 
 #define DEVICE_PREFIX "/api/devices/"
@@ -721,13 +740,16 @@ static enum MHD_Result dispatch(request *rq, const char *url, const char *method
                 if (!streq(method, "DELETE"))
                         return queue_error_hdr(rq, 405, "method_not_allowed", "use DELETE on a device", 0,
                                                MHD_HTTP_HEADER_ALLOW, "DELETE");
+                rq->endpoint = DEVICE_PREFIX "{id}";
                 return handle_device_delete(rq, id);
         }
         int r = route_find(url, method, &rt, &allow);
         if (r == -ENOENT) {
                 r = ext_route_find(url, method, &ert, ext_allow, sizeof ext_allow);
-                if (r == 0)
+                if (r == 0) {
+                        rq->endpoint = ert->path;
                         return handle_ext(rq, ert, url, method);
+                }
                 allow = ext_allow;
         }
         if (r == -ENOENT)
@@ -740,6 +762,7 @@ static enum MHD_Result dispatch(request *rq, const char *url, const char *method
                 snprintf(msg, sizeof msg, "method %s is not allowed here; use %s", m, allow);
                 return queue_error_hdr(rq, 405, "method_not_allowed", msg, 0, MHD_HTTP_HEADER_ALLOW, allow);
         }
+        rq->endpoint = rt->path;
         return rt->fn(rq);
 }
 
@@ -779,6 +802,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         conn_slot *c = NULL;
         td_status st;
 
+        metrics_connection(srv->t->metrics, srv->lim.name, code == MHD_CONNECTION_NOTIFY_CLOSED ? -1 : 1);
         if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
                 conn_release(*socket_context);
                 *socket_context = NULL;
@@ -826,6 +850,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 rq->srv = srv;
                 rq->conn = conn;
                 rq->state = REQ_BODY;
+                rq->started_usec = td_monotonic_usec();
                 *req_cls = rq;
                 if (peer_caller(conn, &rq->caller) < 0) {
                         log_error("cannot read the peer credentials of a connection, refusing it");
@@ -890,6 +915,10 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **req
         conn_deadline_arm(slot_of(conn)); /* a kept-alive connection's next request */
         if (!rq)
                 return;
+        const union MHD_ConnectionInfo *si = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_HTTP_STATUS);
+        if (si && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+                metrics_request(((http_server *) cls)->t->metrics, rq->endpoint, si->http_status,
+                                td_monotonic_usec() - rq->started_usec);
         if (rq->state == REQ_ASYNC_PENDING || rq->state == REQ_FEED_WAIT) {
                 /* Cannot happen: a suspended connection is not completed.
                  * Leak rather than free memory a worker still uses. */

@@ -23,6 +23,7 @@ typedef struct http_limits {
          * alive by the caller until http_server_stop(); all NULL: plain
          * HTTP. trust (may be NULL): CA certificates for client certificates. */
         const char *tls_cert, *tls_key, *tls_trust;
+        const char *name;          /* the front end, for metrics: "socket", "network" (static) */
 } http_limits;
 
 /* The [Limits] of c as the HTTP front ends (socket, network) apply them;

@@ -174,6 +174,7 @@ static int generation_start(tokend *t, network_frontend *nf, tls_files *tls, gen
         tokend_rdlock(t);
         http_limits lim = tokend_http_limits(t->config);
         tokend_unlock(t);
+        lim.name = "network";
         lim.tls_cert = g->tls.cert;
         lim.tls_key = g->tls.key;
         lim.tls_trust = g->tls.trust;

@@ -183,7 +183,7 @@ int tokend_new(const tokend_params *p, tokend **ret) {
         if ((r = tokend_new_params(t, p)) < 0 || (r = load_config(t, &t->config)) < 0)
                 return r;
         t->role = tokend_role_of(t->config);
-        if ((r = host_names_default(&t->host_names)) < 0)
+        if ((r = host_names_default(&t->host_names)) < 0 || (r = metrics_new(&t->metrics)) < 0)
                 return r;
         raise_fd_limit(t->config->max_connections);
         if ((r = tokend_new_state(t)) < 0 || (r = tokend_limits_new(t)) < 0 ||
@@ -234,6 +234,7 @@ tokend *tokend_free(tokend *t) {
         keydir_done(&t->keys);
         tokend_config_free(t->config);
         strv_free(t->host_names);
+        metrics_free(t->metrics);
         if (t->lock_initialized)
                 pthread_rwlock_destroy(&t->lock);
         free(t->param_config);

@@ -24,6 +24,7 @@
 #include "tokend-config.h"
 #include "tokend-keydir.h"
 #include "tokend-longpoll.h"
+#include "tokend-metrics.h"
 #include "tokend-ratelimit.h"
 #include "tokend-store.h"
 #include "tokend-usercache.h"
@@ -102,7 +103,8 @@ struct tokend {
 
         /* Set by tokend_new(); fixed for the life of the context. */
         tokend_role role;
-        char **host_names;            /* SERVICE@HOST audiences accepted here (tokend-hostnames.h) */
+        char **host_names;
+        tokend_metrics *metrics;      /* GET /metrics (tokend-metrics.h); thread-safe */            /* SERVICE@HOST audiences accepted here (tokend-hostnames.h) */
         workers *login_workers;       /* password checks; front ends share it */
         char *param_config, *param_state_dir, *param_socket, *param_bus;
         const char *env_passphrase;   /* borrowed, see tokend_params */

@@ -43,6 +43,8 @@ DESIGN_ENDPOINTS = {
     # DESIGN.md "Fleet": the revocation feed verifier hosts poll
     ("get", "/api/revocations"),
     ("get", "/api"),
+    # DESIGN.md "Metrics": GET /metrics (root on the socket)
+    ("get", "/metrics"),
 }
 # DESIGN.md, "OAuth 2.0 endpoints": form-encoded requests, RFC 6749 §5.2 errors (OAuthError).
 OAUTH_ENDPOINTS = {
