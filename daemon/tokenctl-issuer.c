@@ -1,5 +1,4 @@
 /* SPDX-License-Identifier: MIT */
-#include <curl/curl.h>
 #include <errno.h>
 #include <ini.h>
 #include <stdio.h>
@@ -112,11 +111,4 @@ void tc_issuer_done(tc_ctx *ctx) {
         free(ctx->owned_ca_file);
         erase_and_free(ctx->bearer);
         ctx->owned_issuer = ctx->owned_ca_file = ctx->bearer = NULL;
-}
-
-char *tc_issuer_file_name(const char *url) {
-        char *e = curl_easy_escape(NULL, url, 0);
-        char *copy = e ? strdup(e) : NULL;
-        curl_free(e);
-        return copy;
 }

@@ -20,7 +20,3 @@ int tc_issuer_setup(tc_ctx *ctx);
 
 /* Free what tc_issuer_setup() allocated. */
 void tc_issuer_done(tc_ctx *ctx);
-
-/* The issuer URL as one file name (percent-escaped: no '/'), malloc'ed;
- * NULL on allocation failure. */
-char *tc_issuer_file_name(const char *url);

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <curl/curl.h>
 #include <fcntl.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -9,7 +10,6 @@
 #include <unistd.h>
 
 #include "json-util.h"
-#include "tokenctl-issuer.h"
 #include "tokenctl-state.h"
 
 #define STATE_JSON_DEPTH 8U
@@ -61,15 +61,17 @@ int tc_xdg_dir(const char *env, const char *fallback, char **ret) {
         return 0;
 }
 
-/* BASE/tokend, or BASE/tokend/issuers/ESCAPED-URL with --issuer: each
- * issuer has its own device and tokens. */
+/* BASE/tokend, or BASE/tokend/issuers/ESCAPED-URL with --issuer (the URL
+ * percent-escaped: one file name, no '/'): each issuer has its own device
+ * and tokens. */
 static char *tc_state_subdir(const tc_ctx *ctx, const char *base) {
-        _cleanup_(freep) char *name = NULL;
         char *dir = NULL;
         if (!ctx->issuer)
                 return tc_path_join(base, "tokend");
-        if (!(name = tc_issuer_file_name(ctx->issuer)) || asprintf(&dir, "%s/tokend/issuers/%s", base, name) < 0)
-                return NULL;
+        char *name = curl_easy_escape(NULL, ctx->issuer, 0);
+        if (!name || asprintf(&dir, "%s/tokend/issuers/%s", base, name) < 0)
+                dir = NULL;
+        curl_free(name);
         return dir;
 }
 
