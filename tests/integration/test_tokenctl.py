@@ -358,14 +358,16 @@ def test_token_from_stdin(client):
 PROMPT = "JWT token for root (tokend): "  # pam_jwt's default prompt for root
 
 
-@pytest.mark.parametrize("prompt", [PROMPT, "(root@server) " + PROMPT, "(root@10.0.0.1) " + PROMPT,
-                                    "JWT token for alice.b-c_d@EXAMPLE\\x (tokend): "])
-def test_askpass_answers_pam_jwt_prompt(client, prompt):
+@pytest.mark.parametrize("prompt,aud", [(PROMPT, "sshd"), ("(root@server) " + PROMPT, "sshd@server"),
+                                        ("(root@10.0.0.1) " + PROMPT, "sshd@10.0.0.1"),
+                                        ("JWT token for alice.b-c_d@EXAMPLE\\x (tokend): ", "sshd")])
+def test_askpass_answers_pam_jwt_prompt(client, prompt, aud):
+    # ssh's "(user@host) " prefix scopes the token to that host (issue 16)
     for prog, args in ((TOKENCTL, ["askpass", prompt]), (ASKPASS, [prompt])):
         p = client.run(*args, prog=prog)
         assert p.returncode == 0, p.stderr
         tok = p.stdout.strip()
-        assert claims(tok)["aud"] == ["sshd"] and p.stdout.endswith("\n")
+        assert claims(tok)["aud"] == [aud] and p.stdout.endswith("\n")
 
 
 @pytest.mark.parametrize("prompt", [
