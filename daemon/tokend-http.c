@@ -84,6 +84,7 @@ typedef struct request {
         http_reply reply;
         int64_t feed_after;
         int64_t started_usec;      /* for the latency histogram */
+        char subject[256];         /* caller.subject points here (a verified client certificate) */
         const char *endpoint;      /* the route's path (static), NULL: none */
 } request;
 
@@ -856,6 +857,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                         log_error("cannot read the peer credentials of a connection, refusing it");
                         return MHD_NO; /* fail closed: every request is attributed */
                 }
+                if (srv->lim.peer_subject && srv->lim.peer_subject(conn, rq->subject, sizeof rq->subject) == 1)
+                        rq->caller.subject = rq->subject;
                 const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
                 unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
                 if (declared > srv->lim.max_request_bytes) {

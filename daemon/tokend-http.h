@@ -10,6 +10,7 @@
 #include "tokend-workers.h"
 
 typedef struct http_server http_server;
+struct MHD_Connection; /* <microhttpd.h> */
 
 typedef struct http_limits {
         size_t max_request_bytes;  /* body cap → 413 */
@@ -24,6 +25,9 @@ typedef struct http_limits {
          * HTTP. trust (may be NULL): CA certificates for client certificates. */
         const char *tls_cert, *tls_key, *tls_trust;
         const char *name;          /* the front end, for metrics: "socket", "network" (static) */
+        /* With tls_trust: the verified client certificate's subject into
+         * buf (1) or none (0), e.g. tls_peer_subject(); NULL: never. */
+        int (*peer_subject)(struct MHD_Connection *conn, char *buf, size_t size);
 } http_limits;
 
 /* The [Limits] of c as the HTTP front ends (socket, network) apply them;

@@ -21,6 +21,7 @@
 #include "tokend-keydir.h"
 #include "tokend-log.h"
 #include "tokend-network.h"
+#include "tokend-tlspeer.h"
 
 #define TLS_FILE_MAX (1024U * 1024U) /* a certificate chain, a key, a CA bundle */
 
@@ -175,6 +176,7 @@ static int generation_start(tokend *t, network_frontend *nf, tls_files *tls, gen
         http_limits lim = tokend_http_limits(t->config);
         tokend_unlock(t);
         lim.name = "network";
+        lim.peer_subject = g->tls.trust ? tls_peer_subject : NULL;
         lim.tls_cert = g->tls.cert;
         lim.tls_key = g->tls.key;
         lim.tls_trust = g->tls.trust;

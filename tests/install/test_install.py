@@ -103,6 +103,7 @@ def expected_files(v):
         rel(v["docdir"], "examples", "pam.d", "tokend-or-password"): 0o644,
         rel(v["docdir"], "examples", "pam.d", "sudo"): 0o644,
         rel(v["docdir"], "examples", "sshd_config.d", "tokend.conf"): 0o644,
+        rel(v["docdir"], "examples", "systemd", "tokend-network.conf"): 0o644,
     }
     # every man page of the source tree (io.tokend.Tokend1.5 comes from the D-Bus part)
     for n in sorted(os.listdir(os.path.join(TOP_SRCDIR, "man"))):

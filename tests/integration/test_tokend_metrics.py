@@ -14,7 +14,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from tdharness import ME, pam_user, system_user, tokend_factory  # noqa: E402,F401
+from tdharness import pam_user, system_user, tokend_factory  # noqa: E402,F401
 from tdnet import NetClient, TestCA, free_port, network_config  # noqa: E402
 
 PROMTOOL = shutil.which("promtool")
@@ -85,15 +85,38 @@ def non_loopback_address():
     return None
 
 
-def test_metrics_refused_to_a_non_loopback_client_without_certificate(tmp_path, tokend_factory):  # noqa: F811
+def remote_issuer(tmp_path, factory, client_ca=None):
+    """A tokend listening on this machine's non-loopback address and on
+    127.0.0.1: (address, port, server CA)."""
     addr = non_loopback_address()
     if not addr:
         pytest.skip("no non-loopback IPv4 address on this machine")
     ca = TestCA(str(tmp_path / "ca"))
     cert, key = ca.issue("tokend-server", ips=("127.0.0.1", addr))
     port = free_port()
-    d = tokend_factory(network_config("%s:%d 127.0.0.1:%d" % (addr, port, port), cert, key))
+    factory(network_config("%s:%d 127.0.0.1:%d" % (addr, port, port), cert, key, client_ca=client_ca))
+    return addr, port, ca
+
+
+def test_metrics_refused_to_a_non_loopback_client_without_certificate(tmp_path, tokend_factory):  # noqa: F811
+    addr, port, ca = remote_issuer(tmp_path, tokend_factory)
     r = NetClient(addr, port, ca.cert, source=addr).request("GET", "/metrics")
     assert r.status == 403 and r.error == "forbidden", r
     assert NetClient(addr, port, ca.cert, source=addr).jwks().status == 200  # the rest of the API is served
     assert NetClient("127.0.0.1", port, ca.cert).request("GET", "/metrics").status == 200  # control: loopback
+
+
+def test_client_certificate_opens_metrics_to_a_remote_verifier(tmp_path, tokend_factory):  # noqa: F811
+    verifiers = TestCA(str(tmp_path / "verifiers"), name="verifier hosts CA")
+    good = verifiers.issue("web1.example.com", ips=(), dns=("web1.example.com",), client=True)
+    stranger = TestCA(str(tmp_path / "other"), name="not trusted").issue("web2", ips=(), dns=("web2",), client=True)
+    addr, port, ca = remote_issuer(tmp_path, tokend_factory, client_ca=verifiers.cert)
+    r = NetClient(addr, port, ca.cert, source=addr, cert=good).request("GET", "/metrics")
+    assert r.status == 200 and b"tokend_http_requests_total" in r.body, r
+    # a certificate from another CA, and none at all: refused
+    r = NetClient(addr, port, ca.cert, source=addr, cert=stranger).request("GET", "/metrics")
+    assert r.status == 403, r
+    r = NetClient(addr, port, ca.cert, source=addr).request("GET", "/metrics")
+    assert r.status == 403, r
+    # the certificate adds nothing else: peer login stays refused
+    assert NetClient(addr, port, ca.cert, source=addr, cert=good).issue_token().status == 403
