@@ -18,7 +18,9 @@
 # Without a hardware PMU (VMs) perf samples cpu-clock; kernel time then
 # piles up on pvm_irq_enable/irq-enable points: read it as "in syscalls".
 # Environment: BUILDDIR (default .), STATEDIR_BASE (default /var/tmp: a real
-# disk, so commits pay a real fsync), PROFILE_SECONDS (default 10),
+# disk, so commits pay a real fsync), TOKEND_BENCH_DATABASE ([Store]
+# Database= for the daemon, e.g. a postgresql:// URI; default SQLite in the
+# state dir), PROFILE_SECONDS (default 10),
 # PROFILE_OPS (default "verify vrepeat refresh"; any of bench-tokend's --ops),
 # PROFILE_CALLGRAPH (fp, the default, or dwarf).
 set -euo pipefail
@@ -54,6 +56,11 @@ trap 'exit 130' INT TERM
 start_tokend() {
         # the bench enrols thousands of devices as one uid: no device cap, no peer-login rate
         printf '[Login]\nMaxDevicesPerUser=1000000\nPeerLoginRate=1000000\n' >"$state/tokend.conf"
+        # the store elsewhere, e.g. PostgreSQL: tests/with-postgresql sh -c \
+        #   'TOKEND_BENCH_DATABASE=$TOKEND_TEST_DATABASE tests/bench/run-bench-tokend.sh ...'
+        if [[ -n ${TOKEND_BENCH_DATABASE:-} ]]; then
+                printf '[Store]\nDatabase=%s\n' "$TOKEND_BENCH_DATABASE" >>"$state/tokend.conf"
+        fi
         "$tokend" --config "$state/tokend.conf" --state-dir "$state" --socket "$state/tokend.sock" --bus none \
                 >>"$state/tokend.log" 2>&1 &
         pid=$!
