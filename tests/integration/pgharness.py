@@ -5,13 +5,16 @@ PostgreSQL     the server of $TOKEND_TEST_DATABASE when a wrapper started one,
                else a fresh one started here (as nobody, Unix socket only;
                the module skips when that is impossible: not root, no
                postgresql-15); new_database() → the libpq URI of a new empty
-               database, sql(uri, text) runs SQL through psql, stop/start/kill
-               the server for fault tests.
+               database, sql(text, uri) runs SQL through psql, rows(query,
+               args, uri) reads rows as dicts, stop/start the server for fault
+               tests.
 Fixture        postgresql (module scope): one server per test module, removed
                at the end. Import it into a test module
                (`from pgharness import postgresql  # noqa: F401`).
 """
 
+import csv
+import io
 import os
 import re
 import secrets
@@ -45,6 +48,21 @@ class PostgreSQL:
                             "-d", uri or self.uri, "-c", text], capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, "psql %r: %s" % (text, r.stderr)
         return r.stdout.strip()
+
+    def rows(self, query, args=(), uri=None):
+        """The rows of query ('?' placeholders, bound from args through psql
+        variables) as dicts, numbers as int."""
+        variables = []
+        for i, a in enumerate(args):
+            query = query.replace("?", ":'v%d'" % i, 1)
+            variables += ["-v", "v%d=%s" % (i, a)]
+        r = subprocess.run([os.path.join(self.bin, "psql"), "-X", "-q", "--csv", "-v", "ON_ERROR_STOP=1"] +
+                           variables + ["-d", uri or self.uri], input=query, capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0, "psql %r: %s" % (query, r.stderr)
+        out = list(csv.DictReader(io.StringIO(r.stdout)))
+        return [{k: int(v) if re.fullmatch(r"-?[0-9]+", v or "") else (v if v != "" else None)
+                 for k, v in row.items()} for row in out]
 
     def new_database(self):
         name = "td_" + secrets.token_hex(6)

@@ -26,6 +26,11 @@ Fixtures       tokend_factory (daemons killed and removed at teardown),
                (parametrizes over "python" and "curl"). Import them into a
                test module (`from tdharness import tokend_factory  # noqa: F401`).
 
+With $TOKEND_TEST_DATABASE set (tests/with-postgresql), every Tokend gets a
+fresh PostgreSQL database of that server ([Store] Database= written before
+the test's own config); audit() reads it through psql, and db_path and db()
+(the SQLite file) skip the test.
+
 Binaries are found under $TOP_BUILDDIR (default: ../../build next to this
 file). Import with sys.path.insert(0, os.path.dirname(__file__)).
 """
@@ -432,11 +437,18 @@ class Tokend:
             os.chown(self.dir, self.user.pw_uid, self.user.pw_gid)
         self.verbose = verbose
         self.proc = None
+        self.database = None
+        if os.environ.get("TOKEND_TEST_DATABASE"):
+            from pgharness import PostgreSQL
+            self.pg = PostgreSQL()
+            self.database = self.pg.new_database()
         self.write_config(config)
         self.api = Client(self.socket)
 
     @property
     def db_path(self):
+        if self.database:
+            pytest.skip("uses the SQLite file, and the store is on PostgreSQL (TOKEND_TEST_DATABASE)")
         return os.path.join(self.state_dir, "tokend.db")
 
     @property
@@ -445,6 +457,8 @@ class Tokend:
 
     def write_config(self, text):
         with open(self.config_path, "w") as f:
+            if self.database:
+                f.write("[Store]\nDatabase=%s\n" % self.database)
             f.write(text or "")
 
     def client(self, transport="python", user=None):
@@ -567,6 +581,8 @@ class Tokend:
             q, args = q + " AND event = ?", args + [event]
         if device_id:
             q, args = q + " AND device_id = ?", args + [device_id]
+        if self.database:
+            return self.pg.rows(q + " ORDER BY id", args, uri=self.database)
         con = self.db()
         try:
             con.row_factory = sqlite3.Row
