@@ -56,7 +56,9 @@ static void check_config(const tokend_config *c) {
         FUZZ_CHECK(c->keys_directory && c->keys_directory[0] == '/');
         FUZZ_CHECK(!c->keys_active || !strchr(c->keys_active, '/'));
         FUZZ_CHECK(!c->keys_passphrase_file || c->keys_passphrase_file[0] == '/');
-        FUZZ_CHECK(c->database && c->database[0] == '/');
+        /* SQLite's absolute path, or a PostgreSQL URI (issue 18) */
+        FUZZ_CHECK(c->database && (c->database[0] == '/' || strncmp(c->database, "postgresql://", 13) == 0 ||
+                                   strncmp(c->database, "postgres://", 11) == 0));
         FUZZ_CHECK(c->socket_path && c->socket_path[0] == '/' && strlen(c->socket_path) < 108);
         FUZZ_CHECK(c->socket_mode <= 0777);
         FUZZ_CHECK((c->bus == TOKEND_BUS_ADDRESS) == (c->bus_address != NULL));
