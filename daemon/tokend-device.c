@@ -499,16 +499,6 @@ static void bearer_job_run(http_ext_req *rq, http_reply *r) {
         }
 }
 
-static const char *bearer_of(struct MHD_Connection *conn) {
-        const char *a = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-        if (!a || strncasecmp(a, "Bearer ", 7) != 0)
-                return NULL;
-        a += 7;
-        while (*a == ' ')
-                a++;
-        return *a ? a : NULL;
-}
-
 int device_handle_approve_api(http_ext_req *rq, http_reply *r) {
         bearer_job *j = calloc(1, sizeof *j);
         const char *err = NULL, *code, *action;
@@ -517,7 +507,7 @@ int device_handle_approve_api(http_ext_req *rq, http_reply *r) {
 
         if (!j)
                 return -ENOMEM;
-        j->bearer = bearer_of(rq->conn);
+        j->bearer = http_bearer_of(rq->conn);
         if (!j->bearer)
                 st_fail(&r->st, TD_INVALID_TOKEN, "approving a device needs an Authorization: Bearer access token");
         else if (!http_content_type_is(rq->conn, "application/json") ||

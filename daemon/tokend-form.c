@@ -68,6 +68,16 @@ const char *form_get(const form *f, const char *name) {
         return NULL;
 }
 
+const char *http_bearer_of(struct MHD_Connection *conn) {
+        const char *a = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        if (!a || strncasecmp(a, "Bearer ", 7) != 0)
+                return NULL;
+        a += 7;
+        while (*a == ' ')
+                a++;
+        return *a ? a : NULL;
+}
+
 bool http_content_type_is(struct MHD_Connection *conn, const char *type) {
         const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
         size_t l = strlen(type);

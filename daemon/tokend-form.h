@@ -34,6 +34,9 @@ const char *form_get(const form *f, const char *name);
 /* Wipe and free. Accepts an empty form. */
 void form_done(form *f);
 
+/* The token of an "Authorization: Bearer TOKEN" header (scheme matched
+ * case-insensitively, spaces after it skipped), or NULL. */
+const char *http_bearer_of(struct MHD_Connection *conn);
 /* Whether the request's Content-Type is type (parameters after ';' allowed). */
 bool http_content_type_is(struct MHD_Connection *conn, const char *type);
 /* How often name occurs among the request's values of kind (an enum

@@ -16,6 +16,7 @@
 #include "str-escape.h"
 #include "tokend-conns.h"
 #include "tokend-http.h"
+#include "tokend-form.h"
 #include "tokend-http-ext.h"
 #include "tokend-log.h"
 #include "tokend-longpoll.h"
@@ -259,16 +260,6 @@ static int member_audience(const json_t *o, const char *buf[static MAX_AUDIENCES
         return 0;
 }
 
-static const char *bearer_of(struct MHD_Connection *conn) {
-        const char *a = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-        if (!a || strncasecmp(a, "Bearer ", 7) != 0)
-                return NULL;
-        a += 7;
-        while (*a == ' ')
-                a++;
-        return *a ? a : NULL;
-}
-
 #define BAD_MEMBER(rq, name) queue_error(rq, 400, "invalid_request", "member \"" name "\" has the wrong type", 0)
 
 /* ---- endpoints ------------------------------------------------------- */
@@ -450,7 +441,7 @@ static enum MHD_Result handle_refresh(request *rq) {
 
 static enum MHD_Result handle_logout(request *rq) {
         td_status st = { 0 };
-        const char *b = bearer_of(rq->conn);
+        const char *b = http_bearer_of(rq->conn);
         if (!b)
                 return queue_error(rq, 401, "invalid_token", "logout needs an Authorization: Bearer access token", 0);
         if (td_logout(rq->srv->t, &rq->caller, b, &st) != TD_OK)
@@ -497,7 +488,7 @@ static enum MHD_Result handle_listing(request *rq, td_code (*list)(tokend *, con
         json_t *j = NULL;
         const char *user = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "user");
         td_page_req pg = page_of(rq->conn);
-        if (list(rq->srv->t, &rq->caller, bearer_of(rq->conn), user, &pg, &j, &st) != TD_OK)
+        if (list(rq->srv->t, &rq->caller, http_bearer_of(rq->conn), user, &pg, &j, &st) != TD_OK)
                 return queue_status(rq, &st);
         return queue_json(rq->conn, 200, j, false);
 }
@@ -512,7 +503,7 @@ static enum MHD_Result handle_audit_list(request *rq) {
 
 static enum MHD_Result handle_device_delete(request *rq, const char *id) {
         td_status st = { 0 };
-        if (td_device_revoke(rq->srv->t, &rq->caller, bearer_of(rq->conn), id, &st) != TD_OK)
+        if (td_device_revoke(rq->srv->t, &rq->caller, http_bearer_of(rq->conn), id, &st) != TD_OK)
                 return queue_status(rq, &st);
         return queue_body(rq->conn, 204, NULL, NULL, false, NULL, NULL);
 }
