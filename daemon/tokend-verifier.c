@@ -19,6 +19,7 @@
 #include "strv.h"
 #include "tokend-feed.h"
 #include "tokend-log.h"
+#include "tokend-hostnames.h"
 #include "tokend-verifier.h"
 
 #define JWKS_MAX_BYTES (1024U * 1024U)
@@ -471,24 +472,10 @@ static void *verifier_thread(void *data) {
 
 /* ------------------------------------------------------------ verify */
 
+/* No service asked: any audience; else SERVICE@one of HostNames=, or
+ * SERVICE itself with AcceptUnscoped=yes (tokend-hostnames.h). */
 static bool audience_ok(const verifier *v, const at_claims *cl, const char *service) {
-        if (!service)
-                return true;
-        size_t sl = strlen(service);
-        for (size_t i = 0; i < cl->n_aud; i++) {
-                const char *a = cl->aud[i];
-                if (streq(a, service)) {
-                        if (v->accept_unscoped)
-                                return true;
-                        continue;
-                }
-                if (strncmp(a, service, sl) != 0 || a[sl] != '@')
-                        continue;
-                for (char **h = v->host_names; h && *h; h++)
-                        if (strcasecmp(a + sl + 1, *h) == 0)
-                                return true;
-        }
-        return false;
+        return !service || host_audience_accepts(cl->aud, cl->n_aud, service, v->host_names, v->accept_unscoped);
 }
 
 int verifier_check(verifier *v, const char *token, size_t len, const char *service, int64_t now, int64_t skew,
