@@ -3,21 +3,26 @@
 makes the namespaces tdf<pid>-iss, -web1, -web2, -lap and a router -core,
 joins each to the router by a veth pair (10.77.N.0/24: .1 the router, .2
 the host) and removes everything at the end. The issuer's tokend serves
-HTTPS on 10.77.0.2:8443 (certificate from a throwaway CA made by openssl); web1 and
-web2 run a verifier tokend (web1 Policy=strict, web2 best_effort,
-MaxStaleness=3s) and a real sshd whose PAM stack is pam_jwt asking the
-local verifier. From the laptop namespace a user logs in to the issuer over
-HTTPS (POST /api/auth/login with curl: tokenctl --issuer/--host are not in
-this tree yet) for a web1-scoped token and sshes into web1 with it; the
-same token is refused by web2; a logout on the issuer is refused on web1
-once web1 applied that SEQ; with the issuer's link cut (ip link set down
-on the router's end of the issuer's veth) web1 refuses every token after
-MaxStaleness while web2 keeps accepting, and both accept again once the
-link is up. Waits are for events (a SEQ, an
+HTTPS on 10.77.0.2:8443 (certificate from a throwaway CA made by
+openssl); web1 and web2 run a verifier tokend (web1 Policy=strict, web2
+best_effort, MaxStaleness=3s) and a real sshd whose PAM stack is pam_jwt asking the
+local verifier. In the laptop namespace an unprivileged user runs
+`tokenctl --issuer https://10.77.0.2:8443 --ca-file CA login` (password,
+the issuer's real PAM stack) and `ssh web1` with SSH_ASKPASS=tokenctl-askpass
+(forced): askpass takes the host from ssh's "(user@web1)" prompt and fetches
+an sshd@web1 token over HTTPS, and the login runs. That web1-scoped token is
+refused by web2 (handed over directly, and fetched by askpass for an ssh
+whose name says web1 but whose address is web2's), while askpass for web2
+gets in there; after `tokenctl logout` (the device revoked on the issuer)
+web1 refuses the token once it applied that SEQ; with the issuer's link
+cut (ip link set down on the router's end of the issuer's veth) web1
+refuses every token after MaxStaleness while web2 keeps accepting, and
+both accept again once the link is up. Waits are for events (a SEQ, an
 answer), bounded only against a hang."""
 
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -29,9 +34,10 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
-from tdharness import Client, find_binary, system_user  # noqa: E402,F401
+from tdharness import Client, find_binary, jwt_parts, system_user  # noqa: E402,F401
 from tdnet import TestCA  # noqa: E402
-from e2e import MODULE, SSH, SSHD, EtcFile, e2e_user, jwt_stack, kill_tree  # noqa: E402,F401
+from e2e import (MODULE, SSH, SSHD, TOKENCTL, TOKENCTL_ASKPASS, EtcFile, e2e_user, jwt_stack,  # noqa: E402,F401
+                 kill_tree)
 
 ISSUER_IP = "10.77.0.2"
 ISSUER_URL = "https://%s:8443" % ISSUER_IP
@@ -166,24 +172,6 @@ class NsSshd:
         self.log_path = os.path.join(self.dir, "sshd.log")
         self.proc = fleet.spawn(leaf, [program, "-D", "-e", "-f", conf], self.log_path)
 
-    def ssh_from_laptop(self, user, token):
-        work = tempfile.mkdtemp(prefix="tdfleet-ssh-", dir=self.fleet.dir)
-        askpass = os.path.join(work, "askpass")
-        with open(askpass, "w") as f:
-            f.write("#!/bin/sh\ncat <<'EOF'\n%s\nEOF\n" % token)
-        os.chmod(askpass, 0o755)
-        env = {"PATH": "/usr/bin:/bin", "HOME": work, "DISPLAY": ":0", "SSH_ASKPASS": askpass,
-               "SSH_ASKPASS_REQUIRE": "force"}
-        argv = ["ip", "netns", "exec", self.fleet.ns["lap"], SSH, "-F", "/dev/null", "-l", user,
-                "-o", "PreferredAuthentications=keyboard-interactive", "-o", "StrictHostKeyChecking=no",
-                "-o", "UserKnownHostsFile=/dev/null", "-o", "NumberOfPasswordPrompts=1", "-o", "ConnectTimeout=10",
-                "-o", "LogLevel=ERROR", self.addr, "id -un"]
-        p = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
-                           start_new_session=True, check=False)
-        shutil.rmtree(work, ignore_errors=True)
-        self.last = p
-        return p.returncode == 0 and p.stdout.strip() == user
-
     def log(self):
         with open(self.log_path, errors="replace") as f:
             return f.read()
@@ -192,11 +180,65 @@ class NsSshd:
         self.pam.close()
 
 
-def laptop_login(fleet, ca, user, password, audience):
-    body = json.dumps({"username": user, "password": password, "audience": audience})
-    p = sh("ip", "netns", "exec", fleet.ns["lap"], "curl", "-sS", "--cacert", ca, "-H",
-           "Content-Type: application/json", "--data-binary", body, ISSUER_URL + "/api/auth/login")
-    return json.loads(p.stdout)
+class Laptop:
+    """An unprivileged user in the laptop namespace: tokenctl, tokenctl-askpass
+    and ssh run as that user (setpriv inside ip netns exec), with a home of
+    its own whose ~/.config/tokend/tokenctl.conf names the issuer and its CA
+    (askpass takes no options) and no tokend socket at all."""
+
+    def __init__(self, fleet, user, ca_cert):
+        self.fleet, self.user = fleet, user
+        pw = pwd.getpwnam(user.name)
+        self.ids = ["--reuid=%d" % pw.pw_uid, "--regid=%d" % pw.pw_gid, "--clear-groups"]
+        self.home = os.path.join(fleet.dir, "home-" + user.name)
+        conf = os.path.join(self.home, ".config", "tokend")
+        os.makedirs(conf)
+        with open(os.path.join(conf, "tokenctl.conf"), "w") as f:
+            f.write("issuer=%s\nca-file=%s\n" % (ISSUER_URL, ca_cert))
+        for d, _, files in os.walk(self.home):
+            for x in [d] + [os.path.join(d, n) for n in files]:
+                os.chown(x, pw.pw_uid, pw.pw_gid)
+        self.env = {"PATH": "/usr/bin:/bin", "HOME": self.home, "LANG": "C", "TOKEND_SOCKET": "",
+                    "XDG_STATE_HOME": os.path.join(self.home, "state"),
+                    "XDG_CONFIG_HOME": os.path.join(self.home, ".config")}
+        self.ca = ca_cert
+
+    def run(self, argv, input=None, env=None):
+        e = dict(self.env, **(env or {}))
+        return subprocess.run(["ip", "netns", "exec", self.fleet.ns["lap"], "setpriv"] + self.ids +
+                              ["--no-new-privs", "--"] + argv, env=e, input=input,
+                              stdin=None if input is not None else subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=60, start_new_session=True, check=False)
+
+    def tokenctl(self, *args, input=None):
+        p = self.run([TOKENCTL, "--issuer", ISSUER_URL, "--ca-file", self.ca] + list(args), input=input)
+        assert p.returncode == 0, "tokenctl %s: rc=%d %s" % (" ".join(args), p.returncode, p.stderr)
+        return p.stdout
+
+    def login(self):
+        """tokenctl login with the password (the issuer's PAM stack checks it)."""
+        return self.tokenctl("login", "--user", self.user.name, "--device-name", "laptop",
+                             input=self.user.password + "\n")
+
+    def ssh(self, sshd, host=None, token=None):
+        """ssh HOST (default: sshd's own name) connecting to sshd's address:
+        its prompt says "(user@HOST)", so tokenctl-askpass fetches an
+        sshd@HOST token over HTTPS; with token, a script answers it instead.
+        True when the command ran as the user on that host."""
+        env = {"DISPLAY": ":0", "SSH_ASKPASS": TOKENCTL_ASKPASS, "SSH_ASKPASS_REQUIRE": "force"}
+        if token is not None:
+            env["SSH_ASKPASS"] = os.path.join(self.home, "askpass-token")
+            with open(env["SSH_ASKPASS"], "w") as f:
+                f.write("#!/bin/sh\ncat <<'EOF'\n%s\nEOF\n" % token)
+            os.chmod(env["SSH_ASKPASS"], 0o755)
+        host = host or sshd.leaf
+        p = self.run([SSH, "-F", "/dev/null", "-l", self.user.name, "-o", "HostName=" + sshd.addr,
+                      "-o", "HostKeyAlias=" + host, "-o", "PreferredAuthentications=keyboard-interactive",
+                      "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                      "-o", "NumberOfPasswordPrompts=1", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
+                      host, "id -un"], env=env)
+        sshd.last = p
+        return p.returncode == 0 and p.stdout.strip() == self.user.name
 
 
 def test_fleet(fleet, e2e_user):
@@ -218,36 +260,47 @@ def test_fleet(fleet, e2e_user):
         for v in verifiers.values():
             wait_until(lambda: v.feed_seq() >= 0, "a verifier should reach the issuer over HTTPS:\n" + v.log())
 
-        # The ssh story: a web1-scoped token logs in on web1, not on web2.
-        tok = laptop_login(fleet, ca.cert, user.name, user.password, ["sshd@web1"])
-        assert "access_token" in tok, tok
-        wait_until(lambda: web1.ssh_from_laptop(user.name, tok["access_token"]), lambda: "ssh into web1: %r\nsshd:\n%s\nverifier:\n%s" % (
+        # The ssh story: the laptop user logs in to the issuer with tokenctl
+        # (password, the issuer's PAM stack) and sshes into web1; askpass
+        # fetches an sshd@web1 token over HTTPS. web2 refuses that token.
+        laptop = Laptop(fleet, user, ca.cert)
+        assert "Logged in as %s" % user.name in laptop.login()
+        wait_until(lambda: laptop.ssh(web1), lambda: "ssh into web1: %r\nsshd:\n%s\nverifier:\n%s" % (
             web1.last.stderr, web1.log()[-2000:], verifiers["web1"].log()[-2000:]), timeout=20)
-        assert not web2.ssh_from_laptop(user.name, tok["access_token"])
-        tok2 = laptop_login(fleet, ca.cert, user.name, user.password, ["sshd@web2"])
-        assert web2.ssh_from_laptop(user.name, tok2["access_token"])  # control: web2's own token
+        tok = laptop.tokenctl("token", "--host", "web1").strip()
+        cl = jwt_parts(tok)[1]
+        assert cl["aud"] == ["sshd@web1"] and cl["iss"] == ISSUER_URL and cl["sub"] == user.name, cl
+        assert laptop.ssh(web1, token=tok)  # control: handed over directly
+        assert not laptop.ssh(web2, token=tok)
+        assert "Permission denied" in web2.last.stderr, web2.last
+        # askpass as ssh web1 lands on web2's address (a wrong name → address)
+        assert not laptop.ssh(web2, host="web1")
+        assert "not for service sshd on this host" in verifiers["web2"].log()
+        assert laptop.ssh(web2)  # control: askpass fetches web2's own token
 
-        # Logout on the issuer: web1 refuses once it applied that SEQ.
-        assert issuer.api.logout(tok["access_token"]).status == 204
-        seq = json.loads(__import__("base64").urlsafe_b64decode(
-            issuer.api.request("GET", "/api/revocations?after=0").body.split(b".")[1] + b"==="))["seq"]
+        # tokenctl logout (revokes the laptop's device on the issuer): web1
+        # refuses once it applied that SEQ.
+        laptop.tokenctl("logout")
+        seq = jwt_parts(issuer.api.request("GET", "/api/revocations?after=0").body.decode())[1]["seq"]
         wait_until(lambda: verifiers["web1"].feed_seq() >= seq, "web1 should apply SEQ %d" % seq)
-        assert not web1.ssh_from_laptop(user.name, tok["access_token"])
+        assert not laptop.ssh(web1, token=tok)
+        assert verifiers["web1"].api.verify(tok, service="sshd").error == "token_revoked"
 
         # Links cut: strict web1 refuses after MaxStaleness, best_effort web2 accepts.
-        t1 = laptop_login(fleet, ca.cert, user.name, user.password, ["sshd@web1"])["access_token"]
-        t2 = laptop_login(fleet, ca.cert, user.name, user.password, ["sshd@web2"])["access_token"]
-        assert web1.ssh_from_laptop(user.name, t1)
+        laptop.login()
+        t1 = laptop.tokenctl("token", "--host", "web1").strip()
+        t2 = laptop.tokenctl("token", "--host", "web2").strip()
+        assert laptop.ssh(web1, token=t1)
         fleet.issuer_link(False)
         wait_until(lambda: verifiers["web1"].api.verify(t1, service="sshd").status == 503,
                    "strict web1 should go stale")
-        assert not web1.ssh_from_laptop(user.name, t1)
+        assert not laptop.ssh(web1, token=t1)
         assert "HTTP 503 unavailable" in verifiers["web1"].log()  # pam_jwt: PAM_AUTHINFO_UNAVAIL
-        assert web2.ssh_from_laptop(user.name, t2)  # best_effort: accepted until the token expires
+        assert laptop.ssh(web2, token=t2)  # best_effort: accepted until the token expires
         fleet.issuer_link(True)
         wait_until(lambda: verifiers["web1"].api.verify(t1, service="sshd").status == 200, "web1 should recover")
-        assert web1.ssh_from_laptop(user.name, t1)
-        assert web2.ssh_from_laptop(user.name, t2)
+        assert laptop.ssh(web1, token=t1)
+        assert laptop.ssh(web2, token=t2)
     finally:
         for s in sshds:
             s.close()
