@@ -213,6 +213,13 @@ int conn_peer(int fd, td_caller *ret) {
         return 0;
 }
 
+bool conn_slot_peer(const conn_slot *c, td_caller *ret) {
+        if (!c || !c->admitted)
+                return false;
+        *ret = c->peer; /* written before the connection was admitted, never after */
+        return true;
+}
+
 /* Under t->lock. true: c may have a connection (then counted). */
 static bool admit_locked(conn_table *t, conn_slot *c, td_status *st) {
         uid_count *u = NULL;

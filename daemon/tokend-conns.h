@@ -30,6 +30,12 @@ void conn_table_free(conn_table *t);
 /* The kernel's credentials of the peer of a Unix socket. 0 or -errno. */
 int conn_peer(int fd, td_caller *ret);
 
+/* The peer of an admitted connection, as conn_admit() read it: a Unix
+ * socket's SO_PEERCRED (taken by the kernel at connect(), fixed for the
+ * connection's life) or a TCP peer's address, so that a request costs no
+ * getsockname/getsockopt. false if c is NULL or was not admitted. */
+bool conn_slot_peer(const conn_slot *c, td_caller *ret);
+
 /* A new connection on fd (which stays the caller's to close). Always sets
  * *ret (NULL when out of memory): release it with conn_release() when the
  * connection closes. Returns true when admitted; its deadline is then armed

@@ -758,7 +758,12 @@ static enum MHD_Result dispatch(request *rq, const char *url, const char *method
         return rt->fn(rq);
 }
 
+/* Who sent a request: its connection's peer, read once at accept
+ * (conn_admit), else (cannot happen: a refused connection is shut down
+ * before it sends) from the socket. */
 static int peer_caller(struct MHD_Connection *conn, td_caller *ret) {
+        if (conn_slot_peer(slot_of(conn), ret))
+                return 0;
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         return ci ? conn_peer(ci->connect_fd, ret) : -EIO;
 }

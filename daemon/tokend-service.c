@@ -884,7 +884,9 @@ td_code td_check_access_token(tokend *t, const char *token, const char *audience
         }
         if (cached && t->store_local)
                 goto user;
-        r = store_device_get(t->store, cl.client_id, &d);
+        bool jti_revoked = false;
+        r = cl.client_id && cl.jti ? store_device_jti_get(t->store, cl.client_id, cl.jti, &d, &jti_revoked)
+                                   : -ENOENT;
         if (r == -ENOENT) {
                 tc = td_fail(st, TD_INVALID_TOKEN, "the token's device is unknown");
                 goto fail;
@@ -901,10 +903,8 @@ td_code td_check_access_token(tokend *t, const char *token, const char *audience
                 tc = td_fail(st, TD_INVALID_TOKEN, "the token's device belongs to another user");
                 goto fail;
         }
-        r = store_jti_is_revoked(t->store, cl.jti);
-        if (r != 0) {
-                tc = r > 0 ? td_fail(st, TD_TOKEN_REVOKED, "the token was revoked")
-                           : td_store_fail(st, r, "reading revocations");
+        if (jti_revoked) {
+                tc = td_fail(st, TD_TOKEN_REVOKED, "the token was revoked");
                 goto fail;
         }
 user:

@@ -51,6 +51,8 @@ typedef struct store_ops {
         /* Also appends the log entry (jti, now, expires). */
         int (*jti_revoke)(store_backend *b, const char *jti, int64_t now, int64_t expires);
         int (*jti_is_revoked)(store_backend *b, const char *jti);
+        int (*device_jti_get)(store_backend *b, const char *id, const char *jti, store_device *ret,
+                              bool *ret_jti_revoked);
         int (*proof_jti_use)(store_backend *b, const char *jti, int64_t expires);
         int (*audit_add)(store_backend *b, const store_audit *a);
         int (*audit_coalesce)(store_backend *b, const store_audit *a, int64_t window);

@@ -101,6 +101,7 @@ typedef enum pg_stmt_id {
         P_AUDIT_USER,
         P_JTI_REVOKE,
         P_JTI_GET,
+        P_DEVICE_JTI_GET,
         P_PROOF_INSERT,
         P_PRUNE_CHAINS,
         P_PRUNE_ROTATED,
@@ -169,6 +170,9 @@ static const char *const pg_stmt_sql[_P_MAX] = {
         [P_JTI_REVOKE] = "INSERT INTO revoked_tokens (jti, expires) VALUES ($1, $2) ON CONFLICT (jti) DO UPDATE "
                          "SET expires = excluded.expires WHERE revoked_tokens.expires < excluded.expires",
         [P_JTI_GET] = "SELECT 1 FROM revoked_tokens WHERE jti = $1",
+        /* The verify path: the token's device and whether its jti is revoked, one round trip. */
+        [P_DEVICE_JTI_GET] = "SELECT " PG_DEVICE_COLUMNS ", EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $2) "
+                             "FROM devices WHERE id = $1",
         [P_PROOF_INSERT] = "INSERT INTO proof_jtis (jti, expires) VALUES ($1, $2)",
         [P_PRUNE_CHAINS] = "DELETE FROM refresh_tokens WHERE device_id IN (SELECT device_id FROM refresh_tokens "
                            "WHERE rotated IS NULL AND expires != 0 AND expires <= $1)",

@@ -340,6 +340,16 @@ static int pg_jti_is_revoked(store_backend *b, const char *jti) {
         return r < 0 ? r : PQntuples(res) > 0;
 }
 
+static int pg_device_jti_get(store_backend *b, const char *id, const char *jti, store_device *ret,
+                             bool *ret_jti_revoked) {
+        _cleanup_(pg_clearp) PGresult *res = NULL;
+        int r = pg_read(b, &res, P_DEVICE_JTI_GET, "tt", id, jti);
+        r = device_answer(r, res, ret);
+        if (r == 0)
+                *ret_jti_revoked = streq(PQgetvalue(res, 0, 10), "t");
+        return r;
+}
+
 /* ------------------------------------------------------------ audit */
 
 static int audit_add_tx(pgconn *c, void *p, bool *keep _unused_) {
@@ -524,6 +534,7 @@ const store_ops store_pg_ops = {
         .device_touch = pg_device_touch,
         .jti_revoke = pg_jti_revoke,
         .jti_is_revoked = pg_jti_is_revoked,
+        .device_jti_get = pg_device_jti_get,
         .proof_jti_use = pg_proof_jti_use,
         .audit_add = pg_audit_add,
         .audit_coalesce = pg_audit_coalesce,

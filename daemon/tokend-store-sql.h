@@ -110,6 +110,7 @@ typedef enum stmt_id {
         S_AUDIT_USER,
         S_JTI_REVOKE,
         S_JTI_GET,
+        S_DEVICE_JTI_GET,
         S_PROOF_INSERT,
         S_PRUNE_CHAINS,
         S_PRUNE_ROTATED,
@@ -173,6 +174,9 @@ static const char *const stmt_sql[_S_MAX] = {
         [S_JTI_REVOKE] = "INSERT INTO revoked_tokens (jti, expires) VALUES (?, ?) "
                          "ON CONFLICT (jti) DO UPDATE SET expires = excluded.expires WHERE excluded.expires > expires",
         [S_JTI_GET] = "SELECT 1 FROM revoked_tokens WHERE jti = ?",
+        /* The verify path: the token's device and whether its jti is revoked, one statement. */
+        [S_DEVICE_JTI_GET] = "SELECT " DEVICE_COLUMNS ", EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?2) "
+                             "FROM devices WHERE id = ?1",
         [S_PROOF_INSERT] = "INSERT INTO proof_jtis (jti, expires) VALUES (?, ?)",
         /* A chain dies with its newest token; until then its rotated tokens
          * stay, so replaying any of them is recognised as reuse. */

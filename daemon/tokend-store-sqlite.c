@@ -364,6 +364,24 @@ static int sqlite_jti_is_revoked(store_backend *s, const char *jti) {
         return r;
 }
 
+static int sqlite_device_jti_get(store_backend *s, const char *id, const char *jti, store_device *ret,
+                                 bool *ret_jti_revoked) {
+        conn *c = sq_reader_acquire(s);
+        int r;
+        {
+                _cleanup_(sq_stmt_reset) sqlite3_stmt *st = NULL;
+                r = sq_query(c, S_DEVICE_JTI_GET, &st, "tt", id, jti);
+                if (r >= 0)
+                        r = sq_step_row(c, st);
+                if (r >= 0) {
+                        device_from_row(st, ret);
+                        *ret_jti_revoked = sqlite3_column_int64(st, 10) != 0;
+                }
+        }
+        sq_reader_release(s, c);
+        return r < 0 ? r : 0;
+}
+
 /* ------------------------------------------------------------ audit */
 
 static int audit_add_tx(conn *c, void *p, bool *keep _unused_) {
@@ -596,6 +614,7 @@ const store_ops store_sqlite_ops = {
         .device_touch = sqlite_device_touch,
         .jti_revoke = sqlite_jti_revoke,
         .jti_is_revoked = sqlite_jti_is_revoked,
+        .device_jti_get = sqlite_device_jti_get,
         .proof_jti_use = sqlite_proof_jti_use,
         .audit_add = sqlite_audit_add,
         .audit_coalesce = sqlite_audit_coalesce,

@@ -179,6 +179,22 @@ int store_jti_is_revoked(tokend_store *s, const char *jti) {
         return s->ops->jti_is_revoked(s->b, jti);
 }
 
+int store_device_jti_get(tokend_store *s, const char *id, const char *jti, store_device *ret,
+                         bool *ret_jti_revoked) {
+        store_device d;
+        bool revoked = false;
+
+        if (!s || !ret || !ret_jti_revoked || !str_ok(id, STORE_DEVICE_ID_MAX, true) ||
+            !str_ok(jti, STORE_JTI_MAX, true))
+                return -EINVAL;
+        int r = s->ops->device_jti_get(s->b, id, jti, &d, &revoked);
+        if (r < 0)
+                return r;
+        *ret = d;
+        *ret_jti_revoked = revoked;
+        return 0;
+}
+
 int store_proof_jti_use(tokend_store *s, const char *jti, int64_t expires) {
         if (!s || !str_ok(jti, STORE_JTI_MAX, true))
                 return -EINVAL;

@@ -223,6 +223,13 @@ int store_jti_revoke(tokend_store *s, const char *jti, int64_t expires);
 /* 1 if jti is revoked, 0 if not, -errno. */
 _warn_unused_result_ int store_jti_is_revoked(tokend_store *s, const char *jti);
 
+/* The verify path's one read: the device id (as store_device_get) and
+ * whether access-token id jti is revoked (as store_jti_is_revoked), in one
+ * statement (one snapshot; PostgreSQL: one round trip). 0, -ENOENT (no
+ * such device), -EINVAL, -errno. */
+_warn_unused_result_ int store_device_jti_get(tokend_store *s, const char *id, const char *jti, store_device *ret,
+                                              bool *ret_jti_revoked);
+
 /* Record the first use of a device-proof jti, kept until expires. Returns 0 on
  * first use, -EEXIST if it was seen before (replay), -EINVAL. */
 _warn_unused_result_ int store_proof_jti_use(tokend_store *s, const char *jti, int64_t expires);

@@ -913,6 +913,27 @@ static void test_jtis(void **state) {
         big[STORE_JTI_MAX] = 0; /* control: exactly the maximum */
         assert_int_equal(store_proof_jti_use(f->s, big, T0), 0);
 
+        /* The verify path's one read: the device and the jti together. */
+        store_device got;
+        bool jr = true;
+        enrol(f->s, 7, "alice", T0, 0);
+        assert_int_equal(store_device_jti_get(f->s, "dev_0007", "jti-2", &got, &jr), 0); /* control */
+        assert_string_equal(got.id, "dev_0007");
+        assert_string_equal(got.user, "alice");
+        assert_false(got.revoked);
+        assert_false(jr);
+        assert_int_equal(store_device_jti_get(f->s, "dev_0007", "jti-1", &got, &jr), 0);
+        assert_true(jr);
+        assert_int_equal(store_device_revoke(f->s, "dev_0007", "test", NULL), 1);
+        assert_int_equal(store_device_jti_get(f->s, "dev_0007", "jti-2", &got, &jr), 0);
+        assert_true(got.revoked);
+        assert_false(jr);
+        assert_int_equal(store_device_jti_get(f->s, "dev_0008", "jti-1", &got, &jr), -ENOENT);
+        char longer[STORE_JTI_MAX + 2];
+        memset(longer, 'j', sizeof longer - 1);
+        longer[sizeof longer - 1] = 0;
+        assert_int_equal(store_device_jti_get(f->s, "dev_0007", longer, &got, &jr), -EINVAL);
+
         /* Pruned only once expired (plus the clock-skew margin). */
         assert_int_equal(store_prune(f->s, T0 + 900 + 3600), 3); /* proof-1, proof-2, the long proof */
         assert_int_equal(store_jti_is_revoked(f->s, "jti-1"), 1);

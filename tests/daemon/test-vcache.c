@@ -8,7 +8,8 @@
  * than VCACHE_SLOTS entries and allocates nothing (its memory counted
  * before and after), and the cache still works after it. The user cache
  * answers only users that exist (a flood of unknown names leaves it empty)
- * and drops everything when the passwd file it watches changes. */
+ * and drops everything when the passwd file it watches changes (written in
+ * place or replaced by rename: inotify), and works with a stat per call where it cannot watch. */
 #include "config.h"
 
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <malloc.h>
 
@@ -177,6 +179,14 @@ static void write_file(const char *path, const char *text) {
         assert_int_equal(fclose(f), 0);
 }
 
+/* Wait (an event, not a time: 30 s is only the give-up bound) until the
+ * watcher flushed after changes. */
+static void wait_changes(user_cache *c, uint64_t changes) {
+        for (unsigned i = 0; i < 30000 && user_cache_changes(c) == changes; i++)
+                usleep(1000);
+        assert_true(user_cache_changes(c) > changes);
+}
+
 static void test_user_cache(void **state) {
         test_tmpdir *td = *state;
         char path[128], name[64];
@@ -205,11 +215,31 @@ static void test_user_cache(void **state) {
         }
         assert_int_equal(user_cache_count(c), 1);
         assert_true(heap_in_use() <= before);
-        /* the watched passwd file changes: everything goes at the next call */
-        write_file(path, "version 2, longer\n");
-        assert_int_equal(user_cache_by_name(c, "td-no-such-user-x", &u), -ENOENT);
+        /* the watched passwd file changes: its watcher flushes everything */
+        assert_true(user_cache_watching(c));
+        uint64_t changes = user_cache_changes(c);
+        write_file(path, "version 2, longer\n"); /* in place */
+        wait_changes(c, changes);
         assert_int_equal(user_cache_count(c), 0);
         assert_int_equal(user_cache_by_name(c, "root", &u), 0); /* control: read again */
+        assert_int_equal(user_cache_count(c), 1);
+        /* replaced by rename, as userdel and vipw do */
+        char next[140];
+        snprintf(next, sizeof next, "%s+", path);
+        write_file(next, "version 3\n");
+        changes = user_cache_changes(c);
+        assert_int_equal(rename(next, path), 0);
+        wait_changes(c, changes);
+        assert_int_equal(user_cache_count(c), 0);
+        assert_int_equal(user_cache_by_name(c, "root", &u), 0);
+        assert_int_equal(user_cache_count(c), 1);
+        user_cache_free(c);
+
+        /* no directory to watch: a stat per call, same answers */
+        assert_int_equal(user_cache_new("/nonexistent-td-dir/passwd", &c), 0);
+        assert_false(user_cache_watching(c));
+        assert_int_equal(user_cache_by_name(c, "root", &u), 0);
+        assert_int_equal(user_cache_by_name(c, "root", &u), 0);
         assert_int_equal(user_cache_count(c), 1);
         user_cache_free(c);
 }
