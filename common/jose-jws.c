@@ -141,7 +141,7 @@ static int jws_decode_payload(const jws_parts *parts, uint8_t **ret_raw, size_t 
 /* RFC 7515 §4.1 / RFC 8725 §3.1-3.2 header policy, the part that needs
  * no key: no forbidden member, a supported alg. Returns 0 and *ret_alg,
  * or -EBADMSG. */
-static int jws_check_header_policy(const json_t *header, jose_alg *ret_alg) {
+static int jws_check_header_policy(const json_t *header, jws_flags flags, jose_alg *ret_alg) {
         /* RFC 7515 §4.1.11: we implement no extension, so any crit (even
          * an empty list, which §4.1.11 forbids anyway) is fatal. jku, x5u,
          * x5c and jwk would let the token pick its own key (RFC 8725 §3.10). */
@@ -150,7 +150,8 @@ static int jws_check_header_policy(const json_t *header, jose_alg *ret_alg) {
         jose_alg alg;
 
         for (size_t i = 0; i < ELEMENTSOF(forbidden); i++)
-                if (json_object_get(header, forbidden[i]))
+                if (json_object_get(header, forbidden[i]) &&
+                    !((flags & JWS_EMBEDDED_JWK) && streq(forbidden[i], "jwk")))
                         return -EBADMSG;
 
         alg_str = td_json_object_get_str(header, "alg");
@@ -173,12 +174,14 @@ static int jws_check_header(const json_t *header, const jose_keyset *ks, jws_fla
         jose_alg alg;
         int r;
 
-        r = jws_check_header_policy(header, &alg);
+        r = jws_check_header_policy(header, flags, &alg);
         if (r < 0)
                 return r;
 
         kid = json_object_get(header, "kid");
-        if (kid) {
+        if (flags & JWS_EMBEDDED_JWK)
+                key = jose_keyset_size(ks) == 1 ? jose_keyset_get(ks, 0) : NULL;
+        else if (kid) {
                 if (!json_is_string(kid))
                         return -EBADMSG;
                 key = jose_keyset_find(ks, json_string_value(kid));
@@ -481,7 +484,7 @@ static jose_key_jws_cache *jws_key_cache_build(const jose_key *key) {
         bool ok;
 
         ok = jws_header_encode(key, JWS_AT_TYP, &h64) >= 0 && jws_parse_header(h64, strlen(h64), &header) >= 0 &&
-             jws_check_header_policy(header, &alg) >= 0 && alg == jose_key_alg(key) &&
+             jws_check_header_policy(header, 0, &alg) >= 0 && alg == jose_key_alg(key) &&
              streq_ptr(td_json_object_get_str(header, "kid"), jose_key_kid(key)) && json_object_size(header) == 3;
         if (ok)
                 len = strlen(h64);

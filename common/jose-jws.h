@@ -37,6 +37,11 @@ typedef enum jws_flags {
         /* Accept a header without "kid" when the keyset holds exactly one
          * key (RFC examples, plain JWS from elsewhere). Off for tokens. */
         JWS_ALLOW_NO_KID = 1 << 0,
+        /* RFC 9449 DPoP proofs: the header carries its public key as "jwk".
+         * Allowed, and "kid" ignored, only when ks holds exactly one key, the
+         * one the caller has already matched with that jwk (by thumbprint):
+         * the signature is still checked with ks's key, never the jwk. */
+        JWS_EMBEDDED_JWK = 1 << 1,
 } jws_flags;
 
 typedef struct jws_result {

@@ -44,6 +44,8 @@ int oauth_error(http_reply *r, unsigned status, const char *code, const char *fm
 
 int oauth_error_of(http_reply *r, const td_status *st, bool scope_asked) {
         char ra[24];
+        if (st->dpop_invalid) /* RFC 9449 §5 */
+                return oauth_error(r, 400, "invalid_dpop_proof", "%s", st->message);
         switch (st->code) {
         case TD_INVALID_REQUEST:
                 return oauth_error(r, 400, "invalid_request", "%s", st->message);
@@ -150,6 +152,7 @@ typedef struct token_job {
         char client_id[OAUTH_CLIENT_ID_MAX + 1];
         bool has_client_id;
         char *proof;      /* the form's proof or the DPoP header (a copy) */
+        bool dpop;        /* proof is the DPoP header's RFC 9449 proof */
         char *scope_copy; /* split in place into aud[] */
         const char *aud[OAUTH_MAX_AUDIENCES + 1];
         bool scope_asked;
@@ -181,15 +184,24 @@ static int scope_split(token_job *j, const char *scope) {
         return 0;
 }
 
-int oauth_token_answer(http_reply *r, td_code c, const td_status *st, td_tokens *tok, bool scope_asked) {
+/* dpop: the refresh came with a DPoP proof, so the (cnf.jkt-bound) access
+ * token is announced as token_type DPoP (RFC 9449 §5). */
+static int token_answer(http_reply *r, td_code c, const td_status *st, td_tokens *tok, bool scope_asked,
+                        bool dpop) {
         if (c != TD_OK)
                 return oauth_error_of(r, st, scope_asked);
         json_t *j = td_tokens_to_json(tok);
         td_tokens_done(tok);
-        if (!j)
+        if (!j || (dpop && json_object_set_new(j, "token_type", json_string("DPoP")) < 0)) {
+                json_decref(j);
                 return -ENOMEM;
+        }
         (void) reply_header(r, "Pragma", "no-cache");
         return reply_json(r, 200, j, true);
+}
+
+int oauth_token_answer(http_reply *r, td_code c, const td_status *st, td_tokens *tok, bool scope_asked) {
+        return token_answer(r, c, st, tok, scope_asked, false);
 }
 
 /* RFC 8628 §3.4-3.5: the device polls. */
@@ -249,9 +261,12 @@ static void token_job_run(http_ext_req *rq, http_reply *r) {
                 break;
         }
         case GRANT_REFRESH: {
+                char htu[OAUTH_URL_MAX + sizeof TOKEN_PATH];
+                oauth_base_url(rq->t, htu);
+                strcat(htu, TOKEN_PATH); /* the metadata's token_endpoint */
                 td_refresh_req fr = { .refresh_token = form_get(&j->f, "refresh_token"),
                                       .device_id = j->has_client_id ? j->client_id : NULL,
-                                      .proof = j->proof, .htu = TOKEN_PATH,
+                                      .proof = j->proof, .dpop = j->dpop, .htu = j->dpop ? htu : TOKEN_PATH,
                                       .audience = j->scope_asked ? j->aud : NULL };
                 if (!fr.refresh_token || !fr.device_id) {
                         (void) oauth_error(r, 400, "invalid_request", "the refresh_token grant needs refresh_token "
@@ -266,7 +281,7 @@ static void token_job_run(http_ext_req *rq, http_reply *r) {
                 return;
         }
         r->not_before_usec = st.not_before_usec;
-        (void) oauth_token_answer(r, c, &st, &tok, j->scope_asked);
+        (void) token_answer(r, c, &st, &tok, j->scope_asked, j->dpop);
 }
 
 int oauth_handle_token(http_ext_req *rq, http_reply *r) {
@@ -305,13 +320,23 @@ int oauth_handle_token(http_ext_req *rq, http_reply *r) {
                                                    OAUTH_MAX_AUDIENCES);
                 goto done;
         }
-        /* The device key's proof: the form's "proof", or an RFC 9449 DPoP header. */
+        /* The device key's proof: the form's "proof" (tokend-proof.h), or an
+         * RFC 9449 DPoP proof in the DPoP header (tokend-dpop.h), which only
+         * the refresh grant checks: binding is by device_key at login, so a
+         * DPoP header elsewhere is refused rather than ignored. */
         const char *proof = form_get(&j->f, "proof");
         const char *dpop = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "DPoP");
-        if (http_value_count(rq->conn, MHD_HEADER_KIND, "DPoP") > 1 || (proof && dpop)) {
+        if (proof && dpop) {
                 k = oauth_error(r, 400, "invalid_request", "one proof only: the proof parameter or a DPoP header");
                 goto done;
         }
+        if (dpop && (http_value_count(rq->conn, MHD_HEADER_KIND, "DPoP") > 1 || j->grant != GRANT_REFRESH)) {
+                k = oauth_error(r, 400, "invalid_dpop_proof", j->grant != GRANT_REFRESH
+                                ? "a DPoP proof is checked at the refresh_token grant only (a device key is bound "
+                                  "by device_key at login)" : "more than one DPoP header");
+                goto done;
+        }
+        j->dpop = dpop != NULL;
         if ((proof || dpop) && !(j->proof = strdup(proof ? proof : dpop))) {
                 k = -ENOMEM;
                 goto done;

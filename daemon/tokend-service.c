@@ -14,6 +14,7 @@
 #include "macro.h"
 #include "str-escape.h"
 #include "timespan.h"
+#include "tokend-dpop.h"
 #include "tokend-hostnames.h"
 #include "tokend-log.h"
 #include "tokend-pamauth.h"
@@ -629,6 +630,34 @@ td_code td_device_approve(tokend *t, const td_caller *c, const char *bearer, con
         return tc;
 }
 
+/* Record the first use of a proof's jti, kept for as long as its iat is
+ * in the window; a second use is a replay. */
+static td_code proof_jti_once(tokend *t, const char *jti, int64_t now, int64_t skew, td_status *st) {
+        int r = store_proof_jti_use(t->store, jti, now + 2 * skew + 1);
+        if (r == -EEXIST)
+                return td_fail(st, TD_INVALID_TOKEN, "the proof was already used (replay)");
+        if (r < 0)
+                return td_store_fail(st, r, "recording the proof");
+        return TD_OK;
+}
+
+/* An RFC 9449 DPoP proof (tokend-dpop.h), same freshness and replay rules. */
+static td_code check_dpop(tokend *t, const store_device *d, const td_refresh_req *req, int64_t now, int64_t skew,
+                          td_status *st) {
+        char jti[PROOF_JTI_MAX + 1];
+        const char *why;
+        td_code c;
+        int r = dpop_verify(d->public_key, req->proof, "POST", req->htu, now, skew, jti, &why);
+        if (r == -ENOMEM)
+                return td_fail(st, TD_INTERNAL, "out of memory");
+        if (r < 0)
+                c = td_fail(st, TD_INVALID_TOKEN, "the DPoP proof is refused: %s", why);
+        else if ((c = proof_jti_once(t, jti, now, skew, st)) == TD_INVALID_TOKEN)
+                c = td_fail(st, TD_INVALID_TOKEN, "the DPoP proof was already used (jti replay)");
+        st->dpop_invalid = c == TD_INVALID_TOKEN;
+        return c;
+}
+
 /* RFC 9449-style proof of possession of the device key (tokend-proof.h):
  * fresh (iat within ClockSkew) and never seen before (replay cache). */
 static td_code check_proof(tokend *t, const store_device *d, const td_refresh_req *req, int64_t now,
@@ -639,6 +668,8 @@ static td_code check_proof(tokend *t, const store_device *d, const td_refresh_re
 
         if (!req->proof)
                 return td_fail(st, TD_INVALID_TOKEN, "this device has a key: refresh needs a proof signed by it");
+        if (req->dpop)
+                return check_dpop(t, d, req, now, skew, st);
         r = proof_verify(d->public_key, req->proof, req->htu, req->device_id, now, skew, jti);
         switch (r) {
         case 0:
@@ -656,12 +687,7 @@ static td_code check_proof(tokend *t, const store_device *d, const td_refresh_re
                 return td_fail(st, TD_INVALID_TOKEN, "the proof must be typ %s with jti, iat, htm POST, htu %s "
                                "and this device_id", PROOF_TYP, req->htu);
         }
-        r = store_proof_jti_use(t->store, jti, now + 2 * skew + 1);
-        if (r == -EEXIST)
-                return td_fail(st, TD_INVALID_TOKEN, "the proof was already used (replay)");
-        if (r < 0)
-                return td_store_fail(st, r, "recording the proof");
-        return TD_OK;
+        return proof_jti_once(t, jti, now, skew, st);
 }
 
 /* The answer to a failed store_refresh_rotate() (r < 0) of device d. */
@@ -722,6 +748,14 @@ td_code td_refresh(tokend *t, const td_caller *c, const td_refresh_req *req, td_
         }
         if (d.revoked) {
                 tc = td_fail(st, TD_TOKEN_REVOKED, "this device was revoked (%s)", d.revoke_reason);
+                goto out;
+        }
+        if (!d.has_public_key && req->dpop && req->proof) {
+                /* Nothing to bind it to: refused, not ignored (fail closed). */
+                tc = td_fail(st, TD_INVALID_TOKEN, "the DPoP proof is refused: this device has no key (register "
+                             "one at login as device_key)");
+                st->dpop_invalid = true;
+                td_audit(t, c, "refresh_proof_failed", d.user, d.id, "%s", st->message);
                 goto out;
         }
         if (d.has_public_key && (tc = check_proof(t, &d, req, now, st)) != TD_OK) {

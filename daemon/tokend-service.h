@@ -58,6 +58,9 @@ typedef struct td_status {
          * at once). Set on failed password logins, so that a wrong password
          * and an unknown user take equally long ([Login] FailureDelay). */
         int64_t not_before_usec;
+        /* The failure is the request's RFC 9449 DPoP proof (td_refresh_req
+         * .dpop): OAuth answers invalid_dpop_proof (RFC 9449 §5). */
+        bool dpop_invalid;
         char message[256];
 } td_status;
 
@@ -141,6 +144,8 @@ typedef struct td_refresh_req {
         const char *proof;          /* may be NULL */
         const char *const *audience;/* optional narrowing/choice */
         const char *htu;            /* the endpoint the proof must name */
+        bool dpop;                  /* proof is an RFC 9449 DPoP proof (tokend-dpop.h), htu
+                                       the token endpoint's absolute URL */
         int64_t ttl;                /* 0: default lifetime; else a shorter one (never longer) */
 } td_refresh_req;
 

@@ -226,7 +226,7 @@ def test_token_answer(doc):
     tok = schema_of(doc, "Tokens")
     want = {"access_token", "token_type", "expires_in", "refresh_token", "refresh_expires_in", "device_id", "user"}
     assert set(tok["required"]) == want == set(tok["properties"])
-    assert tok["properties"]["token_type"]["enum"] == ["Bearer"]
+    assert tok["properties"]["token_type"]["enum"] == ["Bearer", "DPoP"]  # DPoP: /oauth2/token with a DPoP proof
     user = resolve(doc, tok["properties"]["user"])
     assert set(user["properties"]) == {"name", "uid", "groups"}
     for path in ("/api/auth/login", "/api/auth/token", "/api/auth/refresh"):

@@ -10,6 +10,8 @@ NetClient     tdharness.Client over HTTPS (or plain HTTP) to one base URL,
               given source address (127.0.0.2, …) and with a client
               certificate; every call returns a tdharness.Response.
 network_config(...) the [Network] section of a tokend.conf.
+https_tokend(...) a tokend with an HTTPS listener of a new TestCA's
+              certificate, PublicURL= its URL.
 """
 
 import http.client
@@ -95,6 +97,19 @@ def network_config(listen, cert=None, key=None, public_url=None, client_ca=None,
     if plain:
         lines.append("AllowPlainLoopback=yes")
     return "\n".join(lines) + "\n"
+
+
+def https_tokend(factory, directory, config="", client_ca=None):
+    """factory(config + an HTTPS listener on 127.0.0.1 with a certificate of a
+    new TestCA in directory, PublicURL= its URL; client_ca: ClientCA=, True
+    for that same CA): (tokend, ca, url, port)."""
+    ca = TestCA(directory)
+    cert, key = ca.issue("tokend-server")
+    port = free_port()
+    url = "https://127.0.0.1:%d" % port
+    d = factory(config + network_config("127.0.0.1:%d" % port, cert, key, public_url=url,
+                                        client_ca=ca.cert if client_ca is True else client_ca))
+    return d, ca, url, port
 
 
 class _Conn(http.client.HTTPSConnection):

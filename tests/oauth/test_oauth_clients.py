@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 from tdharness import jwt_parts, pam_user, system_user, tokend_factory  # noqa: E402,F401
-from tdnet import TestCA, free_port, network_config  # noqa: E402
+from tdnet import https_tokend  # noqa: E402
 
 authlib_client = pytest.importorskip("authlib.integrations.requests_client",
                                      reason="python3-authlib is not installed")
@@ -61,12 +61,8 @@ def test_authlib_over_https(tokend_factory, pam_user, tmp_path, monkeypatch):  #
     import requests
     monkeypatch.delenv("AUTHLIB_INSECURE_TRANSPORT", raising=False)
     user, service = pam_user
-    ca = TestCA(str(tmp_path / "ca"))
-    cert, key = ca.issue("tokend-server")
-    port = free_port()
-    url = "https://127.0.0.1:%d" % port
-    d = tokend_factory("[Login]\nPAMService=%s\nFailureDelay=0\n" % service +
-                       network_config("127.0.0.1:%d" % port, cert, key, public_url=url))
+    d, ca, url, _ = https_tokend(tokend_factory, str(tmp_path / "ca"),
+                                 "[Login]\nPAMService=%s\nFailureDelay=0\n" % service)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", ca.cert)  # requests' documented trust store switch
     meta = requests.get(url + "/.well-known/oauth-authorization-server", timeout=15).json()
     assert meta["issuer"] == url and meta["token_endpoint"] == url + "/oauth2/token"

@@ -209,7 +209,7 @@ def test_password_with_reserved_characters(tokend_factory, system_user):  # noqa
         svc.close()
 
 
-def test_device_key_proof_as_form_member_or_dpop_header(daemon):
+def test_device_key_proof_as_form_member_not_dpop_header(daemon):
     d, user, c = daemon()
     key = DeviceKey()
     t = ok(password_grant(c, user, device_key=key.public))
@@ -222,8 +222,10 @@ def test_device_key_proof_as_form_member_or_dpop_header(daemon):
     oauth_error(refresh(t, params=dict(proof=key.proof(t["device_id"]))), "invalid_grant")  # htu of the JSON API
     proof = key.proof(t["device_id"], htu="/oauth2/token")
     oauth_error(refresh(t, params=dict(proof=proof), headers={"DPoP": proof}), "invalid_request")
-    t2 = ok(refresh(t, headers={"DPoP": proof}))
-    oauth_error(refresh(t2, headers={"DPoP": proof}), "invalid_grant")  # replayed
+    # the DPoP header takes an RFC 9449 proof (tests/oauth/test_oauth_dpop.py), not this form
+    oauth_error(refresh(t, headers={"DPoP": proof}), "invalid_dpop_proof")
+    t2 = ok(refresh(t, params=dict(proof=proof)))
+    oauth_error(refresh(t2, params=dict(proof=proof)), "invalid_grant")  # replayed
     ok(refresh(t2, params=dict(proof=key.proof(t["device_id"], htu="/oauth2/token"))))
 
 
