@@ -915,6 +915,39 @@ static void test_decode_unverified(void **state) {
         assert_null(p);
 }
 
+/* JWS_EMBEDDED_JWK (RFC 9449 DPoP proofs): the jwk header is allowed and kid
+ * ignored only with the flag and a one-key set, the signature still checked
+ * with that key; every other header rule stays. */
+static void test_embedded_jwk(void **state) {
+        const jose_key *ed = fkey(state, JOSE_ALG_EDDSA);
+        _cleanup_(jose_keyset_freep) jose_keyset *one = NULL;
+        _cleanup_(jose_key_freep) jose_key *pub = NULL, *other = NULL;
+        uint8_t pk[32];
+        const char *hdr = "{\"alg\":\"EdDSA\",\"typ\":\"dpop+jwt\",\"kid\":\"any\",\"jwk\":{\"kty\":\"OKP\"}}";
+
+        assert_int_equal(jose_key_ed25519_public(ed, pk), 0);
+        assert_int_equal(jose_key_from_ed25519_public(pk, &pub), 0);
+        assert_int_equal(jose_keyset_new(&one), 0);
+        assert_int_equal(jose_keyset_add(one, pub), 0);
+        TAKE_PTR(pub);
+        assert_int_equal(jose_key_generate(JOSE_ALG_EDDSA, &other), 0);
+
+        _cleanup_(freep) char *good = forge(ed, hdr, default_payload);
+        _cleanup_(freep) char *forged = forge(other, hdr, default_payload);
+        _cleanup_(freep) char *crit = forge(ed, "{\"alg\":\"EdDSA\",\"jwk\":{},\"crit\":[\"x\"]}", default_payload);
+        _cleanup_(freep) char *jku = forge(ed, "{\"alg\":\"EdDSA\",\"jwk\":{},\"jku\":\"https://e.example\"}",
+                                           default_payload);
+        _cleanup_(freep) char *es = forge(ed, "{\"alg\":\"ES256\",\"jwk\":{}}", default_payload);
+        assert_int_equal(verify_str(one, good, JWS_EMBEDDED_JWK), 0);
+        assert_int_equal(verify_str(one, good, 0), -EBADMSG);                /* jwk refused without the flag */
+        assert_int_equal(verify_str(one, good, JWS_ALLOW_NO_KID), -EBADMSG);
+        assert_int_equal(verify_str(fks(state), good, JWS_EMBEDDED_JWK), -ENOKEY); /* not a one-key set */
+        assert_int_equal(verify_str(one, forged, JWS_EMBEDDED_JWK), -EKEYREJECTED);
+        assert_int_equal(verify_str(one, crit, JWS_EMBEDDED_JWK), -EBADMSG);
+        assert_int_equal(verify_str(one, jku, JWS_EMBEDDED_JWK), -EBADMSG);
+        assert_int_equal(verify_str(one, es, JWS_EMBEDDED_JWK), -EBADMSG);    /* alg is still the key's */
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_rfc7515_a2_rs256),
@@ -936,6 +969,7 @@ int main(void) {
                 cmocka_unit_test(test_size_cap),
                 cmocka_unit_test(test_looks_like_compact),
                 cmocka_unit_test(test_decode_unverified),
+                cmocka_unit_test(test_embedded_jwk),
         };
 
         return cmocka_run_group_tests(tests, jose_fixture_setup, jose_fixture_teardown);
