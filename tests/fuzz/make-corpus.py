@@ -120,6 +120,14 @@ put('refresh-proof', 'raw-stale', '\0' + sign(PR_H, PR_P.replace('1700000100', '
 put('refresh-proof', 'raw-access-token', '\0' + good_at)
 put('refresh-proof', 'signed-valid', b'\x01' + PR_H.encode() + b'\xff' + PR_P.encode())
 put('refresh-proof', 'signed-wrong-htu', b'\x01' + PR_H.encode() + b'\xff' + PR_P.replace('/api/auth/refresh', '/api/auth/login').encode())
+# RFC 9449 DPoP proofs of the same key (dpop_verify runs on every input too)
+DP_H = json.dumps({"alg": "EdDSA", "typ": "dpop+jwt", "jwk": {"kty": "OKP", "crv": "Ed25519", "x": ED_X}},
+                  separators=(',', ':'))
+DP_P = '{"jti":"Jx2mQ0b8c9VtR3sLk1P4aw","iat":1700000100,"htm":"POST","htu":"https://id.example/oauth2/token"}'
+put('refresh-proof', 'raw-dpop-valid', '\0' + sign(DP_H, DP_P))
+put('refresh-proof', 'signed-dpop-valid', b'\x01' + DP_H.encode() + b'\xff' + DP_P.encode())
+put('refresh-proof', 'signed-dpop-query', b'\x01' + DP_H.encode() + b'\xff' +
+    DP_P.replace('/oauth2/token', '/oauth2/token?a=b#c').encode())
 put('refresh-proof', 'signed-short-jti', b'\x01' + PR_H.encode() + b'\xff' + PR_P.replace('Jx2mQ0b8c9VtR3sLk1P4aw', 'x').encode())
 
 # ---- str-escape: raw text as a caller could send it
