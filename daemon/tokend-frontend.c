@@ -1,13 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* The front-end table of tokend and the adapters of the existing front
  * ends: the D-Bus API (tokend-bus.c) and the Unix-socket HTTP API
- * (tokend-http.c, on a socket from systemd or one opened here); the
+ * (tokend-http.c, on the socket from systemd or one opened here); the
  * [Network] listener is in tokend-network.c. */
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "tokend-bus.h"
@@ -53,22 +52,16 @@ typedef struct socket_frontend {
         http_server *http;
 } socket_frontend;
 
-/* A socket from systemd (socket activation), else our own. */
-static int open_socket(const char *path, mode_t mode, bool *ret_owned) {
+/* The API socket from systemd (socket activation, checked and taken out of
+ * t->inherited), else our own. */
+static int open_socket(tokend *t, const char *path, mode_t mode, bool *ret_owned) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int n = sd_listen_fds(1);
 
-        if (n > 1) {
-                log_error("expected one socket from systemd, got %d", n);
-                return -EINVAL;
-        }
-        if (n == 1) {
-                if (sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1, NULL, 0) <= 0) {
-                        log_error("the socket passed by systemd is not a listening AF_UNIX stream socket");
-                        return -EINVAL;
-                }
+        if (t->inherited.api >= 0) {
+                int fd = t->inherited.api;
+                t->inherited.api = -EBADF;
                 *ret_owned = false;
-                return SD_LISTEN_FDS_START;
+                return fd;
         }
         if (strlen(path) >= sizeof sa.sun_path) {
                 log_error("socket path too long: %s", path);
@@ -130,7 +123,7 @@ static int socket_start(tokend *t, void **ret_state) {
                 free(s);
                 return -ENOMEM;
         }
-        s->fd = open_socket(c->socket_path, c->socket_mode, &s->owned);
+        s->fd = open_socket(t, c->socket_path, c->socket_mode, &s->owned);
         if (s->fd < 0) {
                 int r = s->fd;
                 free(s->path);

@@ -19,6 +19,7 @@
 
 #include "tokend-http.h"
 #include "tokend-keydir.h"
+#include "tokend-listenfds.h"
 #include "tokend-log.h"
 #include "tokend-network.h"
 #include "tokend-tlspeer.h"
@@ -39,6 +40,7 @@ typedef struct generation {
 typedef struct network_frontend {
         int fds[TOKEND_LISTEN_MAX];
         char names[TOKEND_LISTEN_MAX][TOKEND_LISTEN_WORD_MAX + 1];
+        bool inherited[TOKEND_LISTEN_MAX]; /* passed by systemd (tokend-network.socket) */
         size_t n;
         char *listen;        /* Listen= as opened: a change needs a restart */
         generation *current;
@@ -133,13 +135,25 @@ fail:
         return r;
 }
 
-static int open_listener(const char *word, int *ret) {
-        struct sockaddr_storage sa;
+/* The socket for Listen= word: the one systemd passed for its address
+ * (taken out of l), else one opened here. */
+static int open_listener(const char *word, listen_fds *l, int *ret, bool *ret_inherited) {
+        struct sockaddr_storage sa, have;
         socklen_t len;
         int one = 1;
 
         if (tokend_listen_parse(word, &sa, &len) < 0)
                 return -EINVAL; /* the configuration checked it */
+        for (size_t i = 0; i < l->n_network; i++) {
+                char name[TOKEND_LISTEN_WORD_MAX + 1];
+                if (l->network[i] < 0 || listen_fd_address(l->network[i], name, &have) < 0 ||
+                    !listen_sockaddr_equal(&sa, &have))
+                        continue;
+                *ret = l->network[i];
+                l->network[i] = -EBADF;
+                *ret_inherited = true;
+                return 0;
+        }
         _cleanup_(closep) int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return -errno;
@@ -150,7 +164,46 @@ static int open_listener(const char *word, int *ret) {
         if (bind(fd, (struct sockaddr *) &sa, len) < 0 || listen(fd, SOMAXCONN) < 0)
                 return -errno;
         *ret = fd;
+        *ret_inherited = false;
         fd = -EBADF;
+        return 0;
+}
+
+/* The sockets systemd passed for [Network] obey the rule Listen= does
+ * (tokend.conf(5)): plain HTTP only on a loopback address and with
+ * AllowPlainLoopback=yes; read from the socket itself (getsockname). */
+static int check_inherited(const tokend_config *c, const listen_fds *l) {
+        for (size_t i = 0; i < l->n_network; i++) {
+                char name[TOKEND_LISTEN_WORD_MAX + 1];
+                struct sockaddr_storage sa;
+                int r = listen_fd_address(l->network[i], name, &sa);
+                if (r < 0) {
+                        log_error("socket activation: fd %d (\"network\"): cannot read its address: %s",
+                                  l->network[i], strerror(-r));
+                        return r;
+                }
+                if (!c->network_certificate && !(c->network_allow_plain_loopback && tokend_sockaddr_is_loopback(&sa))) {
+                        log_error("socket activation: fd %d listens on %s: plain HTTP only on loopback and with "
+                                  "[Network] AllowPlainLoopback=yes, else Certificate= and PrivateKey=; refusing "
+                                  "to start", l->network[i], name);
+                        return -EINVAL;
+                }
+        }
+        return 0;
+}
+
+/* After every Listen= word took its socket: one systemd passed that is
+ * still there serves an address tokend.conf does not name. */
+static int check_inherited_used(const tokend_config *c, const listen_fds *l) {
+        for (size_t i = 0; i < l->n_network; i++) {
+                char name[TOKEND_LISTEN_WORD_MAX + 1];
+                if (l->network[i] < 0)
+                        continue;
+                (void) listen_fd_address(l->network[i], name, NULL);
+                log_error("socket activation: fd %d listens on %s, which is not one of [Network] Listen=%s; "
+                          "refusing to start", l->network[i], name, c->network_listen);
+                return -EINVAL;
+        }
         return 0;
 }
 
@@ -220,11 +273,15 @@ static int network_start(tokend *t, void **ret_state) {
                 free(nf);
                 return -ENOMEM;
         }
+        if ((r = check_inherited(c, &t->inherited)) < 0) {
+                network_stop(t, nf, 0);
+                return r;
+        }
         for (const char *w = c->network_listen + strspn(c->network_listen, " \t"); *w; w += strspn(w, " \t")) {
                 size_t l = strcspn(w, " \t");
                 snprintf(nf->names[nf->n], sizeof nf->names[nf->n], "%.*s", (int) l, w);
                 w += l;
-                r = open_listener(nf->names[nf->n], &nf->fds[nf->n]);
+                r = open_listener(nf->names[nf->n], &t->inherited, &nf->fds[nf->n], &nf->inherited[nf->n]);
                 if (r < 0) {
                         log_error("[Network] Listen=%s: cannot listen: %s", nf->names[nf->n], strerror(-r));
                         network_stop(t, nf, 0);
@@ -232,13 +289,15 @@ static int network_start(tokend *t, void **ret_state) {
                 }
                 nf->n++;
         }
-        if ((r = tls_load(c, &tls)) < 0 || (r = generation_start(t, nf, &tls, &nf->current)) < 0) {
+        if ((r = check_inherited_used(c, &t->inherited)) < 0 || (r = tls_load(c, &tls)) < 0 ||
+            (r = generation_start(t, nf, &tls, &nf->current)) < 0) {
                 network_stop(t, nf, 0);
                 return r;
         }
+        t->inherited.n_network = 0; /* all taken */
         for (size_t i = 0; i < nf->n; i++)
-                log_info("serving the API over %s on %s", c->network_certificate ? "HTTPS" : "plain HTTP (loopback)",
-                         nf->names[i]);
+                log_info("serving the API over %s on %s%s", c->network_certificate ? "HTTPS" : "plain HTTP (loopback)",
+                         nf->names[i], nf->inherited[i] ? " (socket from systemd)" : "");
         *ret_state = nf;
         return 0;
 }

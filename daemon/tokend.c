@@ -180,6 +180,7 @@ int tokend_new(const tokend_params *p, tokend **ret) {
         int r;
         if (!t)
                 return -ENOMEM;
+        t->inherited = LISTEN_FDS_NONE;
         if ((r = tokend_new_params(t, p)) < 0 || (r = load_config(t, &t->config)) < 0)
                 return r;
         t->role = tokend_role_of(t->config);
@@ -200,12 +201,23 @@ int tokend_new(const tokend_params *p, tokend **ret) {
 }
 
 int tokend_startup(tokend *t) {
+        int r = listen_fds_take(&t->inherited);
+        if (r < 0)
+                return r;
+        /* TCP sockets serve the [Network] listener, which only an issuer has. */
+        if (t->inherited.n_network > 0 && t->role != TOKEND_ROLE_ISSUER) {
+                log_error("socket activation: systemd passed %zu socket(s) named \"network\", but %s; refusing "
+                          "to start", t->inherited.n_network,
+                          t->role == TOKEND_ROLE_VERIFIER ? "a verifier has no network listener"
+                                                          : "[Network] Listen= is not set");
+                return -EINVAL;
+        }
         for (size_t i = 0; i < tokend_n_frontends; i++) {
                 const tokend_frontend_ops *ops = tokend_frontends[i];
                 void *state = NULL;
                 if (!(ops->roles & TOKEND_ROLE_MASK(t->role)) || (ops->wanted && !ops->wanted(t)))
                         continue;
-                int r = ops->start(t, &state);
+                r = ops->start(t, &state);
                 if (r < 0 && ops->optional) {
                         log_error("continuing without the %s API: %s", ops->name, strerror(-r));
                         continue;
@@ -225,6 +237,7 @@ tokend *tokend_free(tokend *t) {
                 tokend_frontend *f = &t->frontends[--t->n_frontends];
                 f->ops->stop(t, f->state, grace);
         }
+        listen_fds_done(&t->inherited);
         workers_free(t->login_workers);
         longpoll_free(t->longpoll);
         verifier_free(t->verifier);

@@ -23,6 +23,7 @@
 #include "macro.h"
 #include "tokend-config.h"
 #include "tokend-keydir.h"
+#include "tokend-listenfds.h"
 #include "tokend-longpoll.h"
 #include "tokend-metrics.h"
 #include "tokend-ratelimit.h"
@@ -108,6 +109,10 @@ struct tokend {
         workers *login_workers;       /* password checks; front ends share it */
         char *param_config, *param_state_dir, *param_socket, *param_bus;
         const char *env_passphrase;   /* borrowed, see tokend_params */
+
+        /* Sockets from systemd (tokend-listenfds.h), taken by tokend_startup();
+         * a front end that uses one takes it out of here. */
+        listen_fds inherited;
 
         /* Running front ends in start order; tokend_free stops them in reverse. */
         tokend_frontend frontends[TOKEND_FRONTENDS_MAX];

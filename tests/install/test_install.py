@@ -88,6 +88,7 @@ def expected_files(v):
         rel(v["pammoddir"], "pam_jwt.so"): 0o644,
         rel(v["systemdsystemunitdir"], "tokend.service"): 0o644,
         rel(v["systemdsystemunitdir"], "tokend.socket"): 0o644,
+        rel(v["systemdsystemunitdir"], "tokend-network.socket"): 0o644,
         rel(v["sysusersdir"], "tokend.conf"): 0o644,
         rel(v["tmpfilesdir"], "tokend.conf"): 0o644,
         rel(v["sysconfdir"], "tokend", "tokend.conf"): 0o644,

@@ -436,6 +436,10 @@ class Tokend:
         if self.user:
             os.chown(self.dir, self.user.pw_uid, self.user.pw_gid)
         self.verbose = verbose
+        # Socket activation (test_tokend_socket_activation.py): a command
+        # that execs tokend with the sockets it passed, and the fds it needs.
+        self.launcher = []
+        self.pass_fds = ()
         self.proc = None
         self.database = None
         if os.environ.get("TOKEND_TEST_DATABASE"):
@@ -490,12 +494,13 @@ class Tokend:
                     "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite",
                     "--log-file=%s/tokend.%%p.vg" % VALGRIND_DIR] + argv
             timeout = max(timeout, 120)
+        argv = self.launcher + argv
         if self.user:
             argv = ["setpriv", "--reuid=%d" % self.user.pw_uid, "--regid=%d" % self.user.pw_gid,
                     "--clear-groups"] + argv
         with open(self.log_path, "a") as log:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-                                         env=self.env)
+                                         env=self.env, pass_fds=self.pass_fds)
         self.wait_ready(timeout)
         return self
 
