@@ -105,6 +105,7 @@ def expected_files(v):
         rel(v["docdir"], "examples", "pam.d", "sudo"): 0o644,
         rel(v["docdir"], "examples", "sshd_config.d", "tokend.conf"): 0o644,
         rel(v["docdir"], "examples", "systemd", "tokend-network.conf"): 0o644,
+        rel(v["docdir"], "examples", "systemd", "tokend-verifier.conf"): 0o644,
     }
     # every man page of the source tree (io.tokend.Tokend1.5 comes from the D-Bus part)
     for n in sorted(os.listdir(os.path.join(TOP_SRCDIR, "man"))):
@@ -274,6 +275,53 @@ def test_unit_hardening(destdir, dirs):
     assert float(m.group(1)) <= 1.5, r.stdout
 
 
+def test_unit_exposure_with_drop_ins(destdir, dirs, tmp_path):
+    """systemd-analyze security --offline on tokend.service with each shipped
+    drop-in (examples/systemd/): an issuer whose listener comes from
+    tokend-network.socket stays <= 1.0 and may not allocate Internet sockets
+    at all; only the verifier's drop-in allows AF_INET/AF_INET6 (outbound
+    HTTPS to its issuer). The figures in the drop-ins' comments are the ones
+    measured, also for the self-binding variant tokend-network.conf describes."""
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("systemd-analyze is not installed")
+    units = os.path.join(destdir, dirs["systemdsystemunitdir"].lstrip("/"))
+    examples = os.path.join(destdir, dirs["docdir"].lstrip("/"), "examples", "systemd")
+
+    def analyze(name, text):
+        sysdir = tmp_path / name / "etc" / "systemd" / "system"
+        (sysdir / "tokend.service.d").mkdir(parents=True)
+        for u in ("tokend.service", "tokend.socket", "tokend-network.socket"):
+            shutil.copy(os.path.join(units, u), str(sysdir / u))
+        if text is not None:
+            (sysdir / "tokend.service.d" / "50-test.conf").write_text(text)
+        r = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager",
+                            "--root=" + str(tmp_path / name), "tokend.service"],
+                           capture_output=True, text=True, timeout=120)
+        m = re.search(r"Overall exposure level for tokend\.service: (\d+\.\d+)", r.stdout)
+        assert m, r.stdout[-2000:] + r.stderr
+        inet = re.search(r"Service (cannot|may) allocate Internet sockets", r.stdout)
+        assert inet, r.stdout
+        return float(m.group(1)), inet.group(1) == "may", r.stdout
+
+    def dropin(name):
+        with open(os.path.join(examples, name)) as f:
+            return f.read()
+
+    base, base_inet, _ = analyze("base", None)
+    network_text, verifier_text = dropin("tokend-network.conf"), dropin("tokend-verifier.conf")
+    network, network_inet, out = analyze("network", network_text)
+    assert network <= 1.0 and not network_inet and not base_inet, out
+    assert "%.1f with this" % network in network_text and "%.1f without" % base in verifier_text
+    verifier, verifier_inet, out = analyze("verifier", verifier_text)
+    assert verifier_inet and "Service has access to the host's network" in out, out  # the drop-in was read
+    assert "%.1f with this drop-in" % verifier in verifier_text, (verifier, verifier_text)
+    # the self-binding variant, as its comment lists it: Internet sockets, and the figure given
+    lines = network_text.split("#   [Service]\n", 1)[1].split("[Unit]", 1)[0]
+    bind = "[Service]\n" + "".join(ln[4:] + "\n" for ln in lines.splitlines() if ln.startswith("#   "))
+    selfbind, selfbind_inet, out = analyze("self-binding", bind)
+    assert selfbind_inet and selfbind > 1.0 and "measured %.1f" % selfbind in network_text, (selfbind, bind)
+
+
 def test_uninstall_removes_everything(destdir):
     # runs last in this file: it empties the shared DESTDIR
     assert files_under(destdir)
@@ -281,3 +329,4 @@ def test_uninstall_removes_everything(destdir):
     assert r.returncode == 0, r.stdout + r.stderr
     left = sorted(files_under(destdir))
     assert not left, "left behind by make uninstall: %s" % left
+

@@ -9,9 +9,12 @@ cases, each beside a control that starts: a plain-HTTP socket off loopback,
 fds of the wrong kind (UDP, not listening, AF_UNIX as "network", TCP as the
 API socket), an unknown name, a socket that is not one of Listen= and
 "network" sockets without Listen= are refused at start-up with the fd and
-the reason in the log."""
+the reason in the log. In the sandbox tokend.service keeps with the socket
+unit (a network namespace of its own, no AF_INET/AF_INET6 socket()) the
+passed socket serves, while Listen= without it cannot even be bound."""
 
 import os
+import platform
 import shutil
 import socket
 import sys
@@ -19,23 +22,39 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from tdharness import Tokend, pam_user, system_user  # noqa: E402,F401
+from tdharness import Tokend, need_root, pam_user, system_user  # noqa: E402,F401
 from tdnet import NetClient, TestCA, free_port, network_config  # noqa: E402
 
 # Renumber the inherited fds to 3.. and set $LISTEN_* for this very process
-# (LISTEN_PID must be tokend's pid: exec keeps it), as systemd does.
+# (LISTEN_PID must be tokend's pid: exec keeps it), as systemd does. With
+# "deny-inet", first the seccomp filter systemd installs for
+# RestrictAddressFamilies=AF_UNIX (x86_64): socket(AF_INET/AF_INET6) fails
+# with EAFNOSUPPORT.
 WRAPPER = r"""
-import fcntl, os, sys
-names, fds, argv = sys.argv[1], [int(f) for f in sys.argv[2].split(",") if f], sys.argv[3:]
+import ctypes, fcntl, os, socket, struct, sys
+names, fds, argv = sys.argv[1], [int(f) for f in sys.argv[2].split(",") if f], sys.argv[4:]
 high = [fcntl.fcntl(f, fcntl.F_DUPFD, 100) for f in fds]
 for f in fds:
     os.close(f)
 for i, h in enumerate(high):
     os.dup2(h, 3 + i)
     os.close(h)
-os.environ.update(LISTEN_FDS=str(len(fds)), LISTEN_PID=str(os.getpid()))
-if names != "-":
+if fds:  # systemd never says LISTEN_FDS=0 (and sd_listen_fds_with_names() calls that invalid)
+    os.environ.update(LISTEN_FDS=str(len(fds)), LISTEN_PID=str(os.getpid()))
+if fds and names != "-":
     os.environ["LISTEN_FDNAMES"] = names
+if sys.argv[3] == "deny-inet":
+    ld, jeq, ret = 0x20, 0x15, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_RET|K
+    prog = [(ld, 0, 0, 4), (jeq, 0, 5, 0xC000003E),  # seccomp_data.arch: x86_64, else allow
+            (ld, 0, 0, 0), (jeq, 0, 3, 41),  # nr: socket(2)
+            (ld, 0, 0, 16), (jeq, 2, 0, socket.AF_INET), (jeq, 1, 0, socket.AF_INET6),  # args[0]
+            (ret, 0, 0, 0x7FFF0000), (ret, 0, 0, 0x00050000 | 97)]  # ALLOW, ERRNO(EAFNOSUPPORT)
+    code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in prog))
+    fprog = ctypes.create_string_buffer(struct.pack("HxxxxxxP", len(prog), ctypes.addressof(code)))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong]
+    if libc.prctl(38, 1, None, 0, 0) or libc.prctl(22, 2, ctypes.addressof(fprog), 0, 0):  # NO_NEW_PRIVS, SECCOMP
+        sys.exit("seccomp: %s" % os.strerror(ctypes.get_errno()))
 os.execv(argv[0], argv)
 """
 
@@ -78,19 +97,23 @@ def unix_listener(path):
     return s
 
 
-def activate(d, socks, names):
-    """Start d with socks as fds 3.. named names ("-": no $LISTEN_FDNAMES)."""
+def activate(d, socks, names, sandbox=False):
+    """Start d with socks as fds 3.. named names ("-": no $LISTEN_FDNAMES);
+    sandbox: in a network namespace of its own and with socket() of
+    AF_INET/AF_INET6 refused, as tokend.service runs (PrivateNetwork=yes,
+    RestrictAddressFamilies=AF_UNIX)."""
     fds = [s.fileno() for s in socks]
-    d.launcher = [sys.executable, "-c", WRAPPER, names, ",".join(map(str, fds))]
+    d.launcher = ((["unshare", "--net", "--"] if sandbox else []) +
+                  [sys.executable, "-c", WRAPPER, names, ",".join(map(str, fds)), "deny-inet" if sandbox else "-"])
     d.pass_fds = tuple(fds)
     return d.start()
 
 
-def refused(d, socks, names):
+def refused(d, socks, names, sandbox=False):
     """Start d as activate() does: it must exit before serving. → what it logged."""
     before = len(d.log())
     with pytest.raises(RuntimeError) as e:
-        activate(d, socks, names)
+        activate(d, socks, names, sandbox)
     log = d.log()[before:]
     assert "exited with" in str(e.value) and SERVED not in log, e.value
     return log
@@ -199,3 +222,29 @@ def test_unknown_name_or_address_is_refused(pki, daemons):
     # control: the same socket under its name
     activate(d, [s], "network")
     assert NetClient("127.0.0.1", port, ca.cert).jwks().status == 200
+
+
+def test_passed_socket_serves_in_the_units_sandbox(pki, daemons):
+    """The claim tokend-network.conf makes: with tokend-network.socket the
+    service needs no network of its own and no Internet sockets. Under
+    unshare --net and a seccomp filter refusing socket(AF_INET/AF_INET6),
+    login-free checks over HTTPS on the passed socket work; the control,
+    the same sandbox without a passed socket, cannot open Listen=."""
+    need_root("unshare --net")
+    if platform.machine() != "x86_64" or not shutil.which("unshare"):
+        pytest.skip("the seccomp filter here is for x86_64, and needs unshare(1)")
+    ca, cert, key = pki
+    s = tcp()
+    port = s.getsockname()[1]
+    d = daemons(network_config("127.0.0.1:%d" % port, cert, key))
+    s.close()  # free the port: tokend must bind it itself, and cannot
+    err = refused(d, [], "-", sandbox=True)
+    assert "Listen=127.0.0.1:%d: cannot listen: Address family not supported by protocol" % port in err, err
+    s = tcp(port=port)
+    activate(d, [s], "network", sandbox=True)
+    assert "HTTPS on 127.0.0.1:%d (socket from systemd)" % port in d.log(), d.log()
+    tok = d.api.issue_token().json["access_token"]  # the Unix socket: pam_jwt's way in
+    net = NetClient("127.0.0.1", port, ca.cert)
+    v = net.verify(tok)
+    assert v.status == 200 and v.json["active"] is True, v
+    assert os.stat("/proc/%d/ns/net" % d.proc.pid).st_ino != os.stat("/proc/self/ns/net").st_ino  # its own netns
