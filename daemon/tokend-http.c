@@ -643,10 +643,14 @@ static enum MHD_Result handle_metrics(request *rq) {
         if (!metrics_caller_allowed(&rq->caller))
                 return queue_error(rq, 403, "forbidden", "metrics are for root on the socket, and for loopback "
                                    "clients or clients with a certificate over the network", 0);
+        verifier_status vs;
         tokend_rdlock(rq->srv->t);
         unsigned keys = (unsigned) jose_keyset_size(rq->srv->t->keys.keys);
         tokend_unlock(rq->srv->t);
-        if (metrics_format(rq->srv->t->metrics, keys, &text) < 0)
+        verifier *v = rq->srv->t->verifier;
+        if (v)
+                verifier_get_status(v, &vs);
+        if (metrics_format(rq->srv->t->metrics, keys, v ? &vs : NULL, (int64_t) time(NULL), &text) < 0)
                 return MHD_NO;
         return queue_body(rq->conn, 200, "text/plain; version=0.0.4; charset=utf-8", text, false, NULL, NULL);
 }

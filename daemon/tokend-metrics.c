@@ -135,7 +135,51 @@ void metrics_connection(tokend_metrics *m, const char *frontend, int delta) {
         pthread_mutex_unlock(&m->lock);
 }
 
-int metrics_format(tokend_metrics *m, unsigned signing_keys, char **ret) {
+/* Seconds since t (unix time), +Inf for never (t 0). */
+static void print_age(FILE *f, const char *name, const char *help, int64_t t, int64_t now) {
+        fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+        if (t == 0)
+                fprintf(f, "%s +Inf\n", name);
+        else
+                fprintf(f, "%s %lld\n", name, (long long) (now > t ? now - t : 0));
+}
+
+static void print_by_result(FILE *f, const char *name, const char *help, const char *const *names,
+                            const uint64_t *counts, size_t n) {
+        fprintf(f, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+        for (size_t i = 0; i < n; i++)
+                fprintf(f, "%s{result=\"%s\"} %llu\n", name, names[i], (unsigned long long) counts[i]);
+}
+
+static void format_verifier(FILE *f, const verifier_status *vs, int64_t now) {
+        fprintf(f, "# HELP tokend_verifier_feed_seq The revocation feed's sequence number applied.\n"
+                "# TYPE tokend_verifier_feed_seq gauge\ntokend_verifier_feed_seq %lld\n", (long long) vs->seq);
+        print_age(f, "tokend_verifier_feed_staleness_seconds",
+                  "Seconds since the last good revocation feed answer (+Inf: none yet).", vs->last_ok, now);
+        fprintf(f, "# HELP tokend_verifier_feed_max_staleness_seconds MaxStaleness=: older than this, the feed is "
+                "stale.\n# TYPE tokend_verifier_feed_max_staleness_seconds gauge\n"
+                "tokend_verifier_feed_max_staleness_seconds %lld\n", (long long) vs->max_staleness);
+        print_by_result(f, "tokend_verifier_feed_answers_total",
+                        "Revocation feed answers, applied or refused by reason.", verifier_feed_result_names,
+                        vs->feed_answers, _VFEED_MAX);
+        fprintf(f, "# HELP tokend_verifier_feed_unreachable_total Feed requests that got no 200 answer.\n"
+                "# TYPE tokend_verifier_feed_unreachable_total counter\n"
+                "tokend_verifier_feed_unreachable_total %llu\n", (unsigned long long) vs->unreachable);
+        fprintf(f, "# HELP tokend_verifier_revoked Revoked entries held, by kind.\n"
+                "# TYPE tokend_verifier_revoked gauge\n"
+                "tokend_verifier_revoked{kind=\"device\"} %zu\ntokend_verifier_revoked{kind=\"jti\"} %zu\n",
+                vs->revoked_devices, vs->revoked_jtis);
+        print_age(f, "tokend_verifier_jwks_age_seconds",
+                  "Seconds since the issuer's JWKS in use was fetched (+Inf: none).", vs->jwks_fetched, now);
+        fprintf(f, "# HELP tokend_verifier_jwks_keys Usable keys in the issuer's JWKS in use.\n"
+                "# TYPE tokend_verifier_jwks_keys gauge\ntokend_verifier_jwks_keys %zu\n", vs->jwks_keys);
+        print_by_result(f, "tokend_verifier_jwks_refreshes_total", "JWKS fetches from the issuer, by result.",
+                        verifier_jwks_result_names, vs->jwks_results, _VJWKS_MAX);
+        print_by_result(f, "tokend_verifier_verifications_total", "Token verifications on this host, by result.",
+                        verifier_check_result_names, vs->checks, _VCHECK_MAX);
+}
+
+int metrics_format(tokend_metrics *m, unsigned signing_keys, const verifier_status *vs, int64_t now, char **ret) {
         char *buf = NULL;
         size_t len = 0;
         FILE *f = open_memstream(&buf, &len);
@@ -185,6 +229,8 @@ int metrics_format(tokend_metrics *m, unsigned signing_keys, char **ret) {
 keys:
         fprintf(f, "# HELP tokend_signing_keys Keys in the key directory (every one verifies).\n"
                 "# TYPE tokend_signing_keys gauge\ntokend_signing_keys %u\n", signing_keys);
+        if (vs)
+                format_verifier(f, vs, now);
         if (fclose(f) != 0) {
                 free(buf);
                 return -ENOMEM;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "tokend-service.h"
+#include "tokend-verifier.h"
 
 typedef struct tokend_metrics tokend_metrics;
 
@@ -28,8 +29,10 @@ void metrics_request(tokend_metrics *m, const char *endpoint, unsigned status, i
 void metrics_connection(tokend_metrics *m, const char *frontend, int delta);
 
 /* The exposition text (malloc'ed) with signing_keys as a gauge (m NULL:
- * only that). 0 or -ENOMEM. */
-int metrics_format(tokend_metrics *m, unsigned signing_keys, char **ret);
+ * only that) and, on a verifier (vs not NULL), its feed, JWKS and
+ * verifications (tokend_verifier_*, ages and staleness against now, unix
+ * seconds). 0 or -ENOMEM. */
+int metrics_format(tokend_metrics *m, unsigned signing_keys, const verifier_status *vs, int64_t now, char **ret);
 
 /* Who may read the metrics: root on the socket; over TCP a loopback client
  * (127.0.0.0/8, ::1) or one whose client certificate was verified. */

@@ -859,9 +859,11 @@ static td_code td_check_remote(tokend *t, const char *token, size_t len, const c
         default: return token_refused(st, r, audience, " on this host");
         }
         if (user_by_name(cl.sub, &u) < 0) {
+                verifier_count_check(t->verifier, VCHECK_UNKNOWN_USER);
                 at_claims_done(&cl);
                 return td_fail(st, TD_INVALID_TOKEN, "the token's user does not exist on this host");
         }
+        verifier_count_check(t->verifier, VCHECK_ACCEPTED);
         cl.uid = (int64_t) u.uid;
         /* The answer's aud is the service this host accepted it for ("sshd",
          * whether the token says sshd@web1 or, with AcceptUnscoped=, sshd):

@@ -29,6 +29,14 @@
 #define STATE_FEED "verifier-feed.json"
 #define STATE_JWKS "verifier-jwks.json"
 
+const char *const verifier_feed_result_names[_VFEED_MAX] = {
+        "applied", "forged", "replayed", "expired", "wrong_issuer", "malformed",
+};
+const char *const verifier_jwks_result_names[_VJWKS_MAX] = { "success", "unreachable", "refused" };
+const char *const verifier_check_result_names[_VCHECK_MAX] = {
+        "accepted", "revoked", "stale", "unknown_key", "expired", "unknown_user", "refused",
+};
+
 struct verifier {
         /* from the configuration, fixed */
         char *issuer, *base_url, *unix_socket, *ca_file, *cert, *key;
@@ -242,13 +250,20 @@ static void on_skip(void *userdata, size_t index, const char *kid, int error) {
         log_info("JWKS of %s: key %zu (kid %.64s) left out: %s", issuer, index, kid ? kid : "-", strerror(-error));
 }
 
-/* Take a JWKS text as the issuer's keys (and keep it on disk when save). */
-static int take_jwks(verifier *v, const char *text, size_t len, bool save) {
+/* Take a JWKS text as the issuer's keys: fetched just now (cached_at 0:
+ * kept on disk, counted) or the copy on disk, fetched at cached_at. */
+static int take_jwks(verifier *v, const char *text, size_t len, int64_t cached_at) {
+        bool save = cached_at == 0;
         jose_keyset *ks = NULL;
         int r = jose_keyset_from_jwks(text, len, on_skip, v->issuer, &ks);
         if (r < 0 || jose_keyset_size(ks) == 0) {
                 log_warning("JWKS of %s refused: %s", v->issuer, r < 0 ? strerror(-r) : "no usable key");
                 jose_keyset_free(ks);
+                if (save) {
+                        pthread_mutex_lock(&v->lock);
+                        v->st.jwks_results[VJWKS_REFUSED]++;
+                        pthread_mutex_unlock(&v->lock);
+                }
                 return r < 0 ? r : -ENOKEY;
         }
         if (save && (r = write_atomic(v->jwks_path, text)) < 0)
@@ -256,9 +271,11 @@ static int take_jwks(verifier *v, const char *text, size_t len, bool save) {
         pthread_mutex_lock(&v->lock);
         jose_keyset_free(v->keys);
         v->keys = ks;
-        v->st.jwks_fetched = time(NULL);
-        if (save)
+        v->st.jwks_fetched = save ? time(NULL) : cached_at;
+        if (save) {
                 v->st.jwks_refreshes++;
+                v->st.jwks_results[VJWKS_SUCCESS]++;
+        }
         pthread_mutex_unlock(&v->lock);
         log_info("JWKS of %s: %zu key(s)", v->issuer, jose_keyset_size(ks));
         return 0;
@@ -268,15 +285,21 @@ static int fetch_jwks(verifier *v) {
         _cleanup_(freep) char *text = NULL;
         size_t len = 0;
         int r = issuer_get(v, "/.well-known/jwks.json", 30, JWKS_MAX_BYTES, &text, &len);
-        return r < 0 ? r : take_jwks(v, text, len, true);
+        if (r == -EIO) {
+                pthread_mutex_lock(&v->lock);
+                v->st.jwks_results[VJWKS_UNREACHABLE]++;
+                pthread_mutex_unlock(&v->lock);
+        }
+        return r < 0 ? r : take_jwks(v, text, len, 0);
 }
 
 /* ------------------------------------------------------------ the feed */
 
-/* Count a refused answer, with the reason in the log. */
-static int feed_refuse(verifier *v, const char *why) {
+/* Count a refused answer (by kind), with the reason in the log. */
+static int feed_refuse(verifier *v, verifier_feed_result kind, const char *why) {
         pthread_mutex_lock(&v->lock);
         uint64_t n = ++v->st.feed_refused;
+        v->st.feed_answers[kind]++;
         (void) save_feed_locked(v);
         pthread_mutex_unlock(&v->lock);
         log_warning("revocation feed answer of %s refused: %s (%llu refused so far)", v->issuer, why,
@@ -324,24 +347,32 @@ static int feed_apply(verifier *v, const char *jws, size_t len, int64_t after, b
                 return r;
         if (r < 0) {
                 snprintf(why, sizeof why, "not signed by an issuer key (%s)", strerror(-r));
-                return feed_refuse(v, why);
+                return feed_refuse(v, VFEED_FORGED, why);
         }
         const json_t *p = res.payload;
         const char *typ = json_string_value(json_object_get(res.header, "typ"));
         const char *iss = json_string_value(json_object_get(p, "iss"));
         const json_t *seq = json_object_get(p, "seq"), *aft = json_object_get(p, "after"),
                      *exp = json_object_get(p, "exp"), *iat = json_object_get(p, "iat");
-        const char *bad = !typ || !streq(typ, FEED_TYP)                  ? "wrong typ"
-                          : !iss || !streq(iss, v->issuer)              ? "wrong issuer"
-                          : !json_is_integer(seq) || !json_is_integer(aft) ? "no sequence numbers"
-                          : json_integer_value(aft) != after           ? "an answer to another request (after)"
-                          : json_integer_value(seq) < after            ? "the sequence went backwards"
-                          : !json_is_integer(exp) || json_integer_value(exp) < now - FEED_SKEW ? "expired"
-                          : !json_is_integer(iat) || json_integer_value(iat) > now + FEED_SKEW ? "issued in the future"
-                                                                                               : NULL;
+        verifier_feed_result kind = VFEED_MALFORMED;
+        const char *bad = NULL;
+        if (!typ || !streq(typ, FEED_TYP))
+                bad = "wrong typ";
+        else if (!iss || !streq(iss, v->issuer))
+                kind = VFEED_WRONG_ISSUER, bad = "wrong issuer";
+        else if (!json_is_integer(seq) || !json_is_integer(aft))
+                bad = "no sequence numbers";
+        else if (json_integer_value(aft) != after)
+                kind = VFEED_REPLAYED, bad = "an answer to another request (after)";
+        else if (json_integer_value(seq) < after)
+                kind = VFEED_REPLAYED, bad = "the sequence went backwards";
+        else if (!json_is_integer(exp) || json_integer_value(exp) < now - FEED_SKEW)
+                kind = VFEED_EXPIRED, bad = "expired";
+        else if (!json_is_integer(iat) || json_integer_value(iat) > now + FEED_SKEW)
+                kind = VFEED_EXPIRED, bad = "issued in the future";
         if (bad) {
                 jws_result_done(&res);
-                return feed_refuse(v, bad);
+                return feed_refuse(v, kind, bad);
         }
         _cleanup_(json_decrefp) json_t *devices = NULL, *jtis = NULL;
         pthread_mutex_lock(&v->lock);
@@ -351,7 +382,7 @@ static int feed_apply(verifier *v, const char *jws, size_t len, int64_t after, b
         if (!devices || !jtis || feed_entries(json_object_get(p, "devices"), "id", "until", devices) < 0 ||
             feed_entries(json_object_get(p, "jtis"), "jti", "exp", jtis) < 0) {
                 jws_result_done(&res);
-                return feed_refuse(v, "malformed entries");
+                return feed_refuse(v, VFEED_MALFORMED, "malformed entries");
         }
         forget_expired(devices, now);
         forget_expired(jtis, now);
@@ -368,6 +399,7 @@ static int feed_apply(verifier *v, const char *jws, size_t len, int64_t after, b
         v->st.seq = newseq;
         v->st.last_ok = now;
         v->st.feed_applied++;
+        v->st.feed_answers[VFEED_APPLIED]++;
         r = save_feed_locked(v);
         pthread_mutex_unlock(&v->lock);
         if (r < 0)
@@ -446,7 +478,7 @@ static void *verifier_thread(void *data) {
                 int r = feed_once(v, &more);
                 if (r == -ENOKEY) { /* a new issuer key signed it: fetch the JWKS, then ask again */
                         if (now - last_jwks < JWKS_COOLDOWN) { /* fetched just now, and still unknown */
-                                (void) feed_refuse(v, "signed by a key the issuer's JWKS does not have");
+                                (void) feed_refuse(v, VFEED_FORGED, "signed by a key the issuer's JWKS does not have");
                                 pause_ms(v, jitter(JWKS_COOLDOWN * 1000));
                         } else {
                                 pthread_mutex_lock(&v->lock);
@@ -498,9 +530,15 @@ int verifier_check(verifier *v, const char *token, size_t len, const char *servi
         }
         if (r == 0 && (json_object_get(v->devices, cl.client_id) || json_object_get(v->jtis, cl.jti)))
                 r = -EKEYREVOKED;
-        pthread_mutex_unlock(&v->lock);
         if (r == 0 && !audience_ok(v, &cl, service))
                 r = -EACCES;
+        if (r < 0) /* success is counted by the caller, once it found the user */
+                v->st.checks[r == -EKEYREVOKED   ? VCHECK_REVOKED
+                             : r == -ENOKEY      ? VCHECK_UNKNOWN_KEY
+                             : r == -ESTALE      ? VCHECK_STALE
+                             : r == -EKEYEXPIRED ? VCHECK_EXPIRED
+                                                 : VCHECK_REFUSED]++;
+        pthread_mutex_unlock(&v->lock);
         if (r < 0) {
                 at_claims_done(&cl);
                 return r;
@@ -509,11 +547,18 @@ int verifier_check(verifier *v, const char *token, size_t len, const char *servi
         return 0;
 }
 
+void verifier_count_check(verifier *v, verifier_check_result r) {
+        pthread_mutex_lock(&v->lock);
+        v->st.checks[r]++;
+        pthread_mutex_unlock(&v->lock);
+}
+
 void verifier_get_status(verifier *v, verifier_status *ret) {
         pthread_mutex_lock(&v->lock);
         *ret = v->st;
         ret->revoked_devices = json_object_size(v->devices);
         ret->revoked_jtis = json_object_size(v->jtis);
+        ret->jwks_keys = v->keys ? jose_keyset_size(v->keys) : 0;
         pthread_mutex_unlock(&v->lock);
 }
 
@@ -583,6 +628,7 @@ int verifier_new(const tokend_config *c, const char *state_dir, verifier **ret) 
         v->accept_unscoped = c->verifier_accept_unscoped;
         v->best_effort = c->verifier_best_effort;
         v->max_staleness = c->verifier_max_staleness;
+        v->st.max_staleness = c->verifier_max_staleness;
         v->devices = json_object();
         v->jtis = json_object();
         if ((r = dup_opt(c->verifier_issuer, &v->issuer)) < 0 || (r = dup_opt(c->verifier_issuer, &v->base_url)) < 0 ||
@@ -608,8 +654,10 @@ int verifier_new(const tokend_config *c, const char *state_dir, verifier **ret) 
         load_feed(v);
         _cleanup_(freep) char *jwks = NULL;
         size_t len = 0;
-        if (read_small(v->jwks_path, JWKS_MAX_BYTES, &jwks, &len) == 0)
-                (void) take_jwks(v, jwks, len, false); /* the cached copy until the issuer answers */
+        struct stat sb;
+        if (read_small(v->jwks_path, JWKS_MAX_BYTES, &jwks, &len) == 0 && stat(v->jwks_path, &sb) == 0)
+                /* the cached copy until the issuer answers; its age is the file's */
+                (void) take_jwks(v, jwks, len, sb.st_mtime > 0 ? (int64_t) sb.st_mtime : 1);
         if (pthread_create(&v->thread, NULL, verifier_thread, v) != 0) {
                 verifier_free(v);
                 return -EAGAIN;
