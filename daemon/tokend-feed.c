@@ -30,7 +30,8 @@ static json_t *feed_payload(const char *iss, int64_t now, int64_t after, int64_t
         return p;
 }
 
-td_code td_revocations(tokend *t, int64_t after, char **ret_jws, int64_t *ret_seq, td_status *st) {
+td_code td_revocations(tokend *t, const td_caller *c, int64_t after, char **ret_jws, int64_t *ret_seq,
+                       td_status *st) {
         _cleanup_(freep) store_revocation *v = NULL;
         _cleanup_(json_decrefp) json_t *p = NULL;
         size_t n = 0;
@@ -43,6 +44,16 @@ td_code td_revocations(tokend *t, int64_t after, char **ret_jws, int64_t *ret_se
         tokend_rdlock(t);
         if (t->role == TOKEND_ROLE_VERIFIER || !t->keys.active) {
                 tc = td_fail(st, TD_FORBIDDEN, "this tokend is a verifier: it serves no revocation feed");
+                goto out;
+        }
+        /* With ClientCA=, the feed is for verifier hosts only: over TCP a
+         * client certificate that verified against it (the socket is local). */
+        if (td_caller_is_remote(c) && t->config->network_client_ca && !c->subject) {
+                char who[TD_CALLER_NAME_MAX];
+                log_info("revocation feed refused to %s: no client certificate of [Network] ClientCA=",
+                         td_caller_name(c, who));
+                tc = td_fail(st, TD_FORBIDDEN, "the revocation feed needs a client certificate signed by a "
+                             "[Network] ClientCA= certificate");
                 goto out;
         }
         /* What can no longer refuse anything (its until passed ClockSkew ago) is left out. */

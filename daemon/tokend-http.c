@@ -601,7 +601,7 @@ static enum MHD_Result feed_now(request *rq) {
         td_status st = { 0 };
         char *jws = NULL;
         int64_t seq;
-        if (td_revocations(rq->srv->t, rq->feed_after, &jws, &seq, &st) != TD_OK)
+        if (td_revocations(rq->srv->t, &rq->caller, rq->feed_after, &jws, &seq, &st) != TD_OK)
                 return queue_status(rq, &st);
         return answer_feed(rq, jws);
 }
@@ -617,7 +617,7 @@ static enum MHD_Result handle_revocations(request *rq) {
                 return queue_error(rq, 400, "invalid_request",
                                    "after must be a sequence number and wait 0..60 seconds (plain decimals)", 0);
         rq->feed_after = after;
-        if (td_revocations(rq->srv->t, after, &jws, &seq, &st) != TD_OK)
+        if (td_revocations(rq->srv->t, &rq->caller, after, &jws, &seq, &st) != TD_OK)
                 return queue_status(rq, &st);
         if (wait == 0 || seq != after || !lp)
                 return answer_feed(rq, jws);

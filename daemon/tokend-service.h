@@ -262,8 +262,11 @@ td_code td_revoke_token(tokend *t, const td_caller *c, const char *token, const 
 /* One signed page of the revocation feed after seq after (tokend-feed.h):
  * *ret_jws (malloc'ed compact JWS, typ tokend-revocations+jwt, signed with
  * the active key) and *ret_seq, the seq it brings the reader to.
- * TD_INVALID_REQUEST (after < 0), TD_FORBIDDEN (a verifier: no keys). */
-td_code td_revocations(tokend *t, int64_t after, char **ret_jws, int64_t *ret_seq, td_status *st);
+ * TD_INVALID_REQUEST (after < 0), TD_FORBIDDEN (a verifier: no keys; or
+ * [Network] ClientCA= is set and c is a TCP caller without a verified
+ * client certificate, c->subject NULL). Socket callers always may. */
+td_code td_revocations(tokend *t, const td_caller *c, int64_t after, char **ret_jws, int64_t *ret_seq,
+                       td_status *st);
 
 /* The public keys as a JWKS object: this issuer's, and those the other
  * issuers sharing the store published (td_publish_keys; each checked to be

@@ -295,15 +295,16 @@ static int fetch_jwks(verifier *v) {
 
 /* ------------------------------------------------------------ the feed */
 
-/* Count a refused answer (by kind), with the reason in the log. */
+/* Count a refused answer (by kind), with the reason in the log: logged
+ * before the count is saved, so whoever sees the count sees the reason. */
 static int feed_refuse(verifier *v, verifier_feed_result kind, const char *why) {
         pthread_mutex_lock(&v->lock);
         uint64_t n = ++v->st.feed_refused;
         v->st.feed_answers[kind]++;
-        (void) save_feed_locked(v);
-        pthread_mutex_unlock(&v->lock);
         log_warning("revocation feed answer of %s refused: %s (%llu refused so far)", v->issuer, why,
                     (unsigned long long) n);
+        (void) save_feed_locked(v);
+        pthread_mutex_unlock(&v->lock);
         return -EBADMSG;
 }
 

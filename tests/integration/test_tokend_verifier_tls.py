@@ -7,6 +7,10 @@ a forged feed answer counts as forged while good answers count as applied
 (the control), the staleness gauge grows while the issuer is SIGSTOPped and
 falls again after SIGCONT, and `promtool check metrics` accepts every
 output, also that of a verifier that never reached its issuer (+Inf ages).
+With [Network] ClientCA= on the issuer, the feed is served over TCP only
+to a client certificate of that CA: the verifier's [Verifier]
+Certificate= follows it (control); curl without a certificate, curl with
+one of another CA and a verifier without one are refused.
 
 The issuer's feed and JWKS pass through FeedProxy, an HTTPS server in front
 of the issuer's own HTTPS listener that can switch to forging feed answers;
@@ -16,6 +20,7 @@ time is asserted."""
 
 import http.client
 import http.server
+import json
 import os
 import signal
 import socketserver
@@ -27,7 +32,7 @@ import threading
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from tdharness import DeviceKey, jwt_parts, tokend_factory  # noqa: E402,F401
+from tdharness import CURL, DeviceKey, jwt_parts, tokend_factory  # noqa: E402,F401
 from tdnet import TestCA, free_port, network_config  # noqa: E402
 from test_tokend_metrics import PROMTOOL, sample  # noqa: E402
 from test_tokend_verifier import issuer_seq, token, verify, wait_until  # noqa: E402
@@ -215,3 +220,63 @@ def test_never_reached_issuer(tmp_path, tokend_factory):  # noqa: F811
     assert sample(text, "tokend_verifier_feed_seq") == 0
     assert sample(text, "tokend_signing_keys") == 0
     promtool_ok(text)
+
+
+def curl_feed(ca, port, cert=None):
+    """GET /api/revocations with the curl CLI: (HTTP status, body)."""
+    argv = [CURL, "-sS", "--cacert", ca.cert, "-o", "-", "-w", "\n%{http_code}",
+            "https://127.0.0.1:%d/api/revocations?after=0" % port]
+    if cert:
+        argv[1:1] = ["--cert", cert[0], "--key", cert[1]]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert p.returncode == 0, p.stderr
+    body, _, code = p.stdout.rpartition("\n")
+    return int(code), body
+
+
+def test_feed_needs_a_client_certificate_with_client_ca(tmp_path, tokend_factory):  # noqa: F811
+    """[Network] ClientCA=: over TCP the feed is for verifier hosts with a
+    certificate of that CA; the verifier presents its [Verifier]
+    Certificate= and follows (control); no certificate, a certificate of
+    another CA, and a verifier without one are refused; the JWKS stays
+    public."""
+    need_root()
+    ca = TestCA(str(tmp_path / "ca"))
+    cert, key = ca.issue("tokend-issuer")
+    hosts = TestCA(str(tmp_path / "hosts"), name="verifier hosts CA")
+    web1 = hosts.issue("web1", ips=(), dns=("web1",), client=True)
+    stranger = TestCA(str(tmp_path / "other"), name="not trusted").issue("web2", ips=(), dns=("web2",), client=True)
+    port = free_port()
+    url = "https://127.0.0.1:%d" % port
+    issuer = tokend_factory(network_config("127.0.0.1:%d" % port, cert, key, public_url=url, client_ca=hosts.cert))
+    conf = "[Verifier]\nIssuer=%s\nCAFile=%s\nHostNames=web1\nMaxStaleness=30s\n" % (url, ca.cert)
+    v = tokend_factory(conf + "Certificate=%s\nPrivateKey=%s\n" % web1)
+
+    # Control: the verifier with its certificate follows the feed.
+    wait_metric(v, "tokend_verifier_feed_answers_total", lambda n: n >= 1,
+                "the verifier with a client certificate should apply the feed", result="applied")
+    a = token(issuer)
+    assert verify(v, a["access_token"]).status == 200
+    assert issuer.api.delete_device(a["device_id"]).status == 204
+    seq = issuer_seq(issuer)  # on the socket: no certificate needed there
+    wait_metric(v, "tokend_verifier_feed_seq", lambda n: n >= seq, "the verifier should apply SEQ %d" % seq)
+    assert verify(v, a["access_token"]).error == "token_revoked"
+    status, body = curl_feed(ca, port, cert=web1)
+    assert status == 200 and jwt_parts(body)[1]["seq"] == seq, (status, body)
+
+    # No certificate (from loopback too), or one of another CA: 403.
+    for c in (None, stranger):
+        status, body = curl_feed(ca, port, cert=c)
+        assert status == 403 and json.loads(body)["error"] == "forbidden", (c, status, body)
+        assert "client certificate" in json.loads(body)["message"], body
+    assert "revocation feed refused to client 127.0.0.1" in issuer.log()
+
+    # A verifier without a certificate gets the (public) JWKS but no feed:
+    # it stays stale.
+    bare = tokend_factory(conf)
+    text = wait_metric(bare, "tokend_verifier_feed_unreachable_total", lambda n: n >= 1,
+                       "the feed should refuse a verifier without a certificate")
+    assert sample(text, "tokend_verifier_jwks_refreshes_total", result="success") >= 1, text
+    assert sample(text, "tokend_verifier_feed_answers_total", result="applied") == 0, text
+    assert sample(text, "tokend_verifier_feed_staleness_seconds") == float("inf"), text
+    assert verify(bare, token(issuer)["access_token"]).status == 503  # strict and never synced
