@@ -13,6 +13,7 @@
 #include "jose-jwk.h"
 #include "jose-keyset.h"
 #include "macro.h"
+#include "tokend-fleetkeys.h"
 #include "tokend-service-internal.h"
 
 /* How long a publication lasts without being renewed: the longest access
@@ -45,19 +46,6 @@ int td_publish_keys(tokend *t) {
         return r;
 }
 
-/* A published JWK fit to serve: a public key tokend could verify with
- * (jose's JWKS reader refuses private members and skips the unusable). */
-static json_t *published_jwk(const store_published_key *p) {
-        _cleanup_(json_decrefp) json_t *jwk = json_loads(p->jwk, JSON_REJECT_DUPLICATES, NULL);
-        _cleanup_(json_decrefp) json_t *set = json_pack("{s:[O]}", "keys", jwk);
-        _cleanup_(freep) char *text = set ? json_dumps(set, JSON_COMPACT) : NULL;
-        _cleanup_(jose_keyset_freep) jose_keyset *ks = NULL;
-        if (!json_is_object(jwk) || !text || jose_keyset_from_jwks(text, strlen(text), NULL, NULL, &ks) < 0 ||
-            jose_keyset_size(ks) != 1 || !streq(json_string_value(json_object_get(jwk, "kid")) ?: "", p->kid))
-                return NULL;
-        return TAKE_PTR(jwk);
-}
-
 td_code td_jwks(tokend *t, json_t **ret, td_status *st) {
         _cleanup_(json_decrefp) json_t *jwks = NULL;
         _cleanup_(freep) store_published_key *v = NULL;
@@ -78,8 +66,9 @@ td_code td_jwks(tokend *t, json_t **ret, td_status *st) {
                 json_t *k;
                 json_array_foreach(keys, j, k)
                         have = have || streq(json_string_value(json_object_get(k, "kid")) ?: "", v[i].kid);
-                json_t *jwk = have ? NULL : published_jwk(&v[i]);
-                if (jwk && json_array_append_new(keys, jwk) < 0)
+                /* Only a usable public key (tokend-fleetkeys.h), as verify takes them. */
+                json_t *jwk = NULL;
+                if (!have && fleet_key_from_row(&v[i], NULL, &jwk) >= 0 && json_array_append_new(keys, jwk) < 0)
                         return td_fail(st, TD_INTERNAL, "out of memory");
         }
         *ret = TAKE_PTR(jwks);

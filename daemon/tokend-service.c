@@ -911,7 +911,9 @@ td_code td_check_access_token(tokend *t, const char *token, const char *audience
          * writes (t->store_local) the device and jti reads too; the claims
          * and the user are checked again. */
         bool cached = vcache_lookup(t->verified, token, len, chk.now, &key);
-        r = cached ? at_reverify(t->keys.keys, token, len, &chk, &cl) : at_verify(t->keys.keys, token, len, &chk, &cl);
+        r = fleet_keys_verify(t->fleet, t->keys.keys, cached, token, len, &chk, &cl);
+        if (r == -EBUSY) /* another issuer's kid, and the store did not answer */
+                return td_store_fail(st, r, "reading the published keys");
         if (r < 0)
                 return token_refused(st, r, NULL, "");
         if (audience && !host_audience_accepts(cl.aud, cl.n_aud, audience, t->host_names, true)) {

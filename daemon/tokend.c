@@ -192,6 +192,10 @@ int tokend_new(const tokend_params *p, tokend **ret) {
                 return r;
         store_set_watch(t->store, &(store_watch){ .changed = store_changed, .userdata = t->verified });
         t->store_local = streq(store_backend_name(t->store), "sqlite");
+        /* Another issuer's tokens verify here through what it published;
+         * a local store holds this issuer's keys only. */
+        if (!t->store_local && t->role != TOKEND_ROLE_VERIFIER && (r = fleet_keys_new(t->store, &t->fleet)) < 0)
+                return r;
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         r = workers_new((unsigned) (cores > 0 ? cores : 1), LOGIN_QUEUE, &t->login_workers);
         if (r < 0)
@@ -241,6 +245,7 @@ tokend *tokend_free(tokend *t) {
         workers_free(t->login_workers);
         longpoll_free(t->longpoll);
         verifier_free(t->verifier);
+        fleet_keys_free(t->fleet);
         store_close(t->store);
         tokend_limits_free(t);
         device_grants_free(t->device_grants);

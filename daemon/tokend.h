@@ -22,6 +22,7 @@
 
 #include "macro.h"
 #include "tokend-config.h"
+#include "tokend-fleetkeys.h"
 #include "tokend-keydir.h"
 #include "tokend-listenfds.h"
 #include "tokend-longpoll.h"
@@ -91,6 +92,7 @@ struct tokend {
         vcache *verified;             /* tokens that passed a full check a moment ago (tokend-vcache.h),
                                        * told of every revocation by the store (store_set_watch) */
         bool store_local;             /* only this process writes the store (SQLite; PostgreSQL is shared) */
+        fleet_keys *fleet;            /* the keys other issuers published; NULL on a local store or a verifier */
         user_cache *users;            /* the verify path's user look-ups (tokend-usercache.h) */
         /* Called after any device revocation (socket, bus, reuse detection):
          * the D-Bus front end emits DeviceRevoked from it. May be NULL. */

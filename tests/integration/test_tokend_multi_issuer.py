@@ -138,6 +138,9 @@ def test_jwks_union(tokend_factory, postgresql):  # noqa: F811
         keys = issuer.api.jwks().json["keys"]
         assert sorted(k["kid"] for k in keys) == sorted([ka, kb]), keys
         assert all("d" not in k for k in keys), "private key material in the JWKS"
+    # the same keys, member for member, from both (each lists its own first)
+    served = [sorted(issuer.api.jwks().json["keys"], key=lambda k: k["kid"]) for issuer in (a, b)]
+    assert served[0] == served[1], served
     assert jwt_header(a.api.issue_token().json["access_token"])["kid"] == ka
     assert jwt_header(b.api.issue_token().json["access_token"])["kid"] == kb
     # a published row that is not a usable public key is not served (control: the two above are)
