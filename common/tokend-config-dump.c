@@ -98,7 +98,10 @@ static int format_value(const tokend_config *c, const config_key *k, char **ret)
                 break;
         }
         case K_TIMESPAN:
-                *ret = strdup(timespan_format(*(const int64_t *) field, buf, sizeof buf));
+                if (*(const int64_t *) field < 0) /* unset: no built-in default */
+                        *ret = strdup("");
+                else
+                        *ret = strdup(timespan_format(*(const int64_t *) field, buf, sizeof buf));
                 break;
         case K_UNSIGNED:
                 return asprintf(ret, "%u", *(const unsigned *) field) < 0 ? -ENOMEM : 0;

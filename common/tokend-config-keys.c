@@ -217,6 +217,8 @@ const config_key config_keys[] = {
         { "Keys", "Directory", K_STRING, F(keys_directory), "/var/lib/tokend/keys", 0, 0, check_path, false, NULL },
         { "Keys", "Active", K_STRING, F(keys_active), NULL, 0, 0, check_key_name, false, NULL },
         { "Keys", "PassphraseFile", K_STRING, F(keys_passphrase_file), NULL, 0, 0, check_path, false, NULL },
+        { "Keys", "PublishBeforeSigning", K_TIMESPAN, F(keys_publish_before_signing), NULL, 0, 86400, NULL, false,
+          "at most 1d" },
         { "Store", "Database", K_STRING, F(database), "/var/lib/tokend/tokend.db", 0, 0, check_database, false, NULL },
         { "Socket", "Path", K_STRING, F(socket_path), "/run/tokend/tokend.sock", 0, 0, check_socket_path, false, NULL },
         { "Socket", "Mode", K_MODE, F(socket_mode), "0666", 0, 0777, NULL, false, NULL },
@@ -445,6 +447,10 @@ int config_apply_value(tokend_config *c, const config_key *k, const char *v, con
                 return set_string(field, v);
 
         case K_TIMESPAN:
+                if (!v) { /* no built-in default: the daemon decides (-1) */
+                        *(int64_t *) field = -1;
+                        return 0;
+                }
                 if (timespan_parse(v, &n) < 0) {
                         *reason = "not a time span (e.g. 90s, 15min, 1h 30min, 7d)";
                         return -EINVAL;

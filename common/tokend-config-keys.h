@@ -43,7 +43,7 @@ typedef struct config_key {
 
 /* The number of keys: the table's definition must match it (a mismatch is a
  * compile error, "conflicting types"). */
-#define CONFIG_N_KEYS 48
+#define CONFIG_N_KEYS 49
 extern const config_key config_keys[CONFIG_N_KEYS];
 
 /* The key [section] name, or NULL; *ret_section_known (optional): whether

@@ -55,6 +55,8 @@ typedef struct tokend_config {
         char *keys_directory;            /* "/var/lib/tokend/keys"; absolute */
         char *keys_active;               /* NULL = newest key; else a file name in the directory or a kid, no '/' */
         char *keys_passphrase_file;      /* NULL = none; else an absolute path */
+        int64_t keys_publish_before_signing; /* -1 (unset): 10min on a shared (PostgreSQL) store, 0 on
+                                          * SQLite (tokend-jwks.c); else 0..1d */
 
         /* [Store] */
         char *database;                  /* "/var/lib/tokend/tokend.db"; absolute */

@@ -64,7 +64,7 @@ td_code td_revocations(tokend *t, const td_caller *c, int64_t after, char **ret_
         }
         /* A full page: ask again at once (the next may turn out empty). */
         p = feed_payload(t->config->issuer, now, after, seq, n == FEED_PAGE, v, n);
-        if (!p || jws_sign_json(t->keys.active, FEED_TYP, p, &jws, NULL) < 0) {
+        if (!p || jws_sign_json(td_signing_key(t), FEED_TYP, p, &jws, NULL) < 0) {
                 tc = td_fail(st, TD_INTERNAL, "cannot sign the revocation feed");
                 goto out;
         }

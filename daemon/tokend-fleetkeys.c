@@ -208,3 +208,86 @@ void fleet_keys_free(fleet_keys *f) {
         pthread_mutex_destroy(&f->lock);
         free(f);
 }
+
+/* ------------------------------------------------------------ signing */
+
+struct signing_plan {
+        pthread_mutex_t lock;
+        bool set;              /* a delay holds the active key back */
+        signing_state cur;
+};
+
+int signing_plan_new(signing_plan **ret) {
+        signing_plan *p = calloc(1, sizeof *p);
+        if (!p)
+                return -ENOMEM;
+        if (pthread_mutex_init(&p->lock, NULL) != 0) {
+                free(p);
+                return -ENOMEM;
+        }
+        *ret = p;
+        return 0;
+}
+
+void signing_plan_free(signing_plan *p) {
+        if (!p)
+                return;
+        pthread_mutex_destroy(&p->lock);
+        free(p);
+}
+
+static const store_published_key *row_of(const store_published_key *v, size_t n, const char *kid) {
+        for (size_t i = 0; i < n; i++)
+                if (streq(v[i].kid, kid))
+                        return &v[i];
+        return NULL;
+}
+
+static void set_kid(char dst[static STORE_KID_MAX + 1], const char *kid) {
+        memset(dst, 0, STORE_KID_MAX + 1);
+        strncpy(dst, kid, STORE_KID_MAX);
+}
+
+bool signing_plan_update(signing_plan *p, const keydir *kd, const store_published_key *v, size_t n, int64_t delay,
+                         int64_t now, signing_state *ret) {
+        signing_state s;
+        const char *active = jose_key_kid(kd->active);
+        const store_published_key *row = row_of(v, n, active);
+
+        memset(&s, 0, sizeof s);
+        set_kid(s.active, active);
+        s.active_from = delay <= 0 ? 0 : row && row->published <= INT64_MAX - delay ? row->published + delay : INT64_MAX;
+        pthread_mutex_lock(&p->lock);
+        const char *signer = active;
+        if (s.active_from > now) {
+                const store_published_key *best = NULL;
+                for (size_t i = 0; i < jose_keyset_size(kd->keys); i++) {
+                        const char *kid = jose_key_kid(jose_keyset_get(kd->keys, i));
+                        const store_published_key *r = streq(kid, active) ? NULL : row_of(v, n, kid);
+                        if (r && r->published <= now - delay && (!best || r->published > best->published))
+                                best = r;
+                }
+                if (best)
+                        signer = best->kid;
+                else if (jose_keyset_find(kd->keys, p->cur.signer)) /* none has been published long enough */
+                        signer = p->cur.signer;
+        }
+        set_kid(s.signer, signer);
+        bool changed = memcmp(&s, &p->cur, sizeof s) != 0;
+        p->cur = s;
+        p->set = delay > 0;
+        pthread_mutex_unlock(&p->lock);
+        *ret = s;
+        return changed;
+}
+
+const jose_key *signing_plan_key(signing_plan *p, const keydir *kd, int64_t now) {
+        const jose_key *k = NULL;
+        if (!p)
+                return kd->active;
+        pthread_mutex_lock(&p->lock);
+        if (p->set && (!streq(p->cur.active, jose_key_kid(kd->active)) || now < p->cur.active_from))
+                k = jose_keyset_find(kd->keys, p->cur.signer); /* planned for other keys: the one that signed */
+        pthread_mutex_unlock(&p->lock);
+        return k ?: kd->active;
+}

@@ -16,6 +16,7 @@
 #include "jose-claims.h"
 #include "jose-key.h"
 #include "jose-keyset.h"
+#include "tokend-keydir.h"
 #include "tokend-store.h"
 
 #define FLEET_KEYS_COOLDOWN 5  /* seconds between reads asked for by unknown kids */
@@ -43,3 +44,33 @@ _warn_unused_result_ int fleet_keys_verify(fleet_keys *f, const jose_keyset *loc
  * -EPERM (private member), -EOPNOTSUPP, -EKEYREJECTED, -EBADMSG (not a
  * JSON object, kid not the row's), -ENOMEM. */
 int fleet_key_from_row(const store_published_key *p, jose_key **ret_key, json_t **ret_jwk);
+
+/* Which of this issuer's keys signs ([Keys] PublishBeforeSigning=): a new
+ * key signs only once it has been published through the store for the
+ * delay, so verifiers' caches know it first. Until then the local key
+ * published most recently that has been published that long signs, else
+ * the key that signed before, else the active key (no older key: it signs
+ * at once). */
+typedef struct signing_state {
+        char active[STORE_KID_MAX + 1]; /* kid of keydir.active when planned */
+        int64_t active_from;            /* unix time it signs from; INT64_MAX: not published yet */
+        char signer[STORE_KID_MAX + 1]; /* kid that signs until then */
+} signing_state;
+
+typedef struct signing_plan signing_plan;
+
+/* 0 or -ENOMEM. */
+int signing_plan_new(signing_plan **ret);
+/* Accepts NULL. */
+void signing_plan_free(signing_plan *p);
+
+/* Plan the keys kd (the running ones: the caller holds what keeps them)
+ * from the published rows v[n] (store_keys_list at now) and delay seconds
+ * (0: the active key signs at once). *ret: the new plan. true when it
+ * differs from the previous one. Thread-safe. */
+bool signing_plan_update(signing_plan *p, const keydir *kd, const store_published_key *v, size_t n, int64_t delay,
+                         int64_t now, signing_state *ret);
+
+/* The key of kd that signs at now (borrowed from kd): kd->active when no
+ * plan holds it back. p NULL: kd->active. Thread-safe. */
+const jose_key *signing_plan_key(signing_plan *p, const keydir *kd, int64_t now);

@@ -14,12 +14,45 @@
 #include "jose-keyset.h"
 #include "macro.h"
 #include "tokend-fleetkeys.h"
+#include "tokend-log.h"
 #include "tokend-service-internal.h"
 
 /* How long a publication lasts without being renewed: the longest access
  * token, the clock skew, and two maintenance ticks to renew it in. */
 static int64_t publication_span(const tokend_config *c) {
         return c->access_token_lifetime + c->clock_skew + 2 * TD_MAINTENANCE_INTERVAL;
+}
+
+/* [Keys] PublishBeforeSigning=, unset: 10 min where other issuers cache
+ * this one's keys (a shared store), 0 with SQLite (tokend.conf(5)). */
+static int64_t publish_delay(const tokend *t) {
+        int64_t d = t->config->keys_publish_before_signing;
+        return d >= 0 ? d : t->store_local ? 0 : TD_PUBLISH_BEFORE_SIGNING_SHARED;
+}
+
+/* Which key signs, from what the store says was published when. A store
+ * that cannot answer keeps the plan. */
+static int plan_signing(tokend *t, int64_t now) {
+        _cleanup_(freep) store_published_key *v = NULL;
+        signing_state s;
+        size_t n = 0;
+        int r = store_keys_list(t->store, now, &v, &n);
+        if (r < 0 || !t->signing)
+                return r;
+        tokend_rdlock(t);
+        int64_t delay = publish_delay(t);
+        bool changed = signing_plan_update(t->signing, &t->keys, v, n, delay, now, &s);
+        tokend_unlock(t);
+        if (changed && !streq(s.signer, s.active) && s.active_from == INT64_MAX)
+                log_notice("key %s signs once published for %llds ([Keys] PublishBeforeSigning=); until then key "
+                           "%s signs", s.active, (long long) delay, s.signer);
+        else if (changed && !streq(s.signer, s.active))
+                log_notice("key %s signs in %llds, once published for %llds ([Keys] PublishBeforeSigning=); until "
+                           "then key %s signs", s.active, (long long) (s.active_from - now), (long long) delay,
+                           s.signer);
+        else if (changed && delay > 0)
+                log_info("key %s signs", s.active);
+        return 0;
 }
 
 int td_publish_keys(tokend *t) {
@@ -43,7 +76,8 @@ int td_publish_keys(tokend *t) {
                 if (q < 0)
                         r = q;
         }
-        return r;
+        int q = plan_signing(t, now);
+        return r < 0 ? r : q;
 }
 
 td_code td_jwks(tokend *t, json_t **ret, td_status *st) {

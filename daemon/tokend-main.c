@@ -161,10 +161,11 @@ static int run(const options *o) {
                 return r;
         log_info("OpenSSL secure heap: %zu bytes of %u KiB in use by the keys%s", CRYPTO_secure_used(),
                  SECURE_HEAP_BYTES >> 10, CRYPTO_secure_malloc_initialized() ? "" : " (not available)");
-        if ((r = tokend_startup(t)) < 0)
-                return r;
+        /* Before serving: which key signs depends on what was published when. */
         if ((r = td_publish_keys(t)) < 0)
                 log_warning("publishing the public keys failed, ignoring: %s", strerror(-r));
+        if ((r = tokend_startup(t)) < 0)
+                return r;
         log_info("ready: socket %s, database %s, %zu key(s), active %s (%s, kid %s)", t->config->socket_path,
                  t->config->database, jose_keyset_size(t->keys.keys), t->keys.active_file,
                  jose_alg_to_string(jose_key_alg(t->keys.active)), jose_key_kid(t->keys.active));

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <stdarg.h>
+#include <time.h>
 
 #include "jose-claims.h"
 #include "tokend-service.h"
@@ -22,6 +23,14 @@ td_code td_store_fail(td_status *st, int r, const char *what);
  * exists with the same uid. Caller holds the read lock. On TD_OK *ret is
  * filled (release with at_claims_done). */
 td_code td_check_access_token(tokend *t, const char *token, const char *audience, at_claims *ret, td_status *st);
+
+/* The key that signs now (tokend-jwks.c: t->keys.active once published
+ * for [Keys] PublishBeforeSigning=, else the key that signed before).
+ * Caller holds the read lock; borrowed from t->keys. Inline: the service
+ * and the feed use it, tokend-jwks.c plans it. */
+static inline const jose_key *td_signing_key(tokend *t) {
+        return signing_plan_key(t->signing, &t->keys, (int64_t) time(NULL));
+}
 
 /* The identity a request acts as: the sub of a valid bearer token if one
  * is given, else the caller's own uid. Caller holds the read lock. Codes:

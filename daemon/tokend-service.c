@@ -273,7 +273,7 @@ static td_code build_access(tokend *t, const issue_ctx *ic, td_tokens *out, char
                 .aud = ic->aud, .n_aud = ic->n_aud, .iat = ic->now, .lifetime = ic->lifetime,
                 .client_id = ic->device_id, .cnf_jkt = ic->device_key && !scoped ? jkt : NULL, .no_uid = scoped,
         };
-        r = at_build(t->keys.active, &p, &out->access_token, &len, ret_jti, AT_JTI_BYTES * 2);
+        r = at_build(td_signing_key(t), &p, &out->access_token, &len, ret_jti, AT_JTI_BYTES * 2);
         if (r < 0) {
                 log_error("signing an access token failed: %s", strerror(-r));
                 return td_fail(st, TD_INTERNAL, "internal error while signing the token");

@@ -277,8 +277,9 @@ td_code td_jwks(tokend *t, json_t **ret, td_status *st);
 /* Publish the public JWKs of this issuer's key directory through the store
  * until the longest access token, the clock skew and two
  * TD_MAINTENANCE_INTERVALs from now (called at start, reload and every
- * maintenance tick). 0, or the -errno of the last store write that failed
- * (the others are still published). */
+ * maintenance tick), then plan which key signs from when each was first
+ * published (td_signing_key). 0, or the -errno of the last store write
+ * that failed (the others are still published) or of the read. */
 int td_publish_keys(tokend *t);
 
 /* Token answer as the JSON body of DESIGN.md. NULL on out of memory; the

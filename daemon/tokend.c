@@ -196,6 +196,8 @@ int tokend_new(const tokend_params *p, tokend **ret) {
          * a local store holds this issuer's keys only. */
         if (!t->store_local && t->role != TOKEND_ROLE_VERIFIER && (r = fleet_keys_new(t->store, &t->fleet)) < 0)
                 return r;
+        if (t->role != TOKEND_ROLE_VERIFIER && (r = signing_plan_new(&t->signing)) < 0)
+                return r;
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         r = workers_new((unsigned) (cores > 0 ? cores : 1), LOGIN_QUEUE, &t->login_workers);
         if (r < 0)
@@ -246,6 +248,7 @@ tokend *tokend_free(tokend *t) {
         longpoll_free(t->longpoll);
         verifier_free(t->verifier);
         fleet_keys_free(t->fleet);
+        signing_plan_free(t->signing);
         store_close(t->store);
         tokend_limits_free(t);
         device_grants_free(t->device_grants);

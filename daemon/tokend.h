@@ -35,6 +35,7 @@
 #include "tokend-workers.h"
 
 #define TD_MAINTENANCE_INTERVAL 60   /* seconds between prunes and key republications */
+#define TD_PUBLISH_BEFORE_SIGNING_SHARED 600 /* [Keys] PublishBeforeSigning= unset, shared store */
 #define LOGIN_UID_TOTAL_FACTOR 4U  /* a uid's failures over other users' names: 4 × MaxFailures */
 #define VERIFY_FAILURE_FACTOR 20U  /* failed verifications: 20 × MaxFailures per uid, per remote host */
 #define PEER_LOGIN_WINDOW 60 /* seconds: [Login] PeerLoginRate= counts per minute */
@@ -93,6 +94,7 @@ struct tokend {
                                        * told of every revocation by the store (store_set_watch) */
         bool store_local;             /* only this process writes the store (SQLite; PostgreSQL is shared) */
         fleet_keys *fleet;            /* the keys other issuers published; NULL on a local store or a verifier */
+        signing_plan *signing;        /* which key signs ([Keys] PublishBeforeSigning=); NULL on a verifier */
         user_cache *users;            /* the verify path's user look-ups (tokend-usercache.h) */
         /* Called after any device revocation (socket, bus, reuse detection):
          * the D-Bus front end emits DeviceRevoked from it. May be NULL. */

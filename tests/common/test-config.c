@@ -126,6 +126,7 @@ static void assert_defaults(const tokend_config *c) {
         assert_string_equal(c->keys_directory, "/var/lib/tokend/keys");
         assert_null(c->keys_active);
         assert_null(c->keys_passphrase_file);
+        assert_int_equal(c->keys_publish_before_signing, -1);
         assert_string_equal(c->database, "/var/lib/tokend/tokend.db");
         assert_string_equal(c->socket_path, "/run/tokend/tokend.sock");
         assert_int_equal(c->socket_mode, 0666);
@@ -199,6 +200,7 @@ static void test_every_key(void **state _unused_) {
         assert_string_equal(c->keys_directory, "/srv/tokend/keys");
         assert_string_equal(c->keys_active, "signing-2024.pem");
         assert_string_equal(c->keys_passphrase_file, "/etc/tokend/passphrase");
+        assert_int_equal(c->keys_publish_before_signing, 120);
         assert_string_equal(c->database, "/srv/tokend/state.db");
         assert_string_equal(c->socket_path, "/run/test/tokend.sock");
         assert_int_equal(c->socket_mode, 0660);

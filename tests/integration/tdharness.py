@@ -462,7 +462,9 @@ class Tokend:
     def write_config(self, text):
         with open(self.config_path, "w") as f:
             if self.database:
-                f.write("[Store]\nDatabase=%s\n" % self.database)
+                # one issuer, as on SQLite: a new key signs at once (the
+                # PostgreSQL default would hold it back 10 min)
+                f.write("[Store]\nDatabase=%s\n[Keys]\nPublishBeforeSigning=0\n" % self.database)
             f.write(text or "")
 
     def client(self, transport="python", user=None):

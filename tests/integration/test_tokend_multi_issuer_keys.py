@@ -3,7 +3,11 @@
 without sharing a private key: a token signed by issuer A verifies through
 issuer B (socket verify and RFC 7662 introspection) by the public key A
 published in the store, while a token of a key nobody published, or
-published as something that is not a usable public key, is refused."""
+published as something that is not a usable public key, is refused. A
+rotated key is in the JWKS of both at once but signs only once it has been
+published for [Keys] PublishBeforeSigning= (the previous key signs until
+then), and the retired key stays published, and verifies on both, until
+its last token expired; on SQLite the first key signs at once."""
 
 import json
 import os
@@ -14,7 +18,7 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(__file__))
 
 from pgharness import postgresql  # noqa: F401,E402
-from tdharness import DeviceKey, jwt_parts, tokend_factory  # noqa: F401,E402
+from tdharness import NO_STEP_UP, DeviceKey, jwt_parts, okp_thumbprint, tokend_factory  # noqa: F401,E402
 from test_tokend_multi_issuer import own_kid, two_issuers  # noqa: E402
 
 FORM = "application/x-www-form-urlencoded"
@@ -100,3 +104,89 @@ def test_token_of_one_issuer_verified_by_the_other(tokend_factory, postgresql): 
         assert r.status == 401 and r.error == "invalid_token", (kid, r)
     served = sorted(k["kid"] for k in b.api.jwks().json["keys"])
     assert served == sorted([ka, own_kid(b), "good"]), served
+
+
+def kid_of(token):
+    return jwt_parts(token)[0]["kid"]
+
+
+def kids(issuer):
+    return [k["kid"] for k in issuer.api.jwks().json["keys"]]
+
+
+def add_key(issuer, name="next.pem"):
+    """A new Ed25519 key file in issuer's key directory (the newest, so the
+    active one once reloaded); its kid."""
+    key = DeviceKey()
+    with open(os.open(os.path.join(issuer.keys_dir, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+        f.write(key.pkcs8_pem())
+    return okp_thumbprint(key.public)[:12]
+
+
+def test_publish_before_signing(tokend_factory, postgresql):  # noqa: F811
+    a, b = two_issuers(tokend_factory, postgresql, "[Keys]\nPublishBeforeSigning=1h\n")
+    old = own_kid(a)
+    first = a.api.issue_token().json
+    assert kid_of(first["access_token"]) == old  # the first key: none older to wait for, it signs at once
+    new = add_key(a)
+    assert "reloaded" in a.reload()
+    wait_until(lambda: new in kids(a) and new in kids(b), "the new key should be published to both issuers")
+    held = a.api.issue_token().json
+    assert kid_of(held["access_token"]) == old
+    refreshed = a.api.refresh(first["refresh_token"], first["device_id"]).json
+    assert kid_of(refreshed["access_token"]) == old
+    a.wait_log("key %s signs in" % new)
+    assert "until then key %s signs" % old in a.log()
+    for issuer in (a, b):
+        assert issuer.api.verify(held["access_token"]).status == 200
+
+    # A shorter delay: the new key signs once it has been published that long.
+    a.write_config(NO_STEP_UP + "[Keys]\nPublishBeforeSigning=2s\n")
+    assert "reloaded" in a.reload()
+    (row,) = postgresql.rows("SELECT published FROM published_keys WHERE kid = ?", (new,), uri=a.database)
+    tokens = []
+
+    def switched():
+        tokens.append(a.api.issue_token().json["access_token"])
+        return kid_of(tokens[-1]) == new
+
+    wait_until(switched, "the new key should sign once published for 2 s")
+    for t in tokens:  # iat is taken a moment before the key: 1 s of slack at the switch
+        iat = jwt_parts(t)[1]["iat"]
+        assert (kid_of(t) == old and iat <= row["published"] + 2) or \
+            (kid_of(t) == new and iat >= row["published"] + 1), (kid_of(t), iat, row)
+    for issuer in (a, b):
+        assert issuer.api.verify(tokens[-1]).status == 200
+        assert introspect(issuer, tokens[-1])["active"] is True
+    assert kid_of(b.api.issue_token().json["access_token"]) == own_kid(b)  # B's own key is untouched
+
+    # The retired key stays published until its last token expired, even
+    # once its file is gone from A's directory: both still verify with it.
+    last = max(jwt_parts(t)[1]["exp"] for t in tokens + [held["access_token"]] if kid_of(t) == old)
+    (kept,) = postgresql.rows("SELECT retire_after FROM published_keys WHERE kid = ?", (old,), uri=a.database)
+    assert kept["retire_after"] >= last, (kept, last)
+    (old_file,) = [n for n in os.listdir(a.keys_dir) if n.endswith(".pem") and n != "next.pem"]
+    os.unlink(os.path.join(a.keys_dir, old_file))
+    assert "reloaded: 1 key(s)" in a.reload()
+    for issuer in (a, b):
+        assert old in kids(issuer)
+        assert issuer.api.verify(held["access_token"]).status == 200, issuer
+    # control: a token of a key never published is still refused
+    assert b.api.verify(forge(held["access_token"], DeviceKey(), "stranger")).status == 401
+
+
+def test_standalone_first_key_signs_at_once(tokend_factory):  # noqa: F811
+    """SQLite, the zero-configuration path: the key generated at first start
+    signs at once, whatever the delay; a rotation there waits for it too
+    (by default it is 0 with SQLite: test_tokend_lifecycle's new key signs
+    at once)."""
+    d = tokend_factory("[Keys]\nPublishBeforeSigning=1h\n")
+    kid = own_kid(d)
+    t = d.api.issue_token()
+    assert t.status == 200 and kid_of(t.json["access_token"]) == kid, t
+    assert d.api.verify(t.json["access_token"]).status == 200
+    new = add_key(d)
+    assert "reloaded: 2 key(s)" in d.reload()
+    assert kid_of(d.api.issue_token().json["access_token"]) == kid
+    wait_until(lambda: new in kids(d), "the new key should be published")
+    assert kid_of(d.api.issue_token().json["access_token"]) == kid
