@@ -28,8 +28,8 @@ Fixtures       tokend_factory (daemons killed and removed at teardown),
 
 With $TOKEND_TEST_DATABASE set (tests/with-postgresql), every Tokend gets a
 fresh PostgreSQL database of that server ([Store] Database= written before
-the test's own config); audit() reads it through psql, and db_path and db()
-(the SQLite file) skip the test.
+the test's own config); audit() and query() read it through psql, and
+db_path and db() (the SQLite file) skip the test.
 
 Binaries are found under $TOP_BUILDDIR (default: ../../build next to this
 file). Import with sys.path.insert(0, os.path.dirname(__file__)).
@@ -580,6 +580,18 @@ class Tokend:
     # -- the database (read with Python's sqlite3) -----------------------------
     def db(self):
         return sqlite3.connect("file:%s?mode=ro" % self.db_path, uri=True, timeout=10)
+
+    def query(self, sql, args=()):
+        """The rows (tuples) of sql ('?' placeholders bound from args) on the
+        store: the SQLite file, or the PostgreSQL database (through psql:
+        name every result column, numbers come back as int)."""
+        if self.database:
+            return [tuple(r.values()) for r in self.pg.rows(sql, args, uri=self.database)]
+        con = self.db()
+        try:
+            return con.execute(sql, args).fetchall()
+        finally:
+            con.close()
 
     def audit(self, event=None, device_id=None):
         """Audit rows as dicts, oldest first, optionally filtered."""
