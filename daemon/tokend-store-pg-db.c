@@ -12,10 +12,14 @@
  * transaction whose connection died before its COMMIT was sent (nothing of
  * it was committed). What still fails, and any lost connection, is -EBUSY
  * (tokend answers 503 + Retry-After): never a verdict about the token, so a
- * database error is never taken for reuse and never revokes anything. A
- * COMMIT whose answer was lost is -EBUSY too, although it may have
- * committed (the client retries; within RefreshReuseGrace that retry is a
- * harmless race, without a grace it is refused as reuse). */
+ * database error is never taken for reuse and never revokes anything.
+ * A COMMIT whose answer was lost (the server crashed or restarted under
+ * it) may have committed: answering -EBUSY then would make the client retry
+ * a rotation that happened, which is reuse. So every transaction learns its
+ * id at BEGIN, and after a lost COMMIT answer the store asks the server,
+ * once it answers again (up to PG_OUTCOME_WAIT_MS), what became of it
+ * (txid_status): committed → the transaction's own result; aborted → run
+ * it again; still unknown → -EBUSY. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -31,6 +35,7 @@
 #define PG_ATTEMPTS 5       /* tries of one transaction */
 #define PG_BACKOFF_MS 8     /* first retry waits up to this, doubling */
 #define PG_PARAMS_MAX 8
+#define PG_OUTCOME_WAIT_MS 10000 /* a lost COMMIT answer: how long to wait for the server to tell */
 
 struct store_backend {
         pthread_mutex_t lock; /* busy */
@@ -232,19 +237,44 @@ static void conn_release(store_backend *b, pgconn *c) {
         pthread_mutex_unlock(&b->lock);
 }
 
-static void backoff(unsigned attempt) {
-        /* Random in [0, PG_BACKOFF_MS << attempt) ms: two issuers that
-         * collided do not collide again in step. */
-        uint32_t ms = arc4random_uniform((uint32_t) PG_BACKOFF_MS << attempt);
+static void sleep_ms(uint32_t ms) {
         struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000L };
         (void) nanosleep(&ts, NULL);
 }
 
+static int64_t monotonic_ms(void) {
+        struct timespec ts;
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void backoff(unsigned attempt) {
+        /* Random in [0, PG_BACKOFF_MS << attempt) ms: two issuers that
+         * collided do not collide again in step. */
+        sleep_ms(arc4random_uniform((uint32_t) PG_BACKOFF_MS << attempt));
+}
+
+/* BEGIN (lazy: synchronous_commit off) and the transaction's id into *ret_xid. */
+static int tx_begin(pgconn *c, bool lazy, int64_t *ret_xid) {
+        _cleanup_(pg_clearp) PGresult *res = PQexec(c->pq, lazy ? "BEGIN; SET LOCAL synchronous_commit = off; "
+                                                                  "SELECT txid_current()"
+                                                                : "BEGIN; SELECT txid_current()");
+        int r = pg_errno(c->pq, res);
+        if (r < 0)
+                return r;
+        if (PQntuples(res) != 1)
+                return -EIO;
+        *ret_xid = pg_col_i64(res, 0, 0);
+        return 0;
+}
+
 /* One try of fn in a transaction. -ENOTCONN: the connection died before
- * COMMIT was sent, so nothing was committed (safe to retry on a new one). */
-static int tx_once(pgconn *c, pg_tx_fn fn, void *args, bool lazy) {
+ * COMMIT was sent, so nothing was committed (safe to retry on a new one).
+ * -EINPROGRESS: COMMIT was sent and its answer lost; *ret_xid is the
+ * transaction, *ret_result what fn returned (the result if it committed). */
+static int tx_once(pgconn *c, pg_tx_fn fn, void *args, bool lazy, int64_t *ret_xid, int *ret_result) {
         bool keep = false;
-        int r = pg_simple(c, lazy ? "BEGIN; SET LOCAL synchronous_commit = off" : "BEGIN");
+        int r = tx_begin(c, lazy, ret_xid);
         if (r < 0)
                 return PQstatus(c->pq) != CONNECTION_OK ? -ENOTCONN : r;
         int result = fn(c, args, &keep);
@@ -252,22 +282,69 @@ static int tx_once(pgconn *c, pg_tx_fn fn, void *args, bool lazy) {
                 return -ENOTCONN; /* lost before COMMIT: nothing of it was committed */
         if ((result >= 0 || keep) && PQtransactionStatus(c->pq) == PQTRANS_INTRANS) {
                 r = pg_simple(c, "COMMIT");
+                if (r < 0 && PQstatus(c->pq) != CONNECTION_OK) {
+                        *ret_result = result;
+                        return -EINPROGRESS;
+                }
                 return r < 0 ? r : result;
         }
         (void) pg_simple(c, "ROLLBACK");
         return result >= 0 || keep ? -EIO : result;
 }
 
+/* What became of transaction xid whose COMMIT answer was lost, asked as
+ * soon as the server answers again (for PG_OUTCOME_WAIT_MS at most): 1
+ * committed, 0 not (nothing of it happened: it may run again), -EBUSY not
+ * known. */
+static int tx_outcome(store_backend *b, int64_t xid) {
+        char num[24];
+        snprintf(num, sizeof num, "%" PRId64, xid);
+        const char *values[1] = { num };
+        int64_t deadline = monotonic_ms() + PG_OUTCOME_WAIT_MS;
+
+        for (unsigned attempt = 0;; attempt++) {
+                pgconn *c;
+                if (conn_acquire(b, &c) == 0) {
+                        _cleanup_(pg_clearp) PGresult *res = PQexecParams(c->pq, "SELECT txid_status($1)", 1, NULL,
+                                                                          values, NULL, NULL, 0);
+                        int r = pg_errno(c->pq, res);
+                        const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+                        conn_release(b, c);
+                        if (r == 0 && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
+                                if (streq(PQgetvalue(res, 0, 0), "committed"))
+                                        return 1;
+                                if (streq(PQgetvalue(res, 0, 0), "aborted"))
+                                        return 0;
+                                /* "in progress": its session has not seen the loss yet */
+                        } else if (r == -EINVAL && state && streq(state, "22023"))
+                                return 0; /* "in the future": a crash lost its start, so its commit too */
+                        else if (r == 0)
+                                return -EBUSY; /* NULL: too old to tell (cannot happen within seconds) */
+                }
+                if (monotonic_ms() >= deadline)
+                        return -EBUSY;
+                sleep_ms(attempt < 4 ? 50u << attempt : 500u);
+        }
+}
+
 int pg_tx_full(store_backend *b, pg_tx_fn fn, void *args, bool lazy) {
         for (unsigned attempt = 0; attempt < PG_ATTEMPTS; attempt++) {
                 pgconn *c;
+                int64_t xid = 0;
+                int result = 0;
                 if (attempt > 0)
                         backoff(attempt);
                 int r = conn_acquire(b, &c);
                 if (r < 0)
                         return r;
-                r = tx_once(c, fn, args, lazy);
+                r = tx_once(c, fn, args, lazy, &xid, &result);
                 conn_release(b, c);
+                if (r == -EINPROGRESS) {
+                        r = tx_outcome(b, xid);
+                        if (r != 0)
+                                return r > 0 ? result : r;
+                        continue; /* not committed: run it again */
+                }
                 if (r != -EDEADLK && r != -ENOTCONN)
                         return r;
         }

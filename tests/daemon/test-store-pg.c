@@ -7,18 +7,25 @@
  * grace; a held lock and a stopped server answered -EBUSY, never as a
  * verdict on the token; a forced deadlock retried to success; revocations
  * written by two issuers at once read back by a feed reader without a gap
- * (seq order is commit order). */
+ * (seq order is commit order); a COMMIT whose answer is lost (a proxy acts
+ * out the crash) resolved by asking the server, never left to a retry that
+ * would be reuse. */
 #include "config.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <libpq-fe.h>
@@ -487,6 +494,183 @@ static void test_server_restart(void **state) {
         assert_false(rr.reuse_detected);
 }
 
+/* ------------------------------------------------------------ a lost COMMIT answer */
+
+/* A Unix-socket proxy in front of the test server that, when armed, acts
+ * out a crash at the next COMMIT: it passes the COMMIT on and hangs up on
+ * both sides (the server commits, the client never hears of it), or hangs
+ * up without passing it (the server rolls back). Every other byte passes
+ * as it is; the client side is parsed only to find message boundaries. */
+enum { PROXY_PASS, PROXY_LOSE_ANSWER, PROXY_LOSE_COMMIT };
+
+typedef struct proxy {
+        char dir[64]; /* the client's host=: DIR/.s.PGSQL.5432 */
+        struct sockaddr_un upstream;
+        int listen_fd;
+        pthread_t thread;
+        atomic_int mode;  /* for the next COMMIT, then PROXY_PASS again */
+        atomic_int fired; /* COMMITs acted on */
+} proxy;
+
+typedef struct relay_args {
+        proxy *px;
+        int cfd, sfd;
+} relay_args;
+
+static bool write_all(int fd, const uint8_t *p, size_t n) {
+        while (n > 0) {
+                ssize_t w = write(fd, p, n);
+                if (w <= 0)
+                        return false;
+                p += w;
+                n -= (size_t) w;
+        }
+        return true;
+}
+
+static uint32_t be32(const uint8_t *p) {
+        return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
+}
+
+/* Client messages in buf[0..*have): the complete ones go to sfd (or are
+ * acted on); false when the connection is to end. */
+static bool relay_client(relay_args *x, uint8_t *buf, size_t *have, bool *started) {
+        static const uint8_t commit[] = "COMMIT";
+        size_t off = 0;
+        for (;;) {
+                size_t hdr = *started ? 5 : 4; /* the startup packet has no type byte */
+                if (*have - off < hdr)
+                        break;
+                size_t total = (*started ? 1 : 0) + be32(buf + off + hdr - 4);
+                assert_true(total >= hdr - 1 && total <= 65536);
+                if (*have - off < total)
+                        break;
+                const uint8_t *m = buf + off;
+                int mode = PROXY_PASS;
+                if (*started && m[0] == 'Q' && total == 5 + sizeof commit && memcmp(m + 5, commit, sizeof commit) == 0)
+                        mode = atomic_exchange(&x->px->mode, PROXY_PASS);
+                if (mode != PROXY_LOSE_COMMIT && !write_all(x->sfd, m, total))
+                        return false;
+                if (mode != PROXY_PASS) {
+                        atomic_fetch_add(&x->px->fired, 1);
+                        return false;
+                }
+                /* SSLRequest and GSSENCRequest come before the startup packet */
+                if (!*started && !(total == 8 && (be32(m + 4) == 80877103 || be32(m + 4) == 80877104)))
+                        *started = true;
+                off += total;
+        }
+        memmove(buf, buf + off, *have - off);
+        *have -= off;
+        return true;
+}
+
+static void *relay(void *p) {
+        relay_args *x = p;
+        uint8_t buf[65536 + 8192], down[8192];
+        size_t have = 0;
+        bool started = false;
+        struct pollfd fds[2] = { { .fd = x->cfd, .events = POLLIN }, { .fd = x->sfd, .events = POLLIN } };
+
+        while (poll(fds, 2, -1) > 0) {
+                if (fds[1].revents) {
+                        ssize_t n = read(x->sfd, down, sizeof down);
+                        if (n <= 0 || !write_all(x->cfd, down, (size_t) n))
+                                break;
+                }
+                if (fds[0].revents) {
+                        ssize_t n = read(x->cfd, buf + have, sizeof buf - have);
+                        if (n <= 0)
+                                break;
+                        have += (size_t) n;
+                        if (!relay_client(x, buf, &have, &started))
+                                break;
+                }
+        }
+        close(x->cfd);
+        close(x->sfd);
+        free(x);
+        return NULL;
+}
+
+static void *proxy_accept(void *p) {
+        proxy *px = p;
+        for (;;) {
+                int cfd = accept(px->listen_fd, NULL, NULL);
+                if (cfd < 0)
+                        return NULL; /* proxy_stop shut it down */
+                relay_args *x = malloc(sizeof *x);
+                assert_non_null(x);
+                *x = (relay_args){ .px = px, .cfd = cfd, .sfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) };
+                assert_int_equal(connect(x->sfd, (struct sockaddr *) &px->upstream, sizeof px->upstream), 0);
+                pthread_t t;
+                assert_int_equal(pthread_create(&t, NULL, relay, x), 0);
+                pthread_detach(t);
+        }
+}
+
+static void proxy_start(proxy *px, const char *server_dir) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        *px = (proxy){ .upstream.sun_family = AF_UNIX };
+        snprintf(px->dir, sizeof px->dir, "/tmp/td-pgproxy-XXXXXX");
+        assert_non_null(mkdtemp(px->dir));
+        snprintf(px->upstream.sun_path, sizeof px->upstream.sun_path, "%s/.s.PGSQL.5432", server_dir);
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s/.s.PGSQL.5432", px->dir);
+        px->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_int_equal(bind(px->listen_fd, (struct sockaddr *) &sa, sizeof sa), 0);
+        assert_int_equal(listen(px->listen_fd, 16), 0);
+        assert_int_equal(pthread_create(&px->thread, NULL, proxy_accept, px), 0);
+}
+
+static void proxy_stop(proxy *px) {
+        char path[sizeof px->dir + 16];
+        shutdown(px->listen_fd, SHUT_RDWR);
+        pthread_join(px->thread, NULL);
+        close(px->listen_fd);
+        snprintf(path, sizeof path, "%s/.s.PGSQL.5432", px->dir);
+        unlink(path);
+        rmdir(px->dir);
+}
+
+/* The answer to a rotation's COMMIT lost, as in a crash of the server at
+ * that moment. Answering -EBUSY (503) would make the client retry a
+ * rotation that may have happened: reuse, its device revoked by the
+ * outage. The store asks the server instead: committed → the rotation's
+ * own result; rolled back → the rotation runs again. Either way the
+ * client gets its successor, and exactly one rotation happened. */
+static void test_commit_answer_lost(void **state) {
+        tokend_store *s = *state, *p = NULL;
+        const char *server_dir = getenv("TOKEND_TEST_PGSOCKET");
+        store_rotate_result rr;
+        char uri[512];
+        proxy px;
+
+        if (!server_dir)
+                skip();
+        proxy_start(&px, server_dir);
+        snprintf(uri, sizeof uri, "%s&host=%s", database(), px.dir); /* the last host= counts */
+        assert_int_equal(store_open(uri, &p), 0);
+        enrol(s, "dev_lost");
+
+        atomic_store(&px.mode, PROXY_LOSE_ANSWER);
+        assert_int_equal(rotate(p, "dev_lost", 1, 2, T0 + 1, 0, &rr), 0);
+        assert_int_equal(rr.generation, 2);
+        assert_int_equal(atomic_load(&px.fired), 1); /* the fault happened, through the proxy */
+        atomic_store(&px.mode, PROXY_LOSE_COMMIT);
+        assert_int_equal(rotate(p, "dev_lost", 2, 3, T0 + 2, 0, &rr), 0);
+        assert_int_equal(rr.generation, 3);
+        assert_int_equal(atomic_load(&px.fired), 2);
+        assert_false(rr.reuse_detected);
+
+        /* one rotation each: the chain goes on, and an old token is reuse (control) */
+        assert_int_equal(rotate(s, "dev_lost", 3, 4, T0 + 3, 0, &rr), 0);
+        assert_int_equal(rr.generation, 4);
+        assert_int_equal(rotate(s, "dev_lost", 2, 5, T0 + 4, 0, &rr), -EKEYREVOKED);
+        assert_true(rr.reuse_detected);
+        store_close(p);
+        proxy_stop(&px);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
@@ -498,6 +682,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_deadlock_retried, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_revocation_order, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_server_restart, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_commit_answer_lost, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

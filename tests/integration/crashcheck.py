@@ -28,6 +28,7 @@ check_after_restart(d, workers)  through d (any running daemon of the
 import http.client
 import random
 import threading
+import time
 
 # No device cap: at the cap revoked devices are deleted to make room, and
 # the checks expect every revoked device to be still there, revoked.
@@ -36,9 +37,11 @@ CONFIG = "[Token]\nRefreshReuseGrace=0\n[Login]\nMaxDevicesPerUser=1000000\n"
 
 class Worker:
     """One client's view: the device and refresh token it holds, and what
-    tokend acknowledged to it."""
+    tokend acknowledged to it. busy_ok: a 503 (the store unavailable) is
+    not an error: the worker retries the same operation after a short pause,
+    and records the answer (it must carry Retry-After)."""
 
-    def __init__(self, seed):
+    def __init__(self, seed, busy_ok=False):
         self.rng = random.Random(seed)
         self.device = None
         self.rt = None
@@ -47,26 +50,47 @@ class Worker:
         self.revoked = {}           # device -> last refresh token, revocation acknowledged
         self.errors = []
         self.lost = {}              # lost operations found committed after the restart
+        self.busy_ok = busy_ok
+        self.busy = 0               # 503s answered
+        self.retry = None           # the operation answered 503, sent again next
+        self.revoked_after_busy = []  # devices refused as revoked when a 503'd refresh was retried
 
     def ack(self, device, event):
         self.acked[(device, event)] = self.acked.get((device, event), 0) + 1
+
+    def unavailable(self, r, op):
+        if not r.headers.get("retry-after"):
+            self.errors.append("%s: 503 without Retry-After: %r" % (op, r))
+        self.busy += 1
+        self.retry = op if op != "token" else None
+        time.sleep(0.05)
 
     def step(self, api):
         """One operation; returns False when the daemon is gone."""
         try:
             if self.device is None:
+                op = "token"
+            elif self.uncertain:
+                return False  # settled by the check after the restart
+            else:
+                op = self.retry or ("revoke" if self.rng.random() < 0.08 else "refresh")
+            if op == "token":
                 r = api.issue_token(device_name="crash")
+            else:
+                self.uncertain = op
+                r = api.delete_device(self.device) if op == "revoke" else api.refresh(self.rt, self.device)
+                self.uncertain = None
+            if r.status == 503 and self.busy_ok:
+                self.unavailable(r, op)
+                return True
+            retried, self.retry = self.retry, None
+            if op == "token":
                 if r.status != 200:
                     self.errors.append("issue: %r" % r)
                     return True
                 self.device, self.rt = r.json["device_id"], r.json["refresh_token"]
                 self.ack(self.device, "token")
-            elif self.uncertain:
-                return False  # settled by the check after the restart
-            elif self.rng.random() < 0.08:
-                self.uncertain = "revoke"
-                r = api.delete_device(self.device)
-                self.uncertain = None
+            elif op == "revoke":
                 if r.status not in (200, 204):
                     self.errors.append("revoke %s: %r" % (self.device, r))
                     return True
@@ -74,11 +98,11 @@ class Worker:
                 self.revoked[self.device] = self.rt
                 self.device = self.rt = None
             else:
-                self.uncertain = "refresh"
-                r = api.refresh(self.rt, self.device)
-                self.uncertain = None
                 if r.status != 200:
-                    self.errors.append("refresh of an acknowledged token refused: %r" % r)
+                    if retried and r.status == 401 and r.error == "token_revoked":
+                        self.revoked_after_busy.append(self.device)
+                    else:
+                        self.errors.append("refresh of an acknowledged token refused: %r" % r)
                     self.device = self.rt = None
                     return True
                 self.rt = r.json["refresh_token"]
@@ -88,12 +112,13 @@ class Worker:
         return True
 
 
-def run_until_dead(workers, *daemons):
+def run_until_dead(workers, *daemons, stop=None):
     """Start every worker's loop in a thread, each step through one of
-    daemons (Tokend) at random; the threads."""
+    daemons (Tokend) at random, until a step finds its daemon gone (or
+    the event stop is set); the threads."""
     def loop(w):
         try:
-            while w.step(w.rng.choice(daemons).api):
+            while not (stop and stop.is_set()) and w.step(w.rng.choice(daemons).api):
                 pass
         except Exception as e:  # noqa: BLE001 - in a thread it would only be a warning: the test asserts w.errors
             w.errors.append("worker died: %r" % e)
