@@ -129,10 +129,12 @@ static enum MHD_Result queue_body_hdrs(struct MHD_Connection *conn, unsigned sta
                 resp = MHD_create_response_from_buffer_with_free_callback(len, body, free_secret);
                 if (!resp)
                         free_secret(body);
-        } else {
-                resp = MHD_create_response_from_buffer(len, body ? body : (char *) "", MHD_RESPMEM_MUST_COPY);
-                free(body);
-        }
+        } else if (body) { /* handed over, not copied: MHD free()s it with the response */
+                resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+                if (!resp)
+                        free(body);
+        } else
+                resp = MHD_create_response_from_buffer(0, (char *) "", MHD_RESPMEM_PERSISTENT);
         if (!resp)
                 return MHD_NO;
         if (ctype)

@@ -858,7 +858,7 @@ static td_code td_check_remote(tokend *t, const char *token, size_t len, const c
                                "MaxStaleness=%llds): refusing every token", (long long) t->config->verifier_max_staleness);
         default: return token_refused(st, r, audience, " on this host");
         }
-        if (user_by_name(cl.sub, &u) < 0) {
+        if (user_cache_by_name(t->users, cl.sub, &u) < 0) {
                 verifier_count_check(t->verifier, VCHECK_UNKNOWN_USER);
                 at_claims_done(&cl);
                 return td_fail(st, TD_INVALID_TOKEN, "the token's user does not exist on this host");

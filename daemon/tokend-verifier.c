@@ -20,6 +20,7 @@
 #include "tokend-feed.h"
 #include "tokend-log.h"
 #include "tokend-hostnames.h"
+#include "tokend-vcache.h"
 #include "tokend-verifier.h"
 
 #define JWKS_MAX_BYTES (1024U * 1024U)
@@ -45,9 +46,18 @@ struct verifier {
         int64_t max_staleness;
         char *feed_path, *jwks_path;
 
+        /* The tokens that passed a full check a moment ago (tokend-vcache.h):
+         * the same token again skips the signature check; the feed's
+         * revocations drop their entries, a new JWKS drops all. */
+        vcache *verified;
+        /* Held to read keys (verifies, in parallel) and to replace them
+         * (take_jwks, which then takes lock too): no signature check runs
+         * under lock. Order: keys_lock, then lock. */
+        pthread_rwlock_t keys_lock;
+
         pthread_mutex_t lock; /* everything below */
         pthread_cond_t cond;  /* on CLOCK_MONOTONIC: stop, want_jwks */
-        jose_keyset *keys;    /* the issuer's; NULL until the first JWKS */
+        jose_keyset *keys;    /* the issuer's; NULL until the first JWKS; written under keys_lock too */
         json_t *devices;      /* device id → until */
         json_t *jtis;         /* jti → exp */
         verifier_status st;
@@ -268,6 +278,7 @@ static int take_jwks(verifier *v, const char *text, size_t len, int64_t cached_a
         }
         if (save && (r = write_atomic(v->jwks_path, text)) < 0)
                 log_warning("cannot keep the JWKS in %s, ignoring: %s", v->jwks_path, strerror(-r));
+        pthread_rwlock_wrlock(&v->keys_lock);
         pthread_mutex_lock(&v->lock);
         jose_keyset_free(v->keys);
         v->keys = ks;
@@ -277,6 +288,8 @@ static int take_jwks(verifier *v, const char *text, size_t len, int64_t cached_a
                 v->st.jwks_results[VJWKS_SUCCESS]++;
         }
         pthread_mutex_unlock(&v->lock);
+        pthread_rwlock_unlock(&v->keys_lock);
+        vcache_flush(v->verified); /* a key may have been retired */
         log_info("JWKS of %s: %zu key(s)", v->issuer, jose_keyset_size(ks));
         return 0;
 }
@@ -341,9 +354,9 @@ static int feed_apply(verifier *v, const char *jws, size_t len, int64_t after, b
         int64_t now = time(NULL);
         char why[160];
 
-        pthread_mutex_lock(&v->lock);
+        pthread_rwlock_rdlock(&v->keys_lock);
         int r = v->keys ? jws_verify(v->keys, jws, len, 0, &res) : -ENOKEY;
-        pthread_mutex_unlock(&v->lock);
+        pthread_rwlock_unlock(&v->keys_lock);
         if (r == -ENOKEY)
                 return r;
         if (r < 0) {
@@ -389,7 +402,6 @@ static int feed_apply(verifier *v, const char *jws, size_t len, int64_t after, b
         forget_expired(jtis, now);
         int64_t newseq = json_integer_value(seq);
         *ret_more = json_is_true(json_object_get(p, "more"));
-        jws_result_done(&res);
 
         pthread_mutex_lock(&v->lock);
         json_decref(v->devices);
@@ -403,6 +415,16 @@ static int feed_apply(verifier *v, const char *jws, size_t len, int64_t after, b
         v->st.feed_answers[VFEED_APPLIED]++;
         r = save_feed_locked(v);
         pthread_mutex_unlock(&v->lock);
+        /* Every verify looks its token up in the sets just replaced; the
+         * cached entries of what was revoked go too (well-formed: checked
+         * by feed_entries above). */
+        size_t i;
+        const json_t *e;
+        json_array_foreach(json_object_get(p, "devices"), i, e)
+                vcache_drop_device(v->verified, json_string_value(json_object_get(e, "id")));
+        json_array_foreach(json_object_get(p, "jtis"), i, e)
+                vcache_drop_jti(v->verified, json_string_value(json_object_get(e, "jti")));
+        jws_result_done(&res);
         if (r < 0)
                 log_warning("cannot keep the revocation feed state in %s, ignoring: %s", v->feed_path, strerror(-r));
         if (moved)
@@ -515,20 +537,30 @@ int verifier_check(verifier *v, const char *token, size_t len, const char *servi
                    at_claims *ret) {
         at_claims cl = { 0 };
         at_check chk = { .issuer = v->issuer, .audience = NULL, .now = now, .skew = skew };
+        vcache_key key;
+        bool cached = false;
         int r;
 
         pthread_mutex_lock(&v->lock);
         bool stale = !v->st.last_ok || now - v->st.last_ok > v->max_staleness;
-        if (!v->keys)
+        pthread_mutex_unlock(&v->lock);
+        /* The signature check, in parallel with the other verifies (only a
+         * new JWKS waits for them); skipped for a token that passed it a
+         * moment ago with these keys. */
+        pthread_rwlock_rdlock(&v->keys_lock);
+        if (!v->keys || (stale && !v->best_effort))
                 r = -ESTALE;
-        else if (stale && !v->best_effort)
-                r = -ESTALE;
-        else
-                r = at_verify(v->keys, token, len, &chk, &cl);
+        else {
+                cached = vcache_lookup(v->verified, token, len, now, &key);
+                r = cached ? at_reverify(v->keys, token, len, &chk, &cl) : at_verify(v->keys, token, len, &chk, &cl);
+        }
+        pthread_rwlock_unlock(&v->keys_lock);
+        pthread_mutex_lock(&v->lock);
         if (r == -ENOKEY && mono_sec() - v->last_jwks_try >= JWKS_COOLDOWN) {
                 v->want_jwks = true; /* the thread fetches it: no network call here */
                 pthread_cond_signal(&v->cond);
         }
+        /* Cached or not: the feed's revocations, in memory. */
         if (r == 0 && (json_object_get(v->devices, cl.client_id) || json_object_get(v->jtis, cl.jti)))
                 r = -EKEYREVOKED;
         if (r == 0 && !audience_ok(v, &cl, service))
@@ -544,6 +576,8 @@ int verifier_check(verifier *v, const char *token, size_t len, const char *servi
                 at_claims_done(&cl);
                 return r;
         }
+        if (!cached) /* not if a revocation or a new JWKS came after the look-up */
+                vcache_add(v->verified, &key, now, cl.exp, cl.client_id, cl.jti, cl.sub);
         *ret = cl;
         return 0;
 }
@@ -626,6 +660,7 @@ int verifier_new(const tokend_config *c, const char *state_dir, verifier **ret) 
         pthread_cond_init(&v->cond, &ca);
         pthread_condattr_destroy(&ca);
         pthread_mutex_init(&v->lock, NULL);
+        pthread_rwlock_init(&v->keys_lock, NULL);
         v->accept_unscoped = c->verifier_accept_unscoped;
         v->best_effort = c->verifier_best_effort;
         v->max_staleness = c->verifier_max_staleness;
@@ -637,6 +672,7 @@ int verifier_new(const tokend_config *c, const char *state_dir, verifier **ret) 
             (r = dup_opt(c->verifier_ca_file, &v->ca_file)) < 0 ||
             (r = dup_opt(c->verifier_certificate, &v->cert)) < 0 ||
             (r = dup_opt(c->verifier_private_key, &v->key)) < 0 || !v->devices || !v->jtis ||
+            vcache_new(&v->verified) < 0 ||
             asprintf(&v->feed_path, "%s/" STATE_FEED, state_dir) < 0 ||
             asprintf(&v->jwks_path, "%s/" STATE_JWKS, state_dir) < 0) {
                 verifier_free(v);
@@ -693,7 +729,9 @@ void verifier_free(verifier *v) {
         free(v->key);
         free(v->feed_path);
         free(v->jwks_path);
+        vcache_free(v->verified);
         pthread_cond_destroy(&v->cond);
+        pthread_rwlock_destroy(&v->keys_lock);
         pthread_mutex_destroy(&v->lock);
         free(v);
 }

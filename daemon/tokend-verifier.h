@@ -91,7 +91,13 @@ void verifier_free(verifier *v);
  * host-scoped audience "service@NAME" for one of HostNames=, or plain
  * "service" when AcceptUnscoped=yes; not revoked per the feed; the feed
  * fresh enough (Policy=strict: last good answer at most MaxStaleness ago;
- * best_effort: any). On 0, *ret is filled (release with at_claims_done).
+ * best_effort: any). A token that passed all of that a moment ago (a
+ * verified-token cache, tokend-vcache.h: until its exp, 10 s at most)
+ * skips the signature check only: the claims, the audience, the feed's
+ * revocations (in memory) and the staleness are checked on every call; a
+ * feed entry drops the cached entries of its device or jti, a new JWKS all
+ * of them. Signature checks of concurrent calls run in parallel.
+ * On 0, *ret is filled (release with at_claims_done).
  * Errors: at_verify's (-EKEYEXPIRED, -ETIME, -EACCES, -EBADMSG,
  * -EKEYREJECTED), -ENOKEY (unknown kid: a JWKS fetch is asked for; try again
  * soon), -EKEYREVOKED (device or jti revoked), -ESTALE (strict and the feed

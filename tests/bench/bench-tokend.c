@@ -13,7 +13,9 @@
  *        processes hits one round, not one figure), --clients 1,2,8,64,
  *        --ops null,verify,vrepeat,vconnect,issue,refresh, --pool N devices
  *        (2000), --key-dir DIR (the daemon's key directory, readable: unique
- *        tokens are then minted here, see verify).
+ *        tokens are then minted here, see verify), --issuer-socket PATH (the
+ *        pool's tokens come from that tokend, an issuer; --socket is then
+ *        its verifier, [Verifier] Issuer=: run-bench-tokend.sh --verifier).
  *
  * Operations (each client is one thread with one blocking keep-alive
  * connection; requests are pre-built, answers are read by Content-Length and
@@ -314,6 +316,7 @@ typedef struct pooled {
 
 typedef struct bench {
         const char *socket;
+        const char *issuer_socket; /* where tokens are issued (--issuer-socket; default socket) */
         double seconds;
         pid_t daemon_pid;
         unsigned cores;         /* CPUs the daemon may run on */
@@ -478,7 +481,7 @@ typedef struct pool_filler {
 static void *pool_fill_thread(void *p) {
         pool_filler *f = p;
         bench *b = f->b;
-        hconn *c = hconn_new(b->socket);
+        hconn *c = hconn_new(b->issuer_socket);
         char at[VALUE_MAX], dev[VALUE_MAX];
         f->r = c ? 0 : -ECONNREFUSED;
         for (size_t i; f->r >= 0 && (i = atomic_fetch_add(f->next, 1)) < b->pool_n;) {
@@ -502,7 +505,7 @@ static void *pool_fill_thread(void *p) {
 /* One token first: who we are, and the size of a default token. */
 static int probe(bench *b) {
         char at[VALUE_MAX];
-        hconn *c = hconn_new(b->socket);
+        hconn *c = hconn_new(b->issuer_socket);
         hresp h;
         int r = c ? hconn_exchange(c, b->issue_req, b->issue_req_len, &h) : -ECONNREFUSED;
         if (r >= 0)
@@ -877,12 +880,14 @@ static int raw_verify_rate(size_t msg_len, double seconds, unsigned threads, dou
 static void usage(FILE *f) {
         fprintf(f, "usage: bench-tokend --socket PATH [--pid DAEMON_PID] [--seconds S] [--rounds N] [--pool N]\n"
                    "                    [--clients 1,2,8,64] [--ops null,verify,vrepeat,vconnect,issue,refresh]\n"
-                   "                    [--key-dir DIR]\n"
+                   "                    [--key-dir DIR] [--issuer-socket PATH]\n"
                    "null: GET /.well-known/jwks.json (the HTTP floor); verify: unique tokens (never sent\n"
                    "twice; minted with the daemon's key from --key-dir, else the pool's, once each) over a\n"
                    "kept-alive connection; vrepeat: one token per client, again and again (pam_jwt's account\n"
                    "phase); vconnect: unique tokens over a new connection each time (as pam_jwt);\n"
-                   "issue: peer POST /api/auth/token; refresh: rotation of each client's own chain.\n");
+                   "issue: peer POST /api/auth/token; refresh: rotation of each client's own chain.\n"
+                   "--issuer-socket: tokens (the pool, the probe) come from this tokend, the measurements\n"
+                   "go to --socket (a verifier of that issuer: only null and the verify ops make sense).\n");
 }
 
 static int parse_clients(const char *s, unsigned v[static MAX_CLIENT_COUNTS], size_t *ret_n) {
@@ -1080,6 +1085,7 @@ int main(int argc, char **argv) {
                 { "ops", required_argument, NULL, 'o' },    { "pid", required_argument, NULL, 'P' },
                 { "rounds", required_argument, NULL, 'r' }, { "help", no_argument, NULL, 'h' },
                 { "key-dir", required_argument, NULL, 'k' },
+                { "issuer-socket", required_argument, NULL, 'I' },
                 {},
         };
         bench b = { .seconds = DEFAULT_SECONDS, .pool_n = DEFAULT_POOL };
@@ -1089,7 +1095,7 @@ int main(int argc, char **argv) {
         double raw_one[MAX_ROUNDS], raw_all[MAX_ROUNDS];
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "s:t:p:c:o:P:r:k:h", opts, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "s:t:p:c:o:P:r:k:I:h", opts, NULL)) >= 0) {
                 unsigned long v;
                 switch (c) {
                 case 's': b.socket = optarg; break;
@@ -1124,6 +1130,7 @@ int main(int argc, char **argv) {
                         break;
                 case 'o': want = optarg; break;
                 case 'k': key_dir = optarg; break;
+                case 'I': b.issuer_socket = optarg; break;
                 case 'P': b.daemon_pid = (pid_t) strtol(optarg, NULL, 10); break;
                 case 'h': usage(stdout); return 0;
                 default: usage(stderr); return 2;
@@ -1133,6 +1140,8 @@ int main(int argc, char **argv) {
                 usage(stderr);
                 return 2;
         }
+        if (!b.issuer_socket)
+                b.issuer_socket = b.socket;
         if (sodium_init() < 0)
                 return 1;
         signal(SIGPIPE, SIG_IGN);

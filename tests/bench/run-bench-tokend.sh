@@ -5,7 +5,12 @@
 # tokens are minted fresh), stop it; nothing is left running and the
 # directory is removed.
 # Run from the build directory (or set BUILDDIR):
-#   tests/bench/run-bench-tokend.sh [--profile] [bench-tokend options...]
+#   tests/bench/run-bench-tokend.sh [--verifier] [--profile] [bench-tokend options...]
+# --verifier: the daemon measured is a verifier ([Verifier] Issuer= over the
+# Unix socket of a second tokend, the issuer, started first; AcceptUnscoped=
+# yes, so the bench's "sshd" tokens count): the pool's tokens come from the
+# issuer (bench-tokend --issuer-socket), the unique ones are minted with the
+# issuer's key; only null, verify, vrepeat and vconnect make sense there.
 # --profile: afterwards, profile a fresh daemon under unique-token verify,
 # repeated-token verify and refresh load (8 clients each; see PROFILE_OPS):
 # perf record -g -p PID for PROFILE_SECONDS while bench-tokend loads it (the
@@ -22,13 +27,22 @@
 # Database= for the daemon, e.g. a postgresql:// URI; default SQLite in the
 # state dir), PROFILE_SECONDS (default 10),
 # PROFILE_OPS (default "verify vrepeat refresh"; any of bench-tokend's --ops),
-# PROFILE_CALLGRAPH (fp, the default, or dwarf).
+# PROFILE_CALLGRAPH (fp, the default, or dwarf), TOKEND_BENCH_EXTRA_DEVICES
+# (SQLite only: before the bench, this many more devices of another user
+# are written straight into the daemon's database with sqlite3, e.g. 1000000
+# for the issue's "p99 flat from 1 k to 1 M devices"; the pool's devices
+# come on top).
 set -euo pipefail
 
 builddir=${BUILDDIR:-.}
 tokend=$builddir/tokend
 bench=$builddir/tests/bench/bench-tokend
 profile=no
+verifier=no
+if [[ ${1:-} == --verifier ]]; then
+        verifier=yes
+        shift
+fi
 if [[ ${1:-} == --profile ]]; then
         profile=yes
         shift
@@ -40,9 +54,10 @@ done
 state=$(mktemp -d "${STATEDIR_BASE:-/var/tmp}/bench-tokend.XXXXXX")
 pid=
 bench_pid=
+issuer_pid=
 # Only the processes this script started, by pid.
 cleanup() {
-        for p in "$bench_pid" "$pid"; do
+        for p in "$bench_pid" "$pid" "$issuer_pid"; do
                 if [[ -n $p ]] && kill -0 "$p" 2>/dev/null; then
                         kill -TERM "$p" 2>/dev/null || true
                         wait "$p" 2>/dev/null || true
@@ -53,9 +68,32 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+issuer_url=https://bench-issuer.invalid
+# --verifier: the issuer, in $state/issuer (the verifier is "the daemon").
+start_issuer() {
+        mkdir -p "$state/issuer"
+        printf '[Token]\nIssuer=%s\n[Login]\nMaxDevicesPerUser=1000000\nPeerLoginRate=1000000\n' "$issuer_url" \
+                >"$state/issuer/tokend.conf"
+        "$tokend" --config "$state/issuer/tokend.conf" --state-dir "$state/issuer" --socket "$state/issuer/tokend.sock" \
+                --bus none >>"$state/issuer/tokend.log" 2>&1 &
+        issuer_pid=$!
+        for _ in $(seq 100); do
+                [[ -S $state/issuer/tokend.sock ]] && return 0
+                sleep 0.1
+        done
+        echo "run-bench-tokend: the issuer did not start:" >&2
+        cat "$state/issuer/tokend.log" >&2
+        exit 1
+}
+
 start_tokend() {
         # the bench enrols thousands of devices as one uid: no device cap, no peer-login rate
         printf '[Login]\nMaxDevicesPerUser=1000000\nPeerLoginRate=1000000\n' >"$state/tokend.conf"
+        if [[ $verifier == yes ]]; then
+                [[ -n $issuer_pid ]] || start_issuer
+                printf '[Verifier]\nIssuer=%s\nUnixSocket=%s\nAcceptUnscoped=yes\n' "$issuer_url" \
+                        "$state/issuer/tokend.sock" >"$state/tokend.conf"
+        fi
         # the store elsewhere, e.g. PostgreSQL: tests/with-postgresql sh -c \
         #   'TOKEND_BENCH_DATABASE=$TOKEND_TEST_DATABASE tests/bench/run-bench-tokend.sh ...'
         if [[ -n ${TOKEND_BENCH_DATABASE:-} ]]; then
@@ -65,7 +103,8 @@ start_tokend() {
                 >>"$state/tokend.log" 2>&1 &
         pid=$!
         for _ in $(seq 100); do
-                [[ -S $state/tokend.sock ]] && return 0
+                # a verifier: also its first JWKS and feed answer
+                [[ -S $state/tokend.sock && ($verifier == no || -s $state/verifier-feed.json) ]] && return 0
                 kill -0 "$pid" 2>/dev/null || break
                 sleep 0.1
         done
@@ -82,8 +121,26 @@ stop_tokend() {
 
 echo "== uptime at start: $(uptime)"
 start_tokend
+if [[ ${TOKEND_BENCH_EXTRA_DEVICES:-0} -gt 0 ]]; then
+        [[ -z ${TOKEND_BENCH_DATABASE:-} ]] || { echo "run-bench-tokend: TOKEND_BENCH_EXTRA_DEVICES is for SQLite" >&2; exit 2; }
+        command -v sqlite3 >/dev/null || { echo "run-bench-tokend: TOKEND_BENCH_EXTRA_DEVICES needs sqlite3" >&2; exit 2; }
+        stop_tokend
+        t0=$(date +%s)
+        sqlite3 "$state/tokend.db" "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $TOKEND_BENCH_EXTRA_DEVICES)
+                INSERT INTO devices (id, user, uid, name, created, last_used) SELECT printf('dev_fill%09d', i),
+                'bench-filler', 65534, '', strftime('%s', 'now'), strftime('%s', 'now') FROM n;" >/dev/null
+        echo "== $TOKEND_BENCH_EXTRA_DEVICES more devices written into $state/tokend.db in $(($(date +%s) - t0)) s"
+        start_tokend
+fi
 echo "== tokend $pid, state in $state ($(df --output=source,fstype "$state" | tail -1))"
-"$bench" --socket "$state/tokend.sock" --pid "$pid" --key-dir "$state/keys" "$@"
+keys=$state/keys
+issuer_opt=()
+if [[ $verifier == yes ]]; then
+        echo "== a verifier of the issuer tokend $issuer_pid ($state/issuer)"
+        keys=$state/issuer/keys
+        issuer_opt=(--issuer-socket "$state/issuer/tokend.sock")
+fi
+"$bench" --socket "$state/tokend.sock" --pid "$pid" --key-dir "$keys" "${issuer_opt[@]}" "$@"
 stop_tokend
 echo "== uptime at end: $(uptime)"
 
@@ -104,11 +161,11 @@ esac
 profile_op() {
         local op=$1
         local out=$state/bench-$op.out data=$state/perf-$op.data
-        rm -rf "${state:?}"/tokend.* "$state"/keys
+        rm -rf "${state:?}"/tokend.* "$state"/keys "$state"/verifier-*
         start_tokend
         echo
         echo "== profile: tokend $pid under $op load (8 clients), perf record $callgraph -p $pid for $secs s"
-        "$bench" --socket "$state/tokend.sock" --pid "$pid" --key-dir "$state/keys" --ops "$op" --clients 8 --rounds 1 \
+        "$bench" --socket "$state/tokend.sock" --pid "$pid" --key-dir "$keys" "${issuer_opt[@]}" --ops "$op" --clients 8 --rounds 1 \
                 --seconds $((secs + 4)) --pool 2000 >"$out" 2>&1 &
         bench_pid=$!
         # The raw verify measurement comes first, then (unique-token ops)

@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import time
+import urllib.parse
 
 import pytest
 
@@ -101,6 +102,38 @@ def test_verify_locally_and_revocation_through_the_feed(tokend_factory):
     st = feed_state(v)
     assert a["device_id"] in st["devices"] and b["device_id"] in st["devices"], st
     assert jwt_parts(b["access_token"])[1]["jti"] in st["jtis"], st
+
+
+def test_cached_tokens_are_refused_once_the_feed_revokes_them(tokend_factory):
+    """The verifier's verified-token cache: each token is verified twice
+    (the second answer skips the signature check), then its device (DELETE)
+    or its jti alone (/oauth2/revoke of the access token) is revoked on the
+    issuer: refused at the first verify after the verifier applied that
+    SEQ. Controls: a token of the revoked jti's device with another jti,
+    and a token of another device, both cached, still verify."""
+    issuer, v = start_pair(tokend_factory)
+    wait_applied(v, 0)
+    a, b, keep = token(issuer), token(issuer), token(issuer)
+    r = issuer.api.refresh(b["refresh_token"], b["device_id"], audience=["sshd@web1"])
+    assert r.status == 200, r
+    b2 = r.json  # b's device, another jti
+    for t in (a, b, b2, keep):
+        for _ in range(2):
+            assert verify(v, t["access_token"]).status == 200
+    assert issuer.api.delete_device(a["device_id"]).status == 204
+    wait_applied(v, issuer_seq(issuer))
+    r = verify(v, a["access_token"])
+    assert r.status == 401 and r.error == "token_revoked", r
+    assert verify(v, keep["access_token"]).status == 200
+
+    body = urllib.parse.urlencode(dict(token=b["access_token"], token_type_hint="access_token"))
+    r = issuer.api.request("POST", "/oauth2/revoke", body, content_type="application/x-www-form-urlencoded")
+    assert r.status == 200, r
+    wait_applied(v, issuer_seq(issuer))
+    r = verify(v, b["access_token"])
+    assert r.status == 401 and r.error == "token_revoked", r
+    assert verify(v, b2["access_token"]).status == 200
+    assert verify(v, keep["access_token"]).status == 200
 
 
 def test_strict_and_best_effort_when_the_issuer_stops(tokend_factory):
