@@ -244,8 +244,10 @@ static const store_published_key *row_of(const store_published_key *v, size_t n,
 }
 
 static void set_kid(char dst[static STORE_KID_MAX + 1], const char *kid) {
+        size_t n = strnlen(kid, STORE_KID_MAX);
+
         memset(dst, 0, STORE_KID_MAX + 1);
-        strncpy(dst, kid, STORE_KID_MAX);
+        memcpy(dst, kid, n);
 }
 
 bool signing_plan_update(signing_plan *p, const keydir *kd, const store_published_key *v, size_t n, int64_t delay,
