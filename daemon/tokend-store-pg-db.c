@@ -15,11 +15,16 @@
  * database error is never taken for reuse and never revokes anything.
  * A COMMIT whose answer was lost (the server crashed or restarted under
  * it) may have committed: answering -EBUSY then would make the client retry
- * a rotation that happened, which is reuse. So every transaction learns its
- * id at BEGIN, and after a lost COMMIT answer the store asks the server,
- * once it answers again (up to PG_OUTCOME_WAIT_MS), what became of it
- * (txid_status): committed → the transaction's own result; aborted → run
- * it again; still unknown → -EBUSY. */
+ * a rotation that happened, which is reuse. So every transaction inserts a
+ * mark of its own at BEGIN (a row of tx_marks, random, committed or not
+ * with the rest) and learns its id; after a lost COMMIT answer the store
+ * asks the server, once it answers again (up to PG_OUTCOME_WAIT_MS), until
+ * the id is no longer in progress (txid_status), then whether the mark is
+ * there: yes → the transaction's own result; no → run it again; no answer
+ * → -EBUSY. The id alone cannot tell: after a crash the server hands out
+ * again the ids it had not yet written to its WAL, so "committed" can be
+ * another transaction's (seen in tests: an acknowledged rotation that was
+ * not in the database). Marks are pruned after PG_MARK_KEEP seconds. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -254,11 +259,22 @@ static void backoff(unsigned attempt) {
         sleep_ms(arc4random_uniform((uint32_t) PG_BACKOFF_MS << attempt));
 }
 
-/* BEGIN (lazy: synchronous_commit off) and the transaction's id into *ret_xid. */
-static int tx_begin(pgconn *c, bool lazy, int64_t *ret_xid) {
-        _cleanup_(pg_clearp) PGresult *res = PQexec(c->pq, lazy ? "BEGIN; SET LOCAL synchronous_commit = off; "
-                                                                  "SELECT txid_current()"
-                                                                : "BEGIN; SELECT txid_current()");
+void pg_mark_bound(char dst[static PG_MARK_LEN + 1], int64_t t) {
+        snprintf(dst, PG_MARK_LEN + 1, "%016" PRIx64 "%016" PRIx64, (uint64_t) (t > 0 ? t : 0), (uint64_t) 0);
+}
+
+/* BEGIN (lazy: synchronous_commit off), the transaction's mark (a fresh
+ * one into mark) and its id into *ret_xid, in one round trip. */
+static int tx_begin(pgconn *c, bool lazy, char mark[static PG_MARK_LEN + 1], int64_t *ret_xid) {
+        char sql[160];
+        uint64_t rnd;
+
+        arc4random_buf(&rnd, sizeof rnd);
+        snprintf(mark, PG_MARK_LEN + 1, "%016" PRIx64 "%016" PRIx64, (uint64_t) time(NULL), rnd);
+        /* only hex digits go into the statement */
+        snprintf(sql, sizeof sql, "BEGIN;%s INSERT INTO tx_marks VALUES ('%s'); SELECT txid_current()",
+                 lazy ? " SET LOCAL synchronous_commit = off;" : "", mark);
+        _cleanup_(pg_clearp) PGresult *res = PQexec(c->pq, sql);
         int r = pg_errno(c->pq, res);
         if (r < 0)
                 return r;
@@ -270,11 +286,13 @@ static int tx_begin(pgconn *c, bool lazy, int64_t *ret_xid) {
 
 /* One try of fn in a transaction. -ENOTCONN: the connection died before
  * COMMIT was sent, so nothing was committed (safe to retry on a new one).
- * -EINPROGRESS: COMMIT was sent and its answer lost; *ret_xid is the
- * transaction, *ret_result what fn returned (the result if it committed). */
-static int tx_once(pgconn *c, pg_tx_fn fn, void *args, bool lazy, int64_t *ret_xid, int *ret_result) {
+ * -EINPROGRESS: COMMIT was sent and its answer lost; mark and *ret_xid
+ * are the transaction's, *ret_result what fn returned (the result if it
+ * committed). */
+static int tx_once(pgconn *c, pg_tx_fn fn, void *args, bool lazy, char mark[static PG_MARK_LEN + 1],
+                   int64_t *ret_xid, int *ret_result) {
         bool keep = false;
-        int r = tx_begin(c, lazy, ret_xid);
+        int r = tx_begin(c, lazy, mark, ret_xid);
         if (r < 0)
                 return PQstatus(c->pq) != CONNECTION_OK ? -ENOTCONN : r;
         int result = fn(c, args, &keep);
@@ -292,11 +310,11 @@ static int tx_once(pgconn *c, pg_tx_fn fn, void *args, bool lazy, int64_t *ret_x
         return result >= 0 || keep ? -EIO : result;
 }
 
-/* What became of transaction xid whose COMMIT answer was lost, asked as
- * soon as the server answers again (for PG_OUTCOME_WAIT_MS at most): 1
- * committed, 0 not (nothing of it happened: it may run again), -EBUSY not
- * known. */
-static int tx_outcome(store_backend *b, int64_t xid) {
+/* Whether transaction xid (with mark) committed, its COMMIT answer lost:
+ * asked once the server answers again and xid is no longer in progress
+ * (for PG_OUTCOME_WAIT_MS at most). 1 committed, 0 not (nothing of it
+ * happened: it may run again), -EBUSY not known. */
+static int tx_outcome(store_backend *b, const char *mark, int64_t xid) {
         char num[24];
         snprintf(num, sizeof num, "%" PRId64, xid);
         const char *values[1] = { num };
@@ -308,18 +326,20 @@ static int tx_outcome(store_backend *b, int64_t xid) {
                         _cleanup_(pg_clearp) PGresult *res = PQexecParams(c->pq, "SELECT txid_status($1)", 1, NULL,
                                                                           values, NULL, NULL, 0);
                         int r = pg_errno(c->pq, res);
-                        const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+                        /* "in progress": its session has not seen the loss yet; an error
+                         * "in the future" (22023): a crash forgot the id, and the mark
+                         * decides as for any other answer */
+                        bool running = r == 0 && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) &&
+                                       streq(PQgetvalue(res, 0, 0), "in progress");
+                        if (r == 0 || r == -EINVAL) {
+                                _cleanup_(pg_clearp) PGresult *m = NULL;
+                                r = running ? -EAGAIN : pg_exec(c, P_MARK_GET, &m, "t", mark);
+                                if (r == 0) {
+                                        conn_release(b, c);
+                                        return PQntuples(m) == 1;
+                                }
+                        }
                         conn_release(b, c);
-                        if (r == 0 && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
-                                if (streq(PQgetvalue(res, 0, 0), "committed"))
-                                        return 1;
-                                if (streq(PQgetvalue(res, 0, 0), "aborted"))
-                                        return 0;
-                                /* "in progress": its session has not seen the loss yet */
-                        } else if (r == -EINVAL && state && streq(state, "22023"))
-                                return 0; /* "in the future": a crash lost its start, so its commit too */
-                        else if (r == 0)
-                                return -EBUSY; /* NULL: too old to tell (cannot happen within seconds) */
                 }
                 if (monotonic_ms() >= deadline)
                         return -EBUSY;
@@ -332,15 +352,16 @@ int pg_tx_full(store_backend *b, pg_tx_fn fn, void *args, bool lazy) {
                 pgconn *c;
                 int64_t xid = 0;
                 int result = 0;
+                char mark[PG_MARK_LEN + 1];
                 if (attempt > 0)
                         backoff(attempt);
                 int r = conn_acquire(b, &c);
                 if (r < 0)
                         return r;
-                r = tx_once(c, fn, args, lazy, &xid, &result);
+                r = tx_once(c, fn, args, lazy, mark, &xid, &result);
                 conn_release(b, c);
                 if (r == -EINPROGRESS) {
-                        r = tx_outcome(b, xid);
+                        r = tx_outcome(b, mark, xid);
                         if (r != 0)
                                 return r > 0 ? result : r;
                         continue; /* not committed: run it again */

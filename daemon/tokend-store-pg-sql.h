@@ -74,6 +74,13 @@ static const char *const pg_migrations[] = {
         "  kind, id, at, until FROM (SELECT 1 AS kind, id, revoked AS at, revoked + 604800 AS until FROM devices "
         "  WHERE revoked IS NOT NULL UNION ALL SELECT 2, jti, expires, expires FROM revoked_tokens) AS r;"
         "INSERT INTO revocation_seq (seq) SELECT coalesce(max(seq), 0) FROM revocations;",
+        /* 4: every write transaction inserts its own mark (tokend-store-pg-db.c):
+         * after a COMMIT whose answer was lost, the mark tells whether it
+         * committed. Its transaction id cannot: a server crash forgets the ids
+         * handed out since the WAL was last written, and hands them out again,
+         * so "committed" may be another transaction's. A mark is
+         * PG_MARK_LEN hex digits, the first 16 the time: pruned by prefix. */
+        "CREATE TABLE tx_marks (id text COLLATE \"C\" PRIMARY KEY);",
 };
 
 /* ------------------------------------------------------------ statements */
@@ -114,6 +121,8 @@ typedef enum pg_stmt_id {
         P_KEY_PUBLISH,
         P_KEYS_LIST,
         P_PRUNE_REVOCATIONS,
+        P_PRUNE_MARKS,
+        P_MARK_GET,
         P_REVOCATION_INSERT,
         P_REVOCATIONS_AFTER,
         _P_MAX,
@@ -189,6 +198,8 @@ static const char *const pg_stmt_sql[_P_MAX] = {
         [P_KEYS_LIST] = "SELECT kid, jwk, published, retire_after FROM published_keys WHERE retire_after > $1 "
                         "ORDER BY kid LIMIT $2",
         [P_PRUNE_REVOCATIONS] = "DELETE FROM revocations WHERE until < $1",
+        [P_PRUNE_MARKS] = "DELETE FROM tx_marks WHERE id < $1",
+        [P_MARK_GET] = "SELECT 1 FROM tx_marks WHERE id = $1",
         /* Takes the counter's row lock until COMMIT (see migration 3). */
         [P_REVOCATION_INSERT] = "WITH s AS (UPDATE revocation_seq SET seq = seq + 1 RETURNING seq) "
                                 "INSERT INTO revocations (seq, kind, id, at, until) "

@@ -186,7 +186,7 @@ static void test_migrate_from_previous(void **state) {
 
         /* Now the same database as left by schema 1, reopened. */
         pq = connect_db();
-        sql(pq, "DROP TABLE published_keys; DROP TABLE revocations; DROP TABLE revocation_seq; "
+        sql(pq, "DROP TABLE published_keys; DROP TABLE revocations; DROP TABLE revocation_seq; DROP TABLE tx_marks; "
                 "UPDATE tokend_schema SET version = 1");
         PQfinish(pq);
         assert_int_equal(store_open(database(), &s), 0);
