@@ -90,12 +90,15 @@ def test_the_other_checks_still_apply_to_a_cached_token(tokend_factory):  # noqa
 
 def test_a_cached_token_expires(tokend_factory):  # noqa: F811
     d = tokend_factory("[Token]\nClockSkew=0\n")
-    tok, keep = cached(d, ok(d.api.issue_token(ttl=1)), ok(d.api.issue_token()))
+    # 3 s: time enough to verify it twice on a loaded machine under ASan (1 s was not, in CI)
+    keep = ok(d.api.issue_token())
+    tok = cached(d, ok(d.api.issue_token(ttl=3)))
+    cached(d, keep)
     # wait for the event (its expiry), not for a time: at most exp + 1 s of
     # cached answers would be a bug the deadline then shows
     deadline = time.monotonic() + 30
     while d.api.verify(tok["access_token"]).status == 200:
-        assert time.monotonic() < deadline, "a 1-second token still verifies"
+        assert time.monotonic() < deadline, "a 3-second token still verifies"
         time.sleep(0.05)
     refused(d.api.verify(tok["access_token"]), "token_expired")
     ok(d.api.verify(keep["access_token"]))
