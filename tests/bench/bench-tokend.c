@@ -8,6 +8,15 @@
  *        (starts a throwaway tokend on a temporary state dir under /var/tmp,
  *        runs this program, optionally profiles the daemon with perf, stops it)
  *    or  bench-tokend --socket PATH [--pid PID] [OPTIONS] against a running one.
+ *        --socket (and --pid) may be given up to MAX_DAEMONS times, one per
+ *        tokend, e.g. two issuers sharing one PostgreSQL database
+ *        (tests/bench/run-bench-store.sh): client i talks to socket
+ *        i mod n; tokens and refresh chains are set up through the first
+ *        socket (or --issuer-socket) and used through every one; the tokend
+ *        CPU columns are the sum over the daemons. --store-pid PID (the
+ *        postmaster): after each measurement a line splits the window's CPU
+ *        per operation into tokend, that process and its children, this
+ *        client, every other process, and idle.
  * Options: --seconds S per measurement (3), --rounds N repeats of every
  *        figure (3; rounds are interleaved so a burst of load from other
  *        processes hits one round, not one figure), --clients 1,2,8,64,
@@ -86,6 +95,7 @@
 #define POOL_ISSUERS 8U          /* threads filling the token pool */
 #define MAX_CLIENT_COUNTS 16U
 #define MAX_CLIENTS 1000U
+#define MAX_DAEMONS 8U           /* --socket given this many times at most */
 #define RAW_SECONDS 1.0          /* per raw verify measurement */
 /* Targets of issue 20 (verify near the physical floor), printed side by side: */
 #define UNIQUE_TARGET 0.65       /* unique-token verify ≥ this × raw × cores */
@@ -315,10 +325,12 @@ typedef struct pooled {
 } pooled;
 
 typedef struct bench {
-        const char *socket;
-        const char *issuer_socket; /* where tokens are issued (--issuer-socket; default socket) */
+        const char *socket[MAX_DAEMONS]; /* client i talks to socket[i % n_daemons] */
+        const char *issuer_socket; /* where tokens are issued (--issuer-socket; default socket[0]) */
         double seconds;
-        pid_t daemon_pid;
+        pid_t daemon_pid[MAX_DAEMONS]; /* their CPU is summed */
+        pid_t store_pid;        /* --store-pid: measured with its children */
+        size_t n_daemons, n_pids;
         unsigned cores;         /* CPUs the daemon may run on */
         char user[256];         /* the user our peer tokens are for */
         char *probe_token;      /* the first token: its claims and kid are the minting template */
@@ -442,11 +454,20 @@ static int op_issue_run(worker *w) {
         return exchange_ok(w, w->b->issue_req, w->b->issue_req_len, &h);
 }
 
-/* Refresh: every client enrols its own device, then rotates its chain. */
+/* Refresh: every client enrols its own device through the issuer socket
+ * (with several sockets, a chain begun on one is rotated on another), then
+ * rotates its chain through its own. */
 static int op_refresh_setup(worker *w) {
+        const bench *b = w->b;
+        hconn *own = NULL, *c = w->conn;
         hresp h;
-        int r = exchange_ok(w, w->b->issue_req, w->b->issue_req_len, &h);
-        return r < 0 ? r : next_refresh(&h, &w->refresh_req, &w->refresh_req_len);
+        if (!streq(c->path, b->issuer_socket) && !(c = own = hconn_new(b->issuer_socket)))
+                return -ECONNREFUSED;
+        int r = hconn_exchange(c, b->issue_req, b->issue_req_len, &h);
+        if (r >= 0)
+                r = h.status == 200 ? next_refresh(&h, &w->refresh_req, &w->refresh_req_len) : -EPROTO;
+        hconn_free(own);
+        return r;
 }
 
 static int op_refresh_run(worker *w) {
@@ -651,13 +672,15 @@ typedef struct result {
         double daemon_cores, client_cores; /* CPU-seconds per second */
         double others_cores;               /* every other process, from /proc/stat */
         double daemon_us_op, client_us_op; /* CPU µs per operation */
+        double store_cores, idle_cores;    /* --store-pid and its children (< 0: not asked); idle CPUs */
         bool exhausted;                    /* the unique tokens ran out before the window's end */
 } result;
 
-/* utime + stime of pid in seconds, < 0 if unreadable. */
-static double proc_cpu_s(pid_t pid) {
+/* utime + stime of pid in seconds (and its parent), < 0 if unreadable. */
+static double proc_cpu_ppid_s(pid_t pid, pid_t *ret_ppid) {
         char path[64], buf[1024];
         unsigned long long ut, st;
+        int ppid;
         snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
         FILE *f = fopen(path, "re");
         if (!f)
@@ -666,9 +689,56 @@ static double proc_cpu_s(pid_t pid) {
         fclose(f);
         buf[n] = 0;
         const char *p = strrchr(buf, ')'); /* comm may hold spaces */
-        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        if (!p || sscanf(p + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ppid, &ut, &st) != 3)
                 return -1;
+        if (ret_ppid)
+                *ret_ppid = (pid_t) ppid;
         return (double) (ut + st) / (double) sysconf(_SC_CLK_TCK);
+}
+
+static double proc_cpu_s(pid_t pid) {
+        return proc_cpu_ppid_s(pid, NULL);
+}
+
+/* --store-pid: that process and its children (PostgreSQL's postmaster:
+ * the backends of the daemons' connections, the WAL writer, the
+ * checkpointer...), < 0 if not asked or unreadable. A child that exits
+ * during the window takes its CPU with it: the daemons keep their
+ * connections open. */
+static double store_cpu_s(const bench *b) {
+        if (b->store_pid <= 0)
+                return -1;
+        double sum = proc_cpu_s(b->store_pid);
+        DIR *d = opendir("/proc");
+        if (sum < 0 || !d) {
+                if (d)
+                        closedir(d);
+                return -1;
+        }
+        for (struct dirent *de; (de = readdir(d));) {
+                char *end;
+                long pid = strtol(de->d_name, &end, 10);
+                pid_t ppid = 0;
+                if (*end || pid <= 0)
+                        continue;
+                double s = proc_cpu_ppid_s((pid_t) pid, &ppid);
+                if (s >= 0 && ppid == b->store_pid)
+                        sum += s;
+        }
+        closedir(d);
+        return sum;
+}
+
+/* The sum of proc_cpu_s() over the daemons, < 0 if one is unreadable. */
+static double daemons_cpu_s(const bench *b) {
+        double sum = 0;
+        for (size_t i = 0; i < b->n_pids; i++) {
+                double s = proc_cpu_s(b->daemon_pid[i]);
+                if (s < 0)
+                        return -1;
+                sum += s;
+        }
+        return sum;
 }
 
 /* Busy and total jiffies of the whole machine (all CPUs). */
@@ -700,7 +770,7 @@ static void *worker_thread(void *p) {
         worker *w = p;
         bench *b = w->b;
 
-        w->conn = hconn_new(b->socket);
+        w->conn = hconn_new(b->socket[w->idx % b->n_daemons]);
         w->setup_r = !w->conn ? -ECONNREFUSED : w->op->setup ? w->op->setup(w) : 0;
         pthread_barrier_wait(&b->start);
         while (w->setup_r >= 0 && !atomic_load(&b->stop)) {
@@ -757,7 +827,7 @@ static int measure(bench *b, const op *o, unsigned clients, result *ret) {
         pthread_barrier_wait(&b->start);
         unsigned long long mb0 = 0, mt0 = 0, mb1 = 0, mt1 = 0;
         (void) machine_cpu(&mb0, &mt0);
-        double d0 = proc_cpu_s(b->daemon_pid), c0 = self_cpu_s();
+        double d0 = daemons_cpu_s(b), c0 = self_cpu_s(), s0 = store_cpu_s(b);
         uint64_t t0 = now_ns();
         /* The window: b->seconds, or until the unique tokens run out. */
         uint64_t end = t0 + (uint64_t) (b->seconds * 1e9);
@@ -768,7 +838,7 @@ static int measure(bench *b, const op *o, unsigned clients, result *ret) {
         }
         atomic_store(&b->stop, true);
         double wall = (double) (now_ns() - t0) / 1e9;
-        double d1 = proc_cpu_s(b->daemon_pid), c1 = self_cpu_s();
+        double d1 = daemons_cpu_s(b), c1 = self_cpu_s(), s1 = store_cpu_s(b);
         (void) machine_cpu(&mb1, &mt1);
         for (unsigned i = 0; i < clients; i++)
                 pthread_join(th[i], NULL);
@@ -806,6 +876,8 @@ static int measure(bench *b, const op *o, unsigned clients, result *ret) {
         res.others_cores = busy < 0 ? -1 : busy - res.client_cores - (res.daemon_cores > 0 ? res.daemon_cores : 0);
         if (busy >= 0 && res.others_cores < 0)
                 res.others_cores = 0; /* jiffy rounding */
+        res.store_cores = s0 >= 0 && s1 >= 0 ? (s1 - s0) / wall : -1;
+        res.idle_cores = busy < 0 ? -1 : (double) (ncpu > 0 ? ncpu : 1) - busy;
         if (n_all > 0) {
                 res.daemon_us_op = res.daemon_cores >= 0 ? (d1 - d0) * 1e6 / (double) n_all : -1;
                 res.client_us_op = (c1 - c0) * 1e6 / (double) n_all;
@@ -880,14 +952,19 @@ static int raw_verify_rate(size_t msg_len, double seconds, unsigned threads, dou
 static void usage(FILE *f) {
         fprintf(f, "usage: bench-tokend --socket PATH [--pid DAEMON_PID] [--seconds S] [--rounds N] [--pool N]\n"
                    "                    [--clients 1,2,8,64] [--ops null,verify,vrepeat,vconnect,issue,refresh]\n"
-                   "                    [--key-dir DIR] [--issuer-socket PATH]\n"
+                   "                    [--key-dir DIR] [--issuer-socket PATH] [--store-pid PID]\n"
                    "null: GET /.well-known/jwks.json (the HTTP floor); verify: unique tokens (never sent\n"
                    "twice; minted with the daemon's key from --key-dir, else the pool's, once each) over a\n"
                    "kept-alive connection; vrepeat: one token per client, again and again (pam_jwt's account\n"
                    "phase); vconnect: unique tokens over a new connection each time (as pam_jwt);\n"
                    "issue: peer POST /api/auth/token; refresh: rotation of each client's own chain.\n"
                    "--issuer-socket: tokens (the pool, the probe) come from this tokend, the measurements\n"
-                   "go to --socket (a verifier of that issuer: only null and the verify ops make sense).\n");
+                   "go to --socket (a verifier of that issuer: only null and the verify ops make sense).\n"
+                   "--socket (and --pid) again: more tokends sharing one store (at most %u); client i uses\n"
+                   "the (i mod n)-th, tokens and refresh chains come from the first (or --issuer-socket).\n"
+                   "--store-pid PID (e.g. PostgreSQL's postmaster): after each measurement, the CPU per\n"
+                   "operation of tokend, that process with its children, this bench, the rest and idle.\n",
+                MAX_DAEMONS);
 }
 
 static int parse_clients(const char *s, unsigned v[static MAX_CLIENT_COUNTS], size_t *ret_n) {
@@ -972,6 +1049,16 @@ static void verify_ratios(const result *r, double raw_one, unsigned cores, doubl
         double left = (double) cores - r->client_cores;
         *ret_all = r->ops_per_s / (raw_one * cores);
         *ret_free = left > 0 ? r->ops_per_s / (raw_one * left) : 0;
+}
+
+/* --store-pid: where the CPU of the window went, per operation (others:
+ * the machine's busy time minus tokend, bench and store; idle: not busy). */
+static void print_cpu_split(const result *x, pid_t store_pid) {
+        double per_op = 1e6 / x->ops_per_s; /* µs per op of one CPU-second per second */
+        double others = x->others_cores - (x->store_cores > 0 ? x->store_cores : 0);
+        printf("      CPU us/op: tokend %.1f, store %.1f (pid %d and its children), bench %.1f, others %.1f, "
+               "idle %.1f\n", x->daemon_us_op, x->store_cores * per_op, (int) store_pid, x->client_us_op,
+               (others > 0 ? others : 0) * per_op, x->idle_cores * per_op);
 }
 
 static void print_head(void) {
@@ -1086,6 +1173,7 @@ int main(int argc, char **argv) {
                 { "rounds", required_argument, NULL, 'r' }, { "help", no_argument, NULL, 'h' },
                 { "key-dir", required_argument, NULL, 'k' },
                 { "issuer-socket", required_argument, NULL, 'I' },
+                { "store-pid", required_argument, NULL, 'S' },
                 {},
         };
         bench b = { .seconds = DEFAULT_SECONDS, .pool_n = DEFAULT_POOL };
@@ -1095,10 +1183,16 @@ int main(int argc, char **argv) {
         double raw_one[MAX_ROUNDS], raw_all[MAX_ROUNDS];
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "s:t:p:c:o:P:r:k:I:h", opts, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "s:t:p:c:o:P:r:k:I:S:h", opts, NULL)) >= 0) {
                 unsigned long v;
                 switch (c) {
-                case 's': b.socket = optarg; break;
+                case 's':
+                        if (b.n_daemons == MAX_DAEMONS) {
+                                usage(stderr);
+                                return 2;
+                        }
+                        b.socket[b.n_daemons++] = optarg;
+                        break;
                 case 't':
                         b.seconds = strtod(optarg, NULL);
                         if (!(b.seconds >= 0.1 && b.seconds <= 3600)) {
@@ -1131,27 +1225,37 @@ int main(int argc, char **argv) {
                 case 'o': want = optarg; break;
                 case 'k': key_dir = optarg; break;
                 case 'I': b.issuer_socket = optarg; break;
-                case 'P': b.daemon_pid = (pid_t) strtol(optarg, NULL, 10); break;
+                case 'S': b.store_pid = (pid_t) strtol(optarg, NULL, 10); break;
+                case 'P':
+                        if (b.n_pids == MAX_DAEMONS) {
+                                usage(stderr);
+                                return 2;
+                        }
+                        b.daemon_pid[b.n_pids++] = (pid_t) strtol(optarg, NULL, 10);
+                        break;
                 case 'h': usage(stdout); return 0;
                 default: usage(stderr); return 2;
                 }
         }
-        if (!b.socket || optind != argc) {
+        if (b.n_daemons == 0 || (b.n_pids > 0 && b.n_pids != b.n_daemons) || optind != argc) {
                 usage(stderr);
                 return 2;
         }
         if (!b.issuer_socket)
-                b.issuer_socket = b.socket;
+                b.issuer_socket = b.socket[0];
         if (sodium_init() < 0)
                 return 1;
         signal(SIGPIPE, SIG_IGN);
-        if (b.daemon_pid <= 0)
-                b.daemon_pid = daemon_pid_of(b.socket);
-        if (b.daemon_pid <= 0) {
-                fprintf(stderr, "bench-tokend: cannot reach tokend at %s\n", b.socket);
-                return 3;
+        for (size_t i = 0; i < b.n_daemons; i++) {
+                if (i >= b.n_pids)
+                        b.daemon_pid[i] = daemon_pid_of(b.socket[i]);
+                if (b.daemon_pid[i] <= 0) {
+                        fprintf(stderr, "bench-tokend: cannot reach tokend at %s\n", b.socket[i]);
+                        return 3;
+                }
         }
-        b.cores = daemon_cores(b.daemon_pid);
+        b.n_pids = b.n_daemons;
+        b.cores = daemon_cores(b.daemon_pid[0]);
         if (http_build("POST", "/api/auth/token", ISSUE_BODY, &b.issue_req, &b.issue_req_len) < 0 ||
             http_build("GET", "/.well-known/jwks.json", NULL, &b.null_req, &b.null_req_len) < 0)
                 return 1;
@@ -1161,9 +1265,18 @@ int main(int argc, char **argv) {
 #define RES(o, k, round) res[((o) * MAX_CLIENT_COUNTS + (k)) * rounds + (round)]
 
         print_load("start");
-        printf("tokend pid %d at %s; daemon may use %u CPU(s), this machine has %ld; %.1f s per measurement, "
-               "%u rounds\n", (int) b.daemon_pid, b.socket, b.cores, sysconf(_SC_NPROCESSORS_ONLN), b.seconds,
-               rounds);
+        if (b.n_daemons == 1)
+                printf("tokend pid %d at %s; ", (int) b.daemon_pid[0], b.socket[0]);
+        else {
+                printf("%zu tokends (client i uses the (i mod %zu)-th; tokens and refresh chains set up through "
+                       "%s; CPU summed):", b.n_daemons, b.n_daemons, b.issuer_socket);
+                for (size_t i = 0; i < b.n_daemons; i++)
+                        printf(" pid %d at %s%s", (int) b.daemon_pid[i], b.socket[i],
+                               i + 1 < b.n_daemons ? "," : ";");
+                printf("\n");
+        }
+        printf("daemon may use %u CPU(s), this machine has %ld; %.1f s per measurement, %u rounds\n", b.cores,
+               sysconf(_SC_NPROCESSORS_ONLN), b.seconds, rounds);
         if ((r = probe(&b)) < 0) {
                 fprintf(stderr, "bench-tokend: a peer token (POST /api/auth/token) failed: %s\n", strerror(-r));
                 return 1;
@@ -1231,6 +1344,8 @@ int main(int argc, char **argv) {
                                        ops[i].name, clients[k], x->ops_per_s, x->p50_ms, x->p99_ms,
                                        (unsigned long long) x->errors, x->daemon_cores, x->client_cores,
                                        x->others_cores, x->exhausted ? "  (ran out of unique tokens)" : "");
+                                if (b.store_pid > 0 && x->ops > 0)
+                                        print_cpu_split(x, b.store_pid);
                                 fflush(stdout);
                         }
                 }
