@@ -8,37 +8,48 @@ Fleet(prefix)  the namespaces PREFIX-iss, -web1, -web2, -lap and a router
                (10.77.N.0/24: .1 the router, .2 the host); close() stops
                what was started, runs the registered closers (PAM files,
                users) and deletes the namespaces (the veth pairs go with them).
-Node           a tokend in a namespace (config text, state under the fleet dir).
+Fleet.listen() a listening TCP socket made in a namespace (tests/fleet's
+               FakeIssuer serves HTTPS on it in the issuer's namespace).
+Node           a tokend in a namespace (config text, state under the fleet dir);
+               restart() (SIGTERM, then again on the same state), reload()
+               (SIGHUP), the verifier's persisted feed state.
 NsSshd         a real sshd on 10.77.N.2:22 whose PAM service is pam_jwt
                asking a local tokend.
 Laptop         an unprivileged user in the laptop namespace running tokenctl,
                tokenctl-askpass and ssh (setpriv inside ip netns exec).
+fleet         the pytest fixture: a Fleet, closed after the test.
 start_fleet()  the whole fleet: a CA made with openssl, the issuer on HTTPS
                with a password login (pam_unix), a verifier + sshd on web1
                and web2, and a user with a password.
 """
 
 import base64
+import ctypes
 import json
 import os
 import pwd
 import secrets
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 
+import pytest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
-from tdharness import Client, PamService, SystemUser, _run_locked, find_binary, jwt_parts  # noqa: E402,F401
+from tdharness import Client, PamService, SystemUser, Tokend, _run_locked, find_binary, jwt_parts  # noqa: E402,F401
 from tdnet import TestCA  # noqa: E402
 from e2e import MODULE, SSH, SSHD, TOKENCTL, TOKENCTL_ASKPASS, EtcFile, jwt_stack, kill_tree  # noqa: E402,F401
 
 ISSUER_IP = "10.77.0.2"
 ISSUER_URL = "https://%s:8443" % ISSUER_IP
 LEAVES = {"iss": 0, "web1": 1, "web2": 2, "lap": 3}
+CLONE_NEWNET = 0x40000000
 UNIX_LOGIN = "auth required pam_unix.so nodelay\naccount required pam_unix.so\n"
 
 
@@ -98,6 +109,25 @@ class Fleet:
         laptop ↔ web traffic still flows."""
         sh("ip", "-n", self.ns["core"], "link", "set", self.veth(0), "up" if up else "down")
 
+    def listen(self, leaf, addr, port):
+        """A TCP socket listening on addr:port in leaf's namespace: this
+        thread enters it (setns(2)) for the socket(2) and bind(2), then comes
+        back; the socket stays in the namespace it was made in."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        here = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        there = os.open("/run/netns/" + self.ns[leaf], os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            if libc.setns(there, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns " + self.ns[leaf])
+            try:
+                return socket.create_server((addr, port))
+            finally:
+                if libc.setns(here, CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns back")
+        finally:
+            os.close(here)
+            os.close(there)
+
     def spawn(self, ns, argv, log):
         with open(log, "a") as f:
             p = subprocess.Popen(["ip", "netns", "exec", self.ns[ns]] + argv, stdin=subprocess.DEVNULL,
@@ -134,10 +164,23 @@ class Fleet:
         assert not errors, errors
 
 
+@pytest.fixture
+def fleet():
+    """A Fleet for a test, closed after it; skips without ip(8), sshd or tokend."""
+    if not shutil.which("ip") or not os.path.exists(SSHD) or not find_binary("tokend"):
+        pytest.skip("needs ip(8), sshd and a built tokend")
+    f = Fleet()
+    try:
+        yield f
+    finally:
+        f.close()
+
+
 class Node:
     """A tokend in a namespace: config text, its socket and state under DIR/name."""
 
     def __init__(self, fleet, ns, name, config):
+        self.fleet, self.ns = fleet, ns
         self.dir = os.path.join(fleet.dir, name)
         os.makedirs(self.dir)
         os.chmod(self.dir, 0o755)
@@ -147,11 +190,32 @@ class Node:
         self.conf = os.path.join(self.dir, "tokend.conf")
         with open(self.conf, "w") as f:
             f.write(config)
-        self.proc = fleet.spawn(ns, [find_binary("tokend"), "--config", self.conf, "--state-dir", self.state,
-                                     "--socket", self.socket, "--bus", "none", "-v"], self.log_path)
         self.api = Client(self.socket)
+        self.start()
+
+    def start(self):
+        if os.path.exists(self.socket):
+            os.unlink(self.socket)  # left by a stopped one: wait for this one's
+        self.proc = self.fleet.spawn(self.ns, [find_binary("tokend"), "--config", self.conf, "--state-dir",
+                                               self.state, "--socket", self.socket, "--bus", "none", "-v"],
+                                     self.log_path)
         wait_until(lambda: os.path.exists(self.socket) or self.proc.poll() is not None, "tokend should start")
         assert self.proc.poll() is None, self.log()
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def send_signal(self, sig):
+        self.proc.send_signal(sig)  # ip netns exec execs tokend: the pid is tokend's
+
+    reload = Tokend.reload  # SIGHUP, then wait for its "reloaded:"/"reload failed" line
+
+    def restart(self):
+        """SIGTERM, exit 0, then a new tokend on the same config and state."""
+        self.send_signal(signal.SIGTERM)
+        assert self.proc.wait(20) == 0, self.log()
+        self.fleet.procs.remove(self.proc)
+        self.start()
 
     def log(self):
         with open(self.log_path, errors="replace") as f:
@@ -160,13 +224,21 @@ class Node:
     def stop(self):
         kill_tree(self.proc)
 
-    def feed_seq(self):
-        """The SEQ this verifier applied last (its verifier-feed.json), -1 before the first."""
+    def feed_state(self):
+        """This verifier's verifier-feed.json (SEQ, revoked set, counters), {} before the first."""
         try:
             with open(os.path.join(self.state, "verifier-feed.json")) as f:
-                return json.load(f)["seq"]
-        except (OSError, ValueError, KeyError):
-            return -1
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
+
+    def feed_seq(self):
+        """The SEQ this verifier applied last, -1 before the first."""
+        return self.feed_state().get("seq", -1)
+
+    def wait_seq(self, seq):
+        wait_until(lambda: self.feed_seq() >= seq, lambda: "the verifier should apply SEQ %d:\n%s" % (
+            seq, self.log()[-3000:]))
 
     def issuer_seq(self):
         """The issuer's newest SEQ, from its own feed (the JWS is not verified here)."""
@@ -267,31 +339,32 @@ class Laptop:
         return p.returncode == 0 and p.stdout.strip() == self.user.name
 
 
-def issuer_config(cert, key, login_service):
+def issuer_config(cert, key, login_service, public_url=ISSUER_URL):
     return ("[Network]\nListen=0.0.0.0:8443\nCertificate=%s\nPrivateKey=%s\nPublicURL=%s\n[Login]\nPAMService=%s\n"
-            % (cert, key, ISSUER_URL, login_service))
+            % (cert, key, public_url, login_service))
 
 
-def verifier_config(ca_cert, leaf, policy, max_staleness):
+def verifier_config(ca_cert, leaf, policy, max_staleness, issuer=ISSUER_URL):
     return ("[Verifier]\nIssuer=%s\nCAFile=%s\nHostNames=%s\nPolicy=%s\nMaxStaleness=%s\n"
-            % (ISSUER_URL, ca_cert, leaf, policy, max_staleness))
+            % (issuer, ca_cert, leaf, policy, max_staleness))
 
 
-def start_fleet(fleet, user_prefix, policies, max_staleness):
+def start_fleet(fleet, user_prefix, policies, max_staleness, public_url=ISSUER_URL):
     """The CA, the issuer (HTTPS, password login through a throwaway
     pam_unix service), a user with a password, and for each (leaf, policy)
     a verifier plus sshd; returns (ca, issuer, user, verifiers, sshds) once
-    every verifier has its first feed answer."""
+    every verifier has its first feed answer. public_url: the issuer's
+    PublicURL= (its iss), which its verifiers fetch from."""
     login = PamService(UNIX_LOGIN)
     fleet.closers.append(login.close)
     user = fleet.user(user_prefix, "Fleet-pw-" + secrets.token_hex(6))
     ca = TestCA(os.path.join(fleet.dir, "ca"))
     cert, key = ca.issue("issuer", [ISSUER_IP], [])
-    issuer = Node(fleet, "iss", "issuer", issuer_config(cert, key, login.name))
+    issuer = Node(fleet, "iss", "issuer", issuer_config(cert, key, login.name, public_url))
     verifiers, sshds = {}, {}
     for leaf, policy in policies:
-        verifiers[leaf] = Node(fleet, leaf, leaf, verifier_config(ca.cert, leaf, policy, max_staleness))
+        verifiers[leaf] = Node(fleet, leaf, leaf, verifier_config(ca.cert, leaf, policy, max_staleness, public_url))
         sshds[leaf] = NsSshd(fleet, leaf, verifiers[leaf], [user.name])
     for v in verifiers.values():
-        wait_until(lambda: v.feed_seq() >= 0, lambda: "a verifier should reach the issuer over HTTPS:\n" + v.log())
+        v.wait_seq(0)  # it reached the issuer over HTTPS
     return ca, issuer, user, verifiers, sshds

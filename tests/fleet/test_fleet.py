@@ -31,22 +31,11 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleetns import (ISSUER_URL, SSHD, Fleet, Laptop, find_binary, jwt_parts, sh, start_fleet,  # noqa: E402
+from fleetns import (ISSUER_URL, SSHD, Laptop, find_binary, fleet, jwt_parts, sh, start_fleet,  # noqa: E402,F401
                      wait_until)
 from tdharness import TOP_BUILDDIR, TOP_SRCDIR  # noqa: E402
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces, users and sshd")
-
-
-@pytest.fixture
-def fleet():
-    if not shutil.which("ip") or not os.path.exists(SSHD) or not find_binary("tokend"):
-        pytest.skip("needs ip(8), sshd and a built tokend")
-    f = Fleet()
-    try:
-        yield f
-    finally:
-        f.close()
 
 
 def test_fleet(fleet):

@@ -16,6 +16,7 @@ import urllib.parse
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+from tdfake import FakeIssuer  # noqa: E402
 from tdharness import ME, DeviceKey, jwt_parts, tokend_factory  # noqa: E402,F401
 
 ISSUER = "https://issuer.test"
@@ -210,72 +211,10 @@ def test_configuration_refusals(tokend_factory, tmp_path):
             d.close()
 
 
-class FakeIssuer:
-    """An HTTP server on a Unix socket between the verifier and the real
-    issuer: it passes everything through, except that its JWKS carries keys
-    the verifier must skip (unsupported kty, encryption use, malformed), and
-    that its feed answers can be switched to forged (signed by a stranger's
-    key under the issuer's kid) or replayed (an old answer of the issuer)."""
-
-    def __init__(self, issuer, path):
-        import http.server
-        import socketserver
-        import threading
-        from tdharness import UnixHTTPConnection
-        self.issuer, self.path, self.mode, self.replay = issuer, path, "proxy", None
-        fake = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def address_string(self):
-                return "verifier"
-
-            def send(self, status, ctype, body):
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self):
-                conn = UnixHTTPConnection(fake.issuer.socket, 60)
-                conn.request("GET", self.path)
-                r = conn.getresponse()
-                body = r.read()
-                conn.close()
-                if self.path == "/.well-known/jwks.json":
-                    keys = json.loads(body)["keys"]
-                    junk = [{"kty": "OKP", "crv": "Ed448", "x": "AAAA", "kid": "ed448"},
-                            {"kty": "OKP", "crv": "Ed25519", "x": "not*base64", "kid": "broken"},
-                            dict(keys[0], kid="for-encryption", use="enc"),
-                            {"kty": "OKP", "crv": "X25519", "x": keys[0]["x"], "kid": "x25519"}]
-                    body = json.dumps({"keys": junk + keys}).encode()
-                elif fake.mode == "forge":
-                    hdr, payload = jwt_parts(body.decode())
-                    payload["devices"].append({"id": fake.forged_device, "until": 4102444800})
-                    body = DeviceKey().sign_jws(hdr, payload).encode()
-                elif fake.mode == "replay":
-                    body = fake.replay
-                self.send(r.status, r.getheader("Content-Type") or "application/json", body)
-
-        class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-            daemon_threads = True
-
-        self.server = Server(path, Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_skipped_jwks_keys_and_refused_feed_answers(tokend_factory):
     issuer = tokend_factory("[Token]\nIssuer=%s\n" % ISSUER)
     sock = os.path.join(issuer.dir, "fake.sock")
-    fake = FakeIssuer(issuer, sock)
+    fake = FakeIssuer(issuer.socket, sock)
     try:
         fake.replay = issuer.api.request("GET", "/api/revocations?after=0").body  # seq 0
         v = tokend_factory("[Verifier]\nIssuer=%s\nUnixSocket=%s\nHostNames=web1\nMaxStaleness=30s\n" % (ISSUER, sock))
