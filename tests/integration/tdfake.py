@@ -13,9 +13,20 @@ import http.server
 import json
 import socketserver
 import ssl
+import sys
 import threading
 
 from tdharness import DeviceKey, UnixHTTPConnection, jwt_parts
+
+
+class Quiet(socketserver.ThreadingMixIn):
+    """A thread per request; a client gone half-way (a verifier stopped in
+    its long poll) is no error to print."""
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
 
 
 class FakeIssuer:
@@ -67,14 +78,12 @@ class FakeIssuer:
                 self.send(r.status, r.getheader("Content-Type") or "application/json", body)
 
         if tls is None:
-            class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-                daemon_threads = True
+            class Server(Quiet, socketserver.UnixStreamServer):
+                pass
 
             self.server = Server(listen, Handler)
         else:
-            class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
-                daemon_threads = True
-
+            class Server(Quiet, socketserver.TCPServer):
                 def get_request(self):
                     s, addr = self.socket.accept()
                     return tls.wrap_socket(s, server_side=True, do_handshake_on_connect=False), addr
