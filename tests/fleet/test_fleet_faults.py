@@ -172,6 +172,10 @@ def test_signing_key_rotation(fleet):
     assert jwt_parts(new["access_token"])[0]["kid"] != jwt_parts(old["access_token"])[0]["kid"]
     first = verify(web1, new)
     assert first.status in (200, 503), first  # 503: "fetching it" (no network call on the verify path)
+    # Within JWKS_COOLDOWN (10 s) of the verifier's last JWKS fetch (here:
+    # its start), the first feed answer signed by the new key is counted
+    # as refused and the fetch waits for the cooldown: found here, not
+    # asserted (no time is).
     answer(web1, new, 200)
     assert verify(web1, old).status == 200  # control: the old key still verifies
     assert web1.feed_state()["counters"]["jwks_refreshes"] > refreshes
