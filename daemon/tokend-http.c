@@ -51,6 +51,10 @@ struct http_server {
         bool delay_stop;
         bool delay_running;
         pthread_t delay_thread;
+        /* Set under feed_lock once the server stops: a feed request no
+         * longer waits (see http_server_stop). */
+        bool stopping;
+        pthread_mutex_t feed_lock; /* stopping vs a feed request suspending */
 };
 
 typedef enum req_state {
@@ -623,12 +627,21 @@ static enum MHD_Result handle_revocations(request *rq) {
                 return queue_status(rq, &st);
         if (wait == 0 || seq != after || !lp)
                 return answer_feed(rq, jws);
-        free(jws);
         /* Nothing new: wait for a revocation or the deadline, then answer
-         * with the feed as it is then. */
+         * with the feed as it is then. Not once the server stops: a
+         * request of a kept-alive connection suspended after
+         * http_server_stop released the waiters would stay so, and MHD
+         * aborts when stopped with a suspended connection. */
+        pthread_mutex_lock(&rq->srv->feed_lock);
+        if (rq->srv->stopping) {
+                pthread_mutex_unlock(&rq->srv->feed_lock);
+                return answer_feed(rq, jws);
+        }
+        free(jws);
         rq->state = REQ_FEED_WAIT;
         MHD_suspend_connection(rq->conn);
         int r = longpoll_wait(lp, rq->srv, after, td_monotonic_usec() + wait * 1000000, feed_wake, rq);
+        pthread_mutex_unlock(&rq->srv->feed_lock);
         if (r < 0) {
                 rq->state = REQ_BODY;
                 MHD_resume_connection(rq->conn);
@@ -963,6 +976,7 @@ static void http_server_free(http_server *s) {
         conn_table_free(s->conns);
         pthread_cond_destroy(&s->delay_cond);
         pthread_mutex_destroy(&s->delay_lock);
+        pthread_mutex_destroy(&s->feed_lock);
         free(s);
 }
 
@@ -982,6 +996,7 @@ int http_server_start(tokend *t, workers *login_workers, int fd, const http_limi
         pthread_cond_init(&s->delay_cond, &ca);
         pthread_condattr_destroy(&ca);
         pthread_mutex_init(&s->delay_lock, NULL);
+        pthread_mutex_init(&s->feed_lock, NULL);
         if (pthread_create(&s->delay_thread, NULL, delay_thread, s) != 0) {
                 http_server_free(s);
                 return -EAGAIN;
@@ -1037,6 +1052,11 @@ int http_server_start(tokend *t, workers *login_workers, int fd, const http_limi
 void http_server_stop(http_server *s, unsigned grace) {
         if (!s)
                 return;
+        /* Under feed_lock: from now on no feed request waits, so the
+         * release below leaves none suspended. */
+        pthread_mutex_lock(&s->feed_lock);
+        s->stopping = true;
+        pthread_mutex_unlock(&s->feed_lock);
         longpoll_release(s->t->longpoll, s); /* waiting feed requests are answered now */
         /* Held-back answers go out first: MHD must not stop with suspended connections. */
         pthread_mutex_lock(&s->delay_lock);

@@ -8,7 +8,9 @@ a long poll is woken by a revocation (the test waits for the daemon's
 "waits" log line, then revokes: no time is asserted); the waiting requests
 are bounded; hostile parameters are 400 next to a 200 control."""
 
+import http.client
 import os
+import signal
 import sys
 import threading
 import time
@@ -16,7 +18,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from tdharness import b64url_decode, jwt_parts, tokend_factory  # noqa: E402,F401
+from tdharness import UnixHTTPConnection, b64url_decode, jwt_parts, tokend_factory  # noqa: E402,F401
 
 FEED = "/api/revocations"
 TYP = "tokend-revocations+jwt"
@@ -162,6 +164,31 @@ def test_waiting_requests_are_bounded_and_answered_at_stop(tokend_factory):
     for t, out in waiting:
         t.join(30)
         assert out["r"].status == 200, out["r"]
+
+
+def test_a_kept_alive_connection_asking_again_at_stop(tokend_factory):
+    """SIGTERM answers a waiting feed request; its client (a verifier)
+    asks again at once on the same kept-alive connection: that request does
+    not wait either (libmicrohttpd aborts the process when stopped with a
+    suspended connection), and the daemon exits 0."""
+    d = tokend_factory()
+    conn = UnixHTTPConnection(d.socket, 30)
+    try:
+        conn.request("GET", FEED + "?after=0&wait=60")
+        d.wait_log("waits after seq 0")
+        d.send_signal(signal.SIGTERM)
+        r = conn.getresponse()
+        assert r.status == 200 and jwt_parts(r.read().decode())[1]["seq"] == 0, r.status
+        try:
+            conn.request("GET", FEED + "?after=0&wait=60")
+            r = conn.getresponse()
+            assert r.status == 200, r.status  # at once, or the connection closed
+            r.read()
+        except (http.client.RemoteDisconnected, ConnectionError):
+            pass
+    finally:
+        conn.close()
+    assert d.proc.wait(30) == 0, d.log()
 
 
 @pytest.mark.parametrize("query", [
