@@ -199,20 +199,31 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *userdata) {
         return n;
 }
 
+typedef struct transfer {
+        verifier *v;
+        bool feed;        /* a long poll: a wanted JWKS fetch ends it */
+        bool interrupted; /* ended so */
+} transfer;
+
 static int on_progress(void *userdata, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d) {
-        verifier *v = userdata;
+        transfer *x = userdata;
         (void) a, (void) b, (void) c, (void) d;
-        pthread_mutex_lock(&v->lock);
-        bool stop = v->stop;
-        pthread_mutex_unlock(&v->lock);
-        return stop ? 1 : 0;
+        pthread_mutex_lock(&x->v->lock);
+        bool stop = x->v->stop;
+        x->interrupted = !stop && x->feed && x->v->want_jwks;
+        pthread_mutex_unlock(&x->v->lock);
+        return stop || x->interrupted ? 1 : 0;
 }
 
 /* GET path from the issuer within timeout seconds: 0 and the 200 answer's
- * body (≤ max bytes) in *ret, or -errno (-EIO: unreachable or not 200). */
-static int issuer_get(verifier *v, const char *path, long timeout, size_t max, char **ret, size_t *ret_len) {
+ * body (≤ max bytes) in *ret, or -errno (-EIO: unreachable or not 200;
+ * -EINTR: a feed request ended early because a JWKS fetch is wanted, an
+ * unknown kid must not wait for the long poll). */
+static int issuer_get(verifier *v, const char *path, bool feed, long timeout, size_t max, char **ret,
+                      size_t *ret_len) {
         _cleanup_(freep) char *url = NULL;
         buf b = { .max = max };
+        transfer x = { .v = v, .feed = feed };
         long status = 0;
         CURL *h = curl_easy_init();
         if (!h)
@@ -230,7 +241,7 @@ static int issuer_get(verifier *v, const char *path, long timeout, size_t max, c
         curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
         curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-        curl_easy_setopt(h, CURLOPT_XFERINFODATA, v);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, &x);
         if (v->unix_socket)
                 curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, v->unix_socket);
         if (v->ca_file)
@@ -246,7 +257,7 @@ static int issuer_get(verifier *v, const char *path, long timeout, size_t max, c
         if (rc != CURLE_OK || status != 200) {
                 log_debug("GET %s: %s", url, rc != CURLE_OK ? curl_easy_strerror(rc) : "not 200");
                 free(b.p);
-                return -EIO;
+                return rc == CURLE_ABORTED_BY_CALLBACK && x.interrupted ? -EINTR : -EIO;
         }
         *ret = b.p ? b.p : strdup("");
         *ret_len = b.n;
@@ -297,7 +308,7 @@ static int take_jwks(verifier *v, const char *text, size_t len, int64_t cached_a
 static int fetch_jwks(verifier *v) {
         _cleanup_(freep) char *text = NULL;
         size_t len = 0;
-        int r = issuer_get(v, "/.well-known/jwks.json", 30, JWKS_MAX_BYTES, &text, &len);
+        int r = issuer_get(v, "/.well-known/jwks.json", false, 30, JWKS_MAX_BYTES, &text, &len);
         if (r == -EIO) {
                 pthread_mutex_lock(&v->lock);
                 v->st.jwks_results[VJWKS_UNREACHABLE]++;
@@ -445,7 +456,7 @@ static int feed_once(verifier *v, bool *ret_more) {
                        : v->max_staleness / 2 < FEED_WAIT ? v->max_staleness / 2 : FEED_WAIT;
         pthread_mutex_unlock(&v->lock);
         snprintf(path, sizeof path, "/api/revocations?after=%lld&wait=%lld", (long long) after, (long long) wait);
-        int r = issuer_get(v, path, (long) wait + 15, FEED_MAX_BYTES, &text, &len);
+        int r = issuer_get(v, path, true, (long) wait + 15, FEED_MAX_BYTES, &text, &len);
         if (r < 0)
                 return r;
         return feed_apply(v, text, len, after, ret_more);
@@ -476,6 +487,7 @@ static int64_t jitter(int64_t ms) {
 static void *verifier_thread(void *data) {
         verifier *v = data;
         int64_t backoff = BACKOFF_MIN_MS, last_jwks = 0;
+        bool fetched_for_feed = false; /* the JWKS was fetched for a feed answer's unknown kid */
 
         for (;;) {
                 pthread_mutex_lock(&v->lock);
@@ -499,17 +511,25 @@ static void *verifier_thread(void *data) {
                 }
                 bool more = false;
                 int r = feed_once(v, &more);
-                if (r == -ENOKEY) { /* a new issuer key signed it: fetch the JWKS, then ask again */
-                        if (now - last_jwks < JWKS_COOLDOWN) { /* fetched just now, and still unknown */
+                if (r == -ENOKEY) {
+                        /* A new issuer key signed it (a rotation since the last fetch,
+                         * however recent): fetch the JWKS once, then ask again; still
+                         * unknown after that fetch, it is forged. One fetch per answer. */
+                        if (fetched_for_feed) {
+                                fetched_for_feed = false;
                                 (void) feed_refuse(v, VFEED_FORGED, "signed by a key the issuer's JWKS does not have");
                                 pause_ms(v, jitter(JWKS_COOLDOWN * 1000));
                         } else {
+                                fetched_for_feed = true;
                                 pthread_mutex_lock(&v->lock);
                                 v->want_jwks = true;
                                 pthread_mutex_unlock(&v->lock);
                         }
                         continue;
                 }
+                if (r == -EINTR) /* a JWKS fetch is wanted (an unknown kid): at once */
+                        continue;
+                fetched_for_feed = false;
                 if (r == 0) {
                         backoff = BACKOFF_MIN_MS;
                         continue;

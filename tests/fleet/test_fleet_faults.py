@@ -162,6 +162,7 @@ def test_signing_key_rotation(fleet):
     old = token(issuer, user)
     assert verify(web1, old).status == 200
     refreshes = web1.feed_state()["counters"]["jwks_refreshes"]
+    refused = web1.feed_state()["counters"]["feed_refused"]
 
     # Rotate: a new key file (the newest is the active one), reload.
     path = os.path.join(issuer.state, "keys", "rotated.pem")
@@ -173,9 +174,9 @@ def test_signing_key_rotation(fleet):
     first = verify(web1, new)
     assert first.status in (200, 503), first  # 503: "fetching it" (no network call on the verify path)
     # Within JWKS_COOLDOWN (10 s) of the verifier's last JWKS fetch (here:
-    # its start), the first feed answer signed by the new key is counted
-    # as refused and the fetch waits for the cooldown: found here, not
-    # asserted (no time is).
+    # its start): the unknown kid ends the long poll, the JWKS is fetched,
+    # and the first feed answer signed by the new key is applied, not
+    # counted as forged.
     answer(web1, new, 200)
     assert verify(web1, old).status == 200  # control: the old key still verifies
     assert web1.feed_state()["counters"]["jwks_refreshes"] > refreshes
@@ -184,6 +185,7 @@ def test_signing_key_rotation(fleet):
     web1.wait_seq(seq)
     assert verify(web1, old).error == "token_revoked"
     assert verify(web1, new).status == 200
+    assert web1.feed_state()["counters"]["feed_refused"] == refused  # the new key's answers are the issuer's
 
 
 def test_fake_issuer_keys_and_feed_answers(fleet):
