@@ -259,28 +259,28 @@ static void backoff(unsigned attempt) {
         sleep_ms(arc4random_uniform((uint32_t) PG_BACKOFF_MS << attempt));
 }
 
-void pg_mark_bound(char dst[static PG_MARK_LEN + 1], int64_t t) {
-        snprintf(dst, PG_MARK_LEN + 1, "%016" PRIx64 "%016" PRIx64, (uint64_t) (t > 0 ? t : 0), (uint64_t) 0);
-}
-
-/* BEGIN (lazy: synchronous_commit off), the transaction's mark (a fresh
- * one into mark) and its id into *ret_xid, in one round trip. */
+/* BEGIN (lazy: synchronous_commit off), the transaction's mark (into
+ * mark: the server's clock, so that issuers with skewed clocks do not prune
+ * each other's fresh marks, then 16 random hex digits of ours) and its id
+ * into *ret_xid, in one round trip. */
 static int tx_begin(pgconn *c, bool lazy, char mark[static PG_MARK_LEN + 1], int64_t *ret_xid) {
-        char sql[160];
+        char sql[320];
         uint64_t rnd;
 
         arc4random_buf(&rnd, sizeof rnd);
-        snprintf(mark, PG_MARK_LEN + 1, "%016" PRIx64 "%016" PRIx64, (uint64_t) time(NULL), rnd);
-        /* only hex digits go into the statement */
-        snprintf(sql, sizeof sql, "BEGIN;%s INSERT INTO tx_marks VALUES ('%s'); SELECT txid_current()",
-                 lazy ? " SET LOCAL synchronous_commit = off;" : "", mark);
+        /* only hex digits of ours go into the statement */
+        snprintf(sql, sizeof sql,
+                 "BEGIN;%s WITH m AS (INSERT INTO tx_marks SELECT " PG_MARK_NOW " || '%016" PRIx64 "' RETURNING id) "
+                 "SELECT txid_current(), id FROM m",
+                 lazy ? " SET LOCAL synchronous_commit = off;" : "", rnd);
         _cleanup_(pg_clearp) PGresult *res = PQexec(c->pq, sql);
         int r = pg_errno(c->pq, res);
         if (r < 0)
                 return r;
-        if (PQntuples(res) != 1)
+        if (PQntuples(res) != 1 || PQgetlength(res, 0, 1) != (int) PG_MARK_LEN)
                 return -EIO;
         *ret_xid = pg_col_i64(res, 0, 0);
+        pg_col_text(mark, PG_MARK_LEN + 1, res, 0, 1);
         return 0;
 }
 

@@ -79,7 +79,8 @@ static const char *const pg_migrations[] = {
          * committed. Its transaction id cannot: a server crash forgets the ids
          * handed out since the WAL was last written, and hands them out again,
          * so "committed" may be another transaction's. A mark is
-         * PG_MARK_LEN hex digits, the first 16 the time: pruned by prefix. */
+         * PG_MARK_LEN hex digits, the first 16 the server's time: pruned by
+         * prefix. */
         "CREATE TABLE tx_marks (id text COLLATE \"C\" PRIMARY KEY);",
 };
 
@@ -198,7 +199,9 @@ static const char *const pg_stmt_sql[_P_MAX] = {
         [P_KEYS_LIST] = "SELECT kid, jwk, published, retire_after FROM published_keys WHERE retire_after > $1 "
                         "ORDER BY kid LIMIT $2",
         [P_PRUNE_REVOCATIONS] = "DELETE FROM revocations WHERE until < $1",
-        [P_PRUNE_MARKS] = "DELETE FROM tx_marks WHERE id < $1",
+        /* by the server's clock, as the marks are made */
+        [P_PRUNE_MARKS] = "DELETE FROM tx_marks WHERE id < "
+                          "lpad(to_hex(extract(epoch FROM now())::bigint - $1::bigint), 16, '0')",
         [P_MARK_GET] = "SELECT 1 FROM tx_marks WHERE id = $1",
         /* Takes the counter's row lock until COMMIT (see migration 3). */
         [P_REVOCATION_INSERT] = "WITH s AS (UPDATE revocation_seq SET seq = seq + 1 RETURNING seq) "

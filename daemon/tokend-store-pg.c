@@ -442,9 +442,7 @@ static int prune_tx(pgconn *c, void *p, bool *keep _unused_) {
                         return r;
                 total += r;
         }
-        char bound[PG_MARK_LEN + 1];
-        pg_mark_bound(bound, now - PG_MARK_KEEP);
-        int r = pg_run(c, P_PRUNE_MARKS, "t", bound); /* not counted: bookkeeping, not state */
+        int r = pg_run(c, P_PRUNE_MARKS, "i", (int64_t) PG_MARK_KEEP); /* not counted: bookkeeping, not state */
         if (r < 0)
                 return r;
         return total > INT32_MAX ? INT32_MAX : (int) total;

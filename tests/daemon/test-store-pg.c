@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -671,8 +672,44 @@ static void test_commit_answer_lost(void **state) {
         proxy_stop(&px);
 }
 
+static long marks(PGconn *pq, const char *where) {
+        char q[256];
+        snprintf(q, sizeof q, "SELECT count(*) FROM tx_marks WHERE %s", where);
+        PGresult *res = PQexec(pq, q);
+        assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+        long n = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+        PQclear(res);
+        return n;
+}
+
+/* Every write transaction leaves its mark (what decides a lost COMMIT
+ * answer), stamped with the server's clock whatever the caller's: a prune
+ * by a tokend whose clock is far ahead (now + 1 day) keeps the fresh marks
+ * and drops those older than PG_MARK_KEEP by the server's clock. */
+static void test_commit_marks(void **state) {
+        tokend_store *s = *state;
+        store_rotate_result rr;
+        PGconn *pq = connect_db();
+
+        sql(pq, "DELETE FROM tx_marks");
+        enrol(s, "dev_marks");
+        assert_int_equal(rotate(s, "dev_marks", 1, 2, T0 + 1, 0, &rr), 0);
+        assert_int_equal(marks(pq, "true"), 2);
+        assert_int_equal(marks(pq, "left(id, 16) = lpad(to_hex(extract(epoch FROM now())::bigint), 16, '0') "
+                                   "OR left(id, 16) = lpad(to_hex(extract(epoch FROM now())::bigint - 1), 16, '0')"),
+                         2); /* the server's clock (this second or the last), not T0 */
+        /* one made 10 minutes ago by the server's clock */
+        sql(pq, "INSERT INTO tx_marks SELECT lpad(to_hex(extract(epoch FROM now())::bigint - 600), 16, '0') "
+                "|| '0000000000000000'");
+        assert_true(store_prune(s, (int64_t) time(NULL) + 86400) >= 0);
+        assert_int_equal(marks(pq, "true"), 2 + 1); /* the prune's own transaction left one */
+        assert_int_equal(marks(pq, "right(id, 16) = '0000000000000000'"), 0);
+        PQfinish(pq);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_commit_marks, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_migrate_from_previous, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_race_no_grace, setup, teardown),
