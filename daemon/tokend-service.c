@@ -72,6 +72,8 @@ td_code td_store_fail(td_status *st, int r, const char *what) {
         log_error("database: %s failed: %s", what, strerror(-r));
         if (r == -EBUSY)
                 return td_fail(st, TD_UNAVAILABLE, "the database is busy; try again");
+        if (r == -ETIMEDOUT) /* PostgreSQL: a COMMIT's answer lost, and the server did not come back in time */
+                return td_fail(st, TD_UNAVAILABLE, "the database did not tell whether the change was made; try again");
         if (r == -ENOSPC)
                 return td_fail(st, TD_UNAVAILABLE, "the database disk is full; nothing was changed");
         return td_fail(st, TD_INTERNAL, "internal error while %s", what);

@@ -300,7 +300,12 @@ static int tx_once(pgconn *c, pg_tx_fn fn, void *args, bool lazy, char mark[stat
                 return -ENOTCONN; /* lost before COMMIT: nothing of it was committed */
         if ((result >= 0 || keep) && PQtransactionStatus(c->pq) == PQTRANS_INTRANS) {
                 r = pg_simple(c, "COMMIT");
-                if (r < 0 && PQstatus(c->pq) != CONNECTION_OK) {
+                /* Not a definite refusal (a conflict, a constraint: rolled back),
+                 * but the server going away under it (57P01 "terminating
+                 * connection due to administrator command" may come after the
+                 * commit record was flushed, before libpq has seen the hang-up):
+                 * it may have committed, so ask. */
+                if (r < 0 && (PQstatus(c->pq) != CONNECTION_OK || r == -EBUSY)) {
                         *ret_result = result;
                         return -EINPROGRESS;
                 }
@@ -313,7 +318,8 @@ static int tx_once(pgconn *c, pg_tx_fn fn, void *args, bool lazy, char mark[stat
 /* Whether transaction xid (with mark) committed, its COMMIT answer lost:
  * asked once the server answers again and xid is no longer in progress
  * (for PG_OUTCOME_WAIT_MS at most). 1 committed, 0 not (nothing of it
- * happened: it may run again), -EBUSY not known. */
+ * happened: it may run again), -ETIMEDOUT not known (a 503 as -EBUSY, told
+ * apart in tokend's log). */
 static int tx_outcome(store_backend *b, const char *mark, int64_t xid) {
         char num[24];
         snprintf(num, sizeof num, "%" PRId64, xid);
@@ -342,7 +348,7 @@ static int tx_outcome(store_backend *b, const char *mark, int64_t xid) {
                         conn_release(b, c);
                 }
                 if (monotonic_ms() >= deadline)
-                        return -EBUSY;
+                        return -ETIMEDOUT;
                 sleep_ms(attempt < 4 ? 50u << attempt : 500u);
         }
 }

@@ -48,7 +48,8 @@ void pg_col_text(char *dst, size_t size, const PGresult *res, int row, int col);
  * conflicts and on connections that died before COMMIT: fn's result, or
  * -EBUSY (server unreachable, conflicts not resolved). When the answer to
  * COMMIT is lost, waits (10 s at most) until the server tells whether it
- * committed: fn's result if so, fn again if not, -EBUSY when it cannot tell.
+ * committed: fn's result if so, fn again if not, -ETIMEDOUT when it cannot
+ * tell.
  * lazy: may be lost in a crash of the server (synchronous_commit off:
  * coalesced refusals). */
 int pg_tx_full(store_backend *b, pg_tx_fn fn, void *args, bool lazy);

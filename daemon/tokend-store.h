@@ -8,7 +8,9 @@
  * savepoint inside a group-commit transaction that it may share with
  * concurrent callers, one fsync for all of them). Errors: -ENOENT not found,
  * -EEXIST duplicate, -EBUSY database locked after STORE_BUSY_TIMEOUT_MS or
- * unreachable / still conflicting after retries (try again later), -ENOSPC
+ * unreachable / still conflicting after retries (try again later),
+ * -ETIMEDOUT (PostgreSQL) a COMMIT's answer was lost and the server did
+ * not tell in time whether it committed (try again later), -ENOSPC
  * disk full, -EINVAL bad argument (over-long string…), -EDQUOT a per-user cap
  * reached, -ENOMEM, -EIO anything else. Listings come in pages of at most
  * STORE_PAGE_MAX rows, so no answer grows with the database. Link:

@@ -255,9 +255,10 @@ def test_database_restart_under_load(tokend_factory, postgresql):  # noqa: F811
         stop.set()
         for t in threads:
             t.join(60)
+    logs = "\ntokend A:\n%s\ntokend B:\n%s" % (a.log()[-4000:], b.log()[-4000:])
     for w in workers:
-        assert not w.errors, w.errors
-        assert not w.revoked_after_busy, "devices revoked by the outage: %r" % w.revoked_after_busy
+        assert not w.errors, (w.errors, logs)
+        assert not w.revoked_after_busy, "devices revoked by the outage: %r%s" % (w.revoked_after_busy, logs)
     # the only revocations: those the clients asked for
     asked = {dev for w in workers for dev in w.revoked}
     assert {dev: reason for dev, reason in a.query("SELECT id, revoke_reason FROM devices WHERE revoked IS NOT NULL")
