@@ -21,7 +21,7 @@
  * asks the server, once it answers again (up to PG_OUTCOME_WAIT_MS), until
  * the id is no longer in progress (txid_status), then whether the mark is
  * there: yes → the transaction's own result; no → run it again; no answer
- * → -EBUSY. The id alone cannot tell: after a crash the server hands out
+ * in time → -ETIMEDOUT (503 too). The id alone cannot tell: after a crash the server hands out
  * again the ids it had not yet written to its WAL, so "committed" can be
  * another transaction's (seen in tests: an acknowledged rotation that was
  * not in the database). Marks are pruned after PG_MARK_KEEP seconds. */
