@@ -1052,6 +1052,13 @@ int http_server_start(tokend *t, workers *login_workers, int fd, const http_limi
 void http_server_stop(http_server *s, unsigned grace) {
         if (!s)
                 return;
+        /* No new connection from now on (they wait in the listen socket's
+         * backlog for a successor). First, before the releases below wake
+         * the pool threads: libmicrohttpd 0.9.75 aborts the process when a
+         * pool thread busy at this moment removes the listen socket from its
+         * epoll set as well ("Failed to remove listen FD from epoll set",
+         * an open defect), which the resumed feed requests made likely. */
+        (void) MHD_quiesce_daemon(s->mhd);
         /* Under feed_lock: from now on no feed request waits, so the
          * release below leaves none suspended. */
         pthread_mutex_lock(&s->feed_lock);
@@ -1063,7 +1070,6 @@ void http_server_stop(http_server *s, unsigned grace) {
         s->delay_stop = true;
         pthread_cond_signal(&s->delay_cond);
         pthread_mutex_unlock(&s->delay_lock);
-        (void) MHD_quiesce_daemon(s->mhd);
         /* Let requests in flight finish and their answers go out. */
         for (unsigned i = 0; i < grace * 20; i++) {
                 const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
