@@ -42,7 +42,8 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
-from tdharness import Client, PamService, SystemUser, Tokend, _run_locked, find_binary, jwt_parts  # noqa: E402,F401
+from tdharness import (Client, PamService, SystemUser, Tokend, _run_locked, find_binary, jwt_parts,  # noqa: E402,F401
+                       verifier_feed_state)
 from tdnet import TestCA  # noqa: E402
 from e2e import MODULE, SSH, SSHD, TOKENCTL, TOKENCTL_ASKPASS, EtcFile, jwt_stack, kill_tree  # noqa: E402,F401
 
@@ -226,11 +227,7 @@ class Node:
 
     def feed_state(self):
         """This verifier's verifier-feed.json (SEQ, revoked set, counters), {} before the first."""
-        try:
-            with open(os.path.join(self.state, "verifier-feed.json")) as f:
-                return json.load(f)
-        except (OSError, ValueError):
-            return {}
+        return verifier_feed_state(self.state)
 
     def feed_seq(self):
         """The SEQ this verifier applied last, -1 before the first."""

@@ -94,6 +94,16 @@ def b64url_decode(text):
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def verifier_feed_state(state_dir):
+    """A verifier's verifier-feed.json in state_dir (SEQ, revoked set,
+    counters) as a dict; {} before the verifier wrote it."""
+    try:
+        with open(os.path.join(state_dir, "verifier-feed.json")) as f:
+            return json.load(f)
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
 def jwt_parts(token):
     """(header, claims) of a compact JWS, NOT verified."""
     h, p, _ = token.split(".")

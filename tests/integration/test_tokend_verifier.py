@@ -6,7 +6,6 @@ over HTTPS between network namespaces). Every wait is for an event (the
 verifier's persisted SEQ, an answer changing), bounded only as a guard
 against a hang; no time is asserted."""
 
-import json
 import os
 import signal
 import sys
@@ -17,7 +16,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from tdfake import FakeIssuer  # noqa: E402
-from tdharness import ME, DeviceKey, jwt_parts, tokend_factory  # noqa: E402,F401
+from tdharness import ME, DeviceKey, jwt_parts, tokend_factory, verifier_feed_state  # noqa: E402,F401
 
 ISSUER = "https://issuer.test"
 
@@ -33,11 +32,7 @@ def start_pair(tokend_factory, policy="strict", staleness="2s", extra=""):
 
 
 def feed_state(v):
-    try:
-        with open(os.path.join(v.state_dir, "verifier-feed.json")) as f:
-            return json.load(f)
-    except (FileNotFoundError, ValueError):
-        return {}
+    return verifier_feed_state(v.state_dir)
 
 
 def wait_until(cond, what, daemon, timeout=60):
