@@ -178,6 +178,14 @@ int sq_pragma_text(sqlite3 *db, const char *sql, char *buf, size_t size) {
         return r;
 }
 
+/* No allocation statistics: with them every SQLite allocation takes one
+ * process-wide mutex, which the pool threads' store reads then contend
+ * for (futex sleeps and wake-ups on every verify). tokend reads none of
+ * them (sqlite3_memory_used and friends). */
+static void sqlite_config_once(void) {
+        (void) sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 static int conn_open(conn *c, const char *path, bool writer) {
         char mode[16];
         int rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_NOFOLLOW,
@@ -270,6 +278,9 @@ int sqlite_open(const char *path, store_backend **ret) {
 
         if (!sqlite3_threadsafe())
                 return -EOPNOTSUPP;
+        /* Before SQLite initializes itself (a no-op once it has). */
+        static pthread_once_t config_once = PTHREAD_ONCE_INIT;
+        (void) pthread_once(&config_once, sqlite_config_once);
 
         /* Create it ourselves so it is born 0600; SQLite gives the -wal and
          * -shm files the database file's mode. */
