@@ -28,8 +28,9 @@
 # state dir), PROFILE_SECONDS (default 10),
 # PROFILE_OPS (default "verify vrepeat refresh"; any of bench-tokend's --ops),
 # PROFILE_CALLGRAPH (fp, the default, or dwarf), TOKEND_BENCH_EXTRA_DEVICES
-# (SQLite only: before the bench, this many more devices of another user
-# are written straight into the daemon's database with sqlite3, e.g. 1000000
+# (before the bench, this many more devices of another user are written
+# straight into the daemon's database, with sqlite3 or, for a postgresql://
+# TOKEND_BENCH_DATABASE, with psql on that URI (then ANALYZEd), e.g. 1000000
 # for the issue's "p99 flat from 1 k to 1 M devices"; the pool's devices
 # come on top).
 set -euo pipefail
@@ -122,14 +123,30 @@ stop_tokend() {
 echo "== uptime at start: $(uptime)"
 start_tokend
 if [[ ${TOKEND_BENCH_EXTRA_DEVICES:-0} -gt 0 ]]; then
-        [[ -z ${TOKEND_BENCH_DATABASE:-} ]] || { echo "run-bench-tokend: TOKEND_BENCH_EXTRA_DEVICES is for SQLite" >&2; exit 2; }
-        command -v sqlite3 >/dev/null || { echo "run-bench-tokend: TOKEND_BENCH_EXTRA_DEVICES needs sqlite3" >&2; exit 2; }
+        n=$TOKEND_BENCH_EXTRA_DEVICES
+        [[ $n =~ ^[0-9]+$ ]] || { echo "run-bench-tokend: TOKEND_BENCH_EXTRA_DEVICES is a number" >&2; exit 2; }
         stop_tokend
         t0=$(date +%s)
-        sqlite3 "$state/tokend.db" "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $TOKEND_BENCH_EXTRA_DEVICES)
-                INSERT INTO devices (id, user, uid, name, created, last_used) SELECT printf('dev_fill%09d', i),
-                'bench-filler', 65534, '', strftime('%s', 'now'), strftime('%s', 'now') FROM n;" >/dev/null
-        echo "== $TOKEND_BENCH_EXTRA_DEVICES more devices written into $state/tokend.db in $(($(date +%s) - t0)) s"
+        case ${TOKEND_BENCH_DATABASE:-} in
+        "")
+                command -v sqlite3 >/dev/null || { echo "run-bench-tokend: TOKEND_BENCH_EXTRA_DEVICES needs sqlite3" >&2; exit 2; }
+                where=$state/tokend.db
+                sqlite3 "$where" "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $n)
+                        INSERT INTO devices (id, user, uid, name, created, last_used) SELECT printf('dev_fill%09d', i),
+                        'bench-filler', 65534, '', strftime('%s', 'now'), strftime('%s', 'now') FROM n;" >/dev/null
+                ;;
+        postgresql://* | postgres://*)
+                command -v psql >/dev/null || { echo "run-bench-tokend: TOKEND_BENCH_EXTRA_DEVICES needs psql" >&2; exit 2; }
+                where="the PostgreSQL database"
+                psql "$TOKEND_BENCH_DATABASE" -XqAt -v ON_ERROR_STOP=1 \
+                        -c "INSERT INTO devices (id, \"user\", uid, name, created, last_used)
+                            SELECT 'dev_fill' || lpad(i::text, 9, '0'), 'bench-filler', 65534, '',
+                                   extract(epoch FROM now())::bigint, extract(epoch FROM now())::bigint
+                            FROM generate_series(1, $n) AS i" -c "ANALYZE devices" >/dev/null
+                ;;
+        *) echo "run-bench-tokend: TOKEND_BENCH_EXTRA_DEVICES: a database that is neither SQLite nor postgresql://" >&2; exit 2 ;;
+        esac
+        echo "== $n more devices written into $where in $(($(date +%s) - t0)) s"
         start_tokend
 fi
 echo "== tokend $pid, state in $state ($(df --output=source,fstype "$state" | tail -1))"
@@ -140,7 +157,9 @@ if [[ $verifier == yes ]]; then
         keys=$state/issuer/keys
         issuer_opt=(--issuer-socket "$state/issuer/tokend.sock")
 fi
-"$bench" --socket "$state/tokend.sock" --pid "$pid" --key-dir "$keys" "${issuer_opt[@]}" "$@"
+extra_opt=()
+[[ ${TOKEND_BENCH_EXTRA_DEVICES:-0} -eq 0 ]] || extra_opt=(--extra-devices "$TOKEND_BENCH_EXTRA_DEVICES")
+"$bench" --socket "$state/tokend.sock" --pid "$pid" --key-dir "$keys" "${issuer_opt[@]}" "${extra_opt[@]}" "$@"
 stop_tokend
 echo "== uptime at end: $(uptime)"
 
