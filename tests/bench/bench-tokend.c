@@ -1287,7 +1287,7 @@ static void print_targets(const bench *b, const char *want, const result *res, s
                        f.min_us);
         }
         printf("  pamtester login through pam_jwt (auth + account) <= 1.1 x pam_permit: tests/bench/bench-pam; "
-               "verifier mode and the PostgreSQL backend: not measured here\n");
+               "verifier mode: run-bench-tokend.sh --verifier; PostgreSQL: TOKEND_BENCH_DATABASE=postgresql://...\n");
         if (op_wanted(want, "null"))
                 print_floors(b, want, res, n_clients, clients, rounds, raw_best, js);
 }
