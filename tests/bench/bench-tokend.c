@@ -682,7 +682,7 @@ typedef struct result {
 
 /* utime + stime of pid in seconds (and its parent, its stime), < 0 if
  * unreadable. */
-static double proc_cpu_ppid_sys_s(pid_t pid, pid_t *ret_ppid, double *ret_sys) {
+static double proc_cpu_s(pid_t pid, pid_t *ret_ppid, double *ret_sys) {
         char path[64], buf[1024];
         unsigned long long ut, st;
         int ppid;
@@ -703,14 +703,6 @@ static double proc_cpu_ppid_sys_s(pid_t pid, pid_t *ret_ppid, double *ret_sys) {
         return (double) (ut + st) / (double) sysconf(_SC_CLK_TCK);
 }
 
-static double proc_cpu_ppid_s(pid_t pid, pid_t *ret_ppid) {
-        return proc_cpu_ppid_sys_s(pid, ret_ppid, NULL);
-}
-
-static double proc_cpu_s(pid_t pid) {
-        return proc_cpu_ppid_s(pid, NULL);
-}
-
 /* --store-pid: that process and its children (PostgreSQL's postmaster:
  * the backends of the daemons' connections, the WAL writer, the
  * checkpointer...), < 0 if not asked or unreadable. A child that exits
@@ -719,7 +711,7 @@ static double proc_cpu_s(pid_t pid) {
 static double store_cpu_s(const bench *b) {
         if (b->store_pid <= 0)
                 return -1;
-        double sum = proc_cpu_s(b->store_pid);
+        double sum = proc_cpu_s(b->store_pid, NULL, NULL);
         DIR *d = opendir("/proc");
         if (sum < 0 || !d) {
                 if (d)
@@ -732,7 +724,7 @@ static double store_cpu_s(const bench *b) {
                 pid_t ppid = 0;
                 if (*end || pid <= 0)
                         continue;
-                double s = proc_cpu_ppid_s((pid_t) pid, &ppid);
+                double s = proc_cpu_s((pid_t) pid, &ppid, NULL);
                 if (s >= 0 && ppid == b->store_pid)
                         sum += s;
         }
@@ -745,7 +737,7 @@ static double store_cpu_s(const bench *b) {
 static double daemons_cpu_s(const bench *b, double *ret_sys) {
         double sum = 0, sys_sum = 0;
         for (size_t i = 0; i < b->n_pids; i++) {
-                double sys, s = proc_cpu_ppid_sys_s(b->daemon_pid[i], NULL, &sys);
+                double sys, s = proc_cpu_s(b->daemon_pid[i], NULL, &sys);
                 if (s < 0)
                         return -1;
                 sum += s;
@@ -1024,10 +1016,10 @@ static void usage(FILE *f) {
                    "                    [--key-dir DIR] [--issuer-socket PATH] [--store-pid PID]\n"
                    "                    [--extra-devices N]\n"
                    "null: GET /.well-known/oauth-authorization-server (the HTTP floor: no store read);\n"
-                   "verify: unique tokens (never sent\n"
-                   "twice; minted with the daemon's key from --key-dir, else the pool's, once each) over a\n"
-                   "kept-alive connection; vrepeat: one token per client, again and again (pam_jwt's account\n"
-                   "phase); vconnect: unique tokens over a new connection each time (as pam_jwt);\n"
+                   "verify: unique tokens (never sent twice; minted with the daemon's key from --key-dir,\n"
+                   "else the pool's, once each) over a kept-alive connection; vrepeat: one token per\n"
+                   "client, again and again (pam_jwt's account phase); vconnect: unique tokens over a new\n"
+                   "connection each time (as pam_jwt);\n"
                    "issue: peer POST /api/auth/token; refresh: rotation of each client's own chain.\n"
                    "--issuer-socket: tokens (the pool, the probe) come from this tokend, the measurements\n"
                    "go to --socket (a verifier of that issuer: only null and the verify ops make sense).\n"
@@ -1168,7 +1160,14 @@ static void print_summary(const char *name, unsigned clients, const result *v, s
 typedef struct op_figures {
         const result *best;
         double min_us, p99_1;
+        double min_sys_us, min_client_sys_us; /* the lowest kernel time per op, tokend's and the bench's */
 } op_figures;
+
+/* *min = v if v is a figure (> 0) below it, or *min is none yet (0). */
+static void lowest(double *min, double v) {
+        if (v > 0 && (*min == 0 || v < *min))
+                *min = v;
+}
 
 static op_figures figures_of(const result *res, size_t o, size_t n_clients, const unsigned *clients,
                              unsigned rounds) {
@@ -1179,8 +1178,9 @@ static op_figures figures_of(const result *res, size_t o, size_t n_clients, cons
                         const result *x = &v[round];
                         if (!f.best || x->ops_per_s > f.best->ops_per_s)
                                 f.best = x;
-                        if (x->daemon_us_op > 0 && (f.min_us == 0 || x->daemon_us_op < f.min_us))
-                                f.min_us = x->daemon_us_op;
+                        lowest(&f.min_us, x->daemon_us_op);
+                        lowest(&f.min_sys_us, x->daemon_sys_us_op);
+                        lowest(&f.min_client_sys_us, x->client_sys_us_op);
                 }
                 if (clients[k] == 1) {
                         size_t bi, mi;
@@ -1199,29 +1199,25 @@ static void print_target(const char *what, double measured, const char *unit, bo
 }
 
 /* What one HTTP request per verify allows at best, from this run's null
- * requests: the kernel time (stime) tokend and this bench spend per
- * request (the socket's recv and send, epoll and the wake-ups; strace -c
- * counts one recvfrom, one sendmsg and a fraction of an epoll_wait per
- * kept-alive request) is paid by every request whatever tokend does in
- * user space. So a unique verify costs the machine at least raw + both
- * kernel times, tokend at least raw + its kernel time, and a repeated
- * (cached) verify at least both kernel times. Lowest figures of any
- * client count and round, so the floors are generous. A target beyond its
- * floor cannot be met with one HTTP request per verify on this machine. */
+ * requests and raw JSON costs: the kernel time (stime) tokend and this
+ * bench spend per request (the socket's recv and send, epoll and the
+ * wake-ups; strace -c counts one recvfrom, one sendmsg and a fraction of
+ * an epoll_wait per kept-alive request) is paid by every request whatever
+ * tokend does in user space, and jansson's parse of the request and dump
+ * of the answer by every verify (the token's decode too by a unique one).
+ * So a unique verify costs the machine at least raw + JSON + both kernel
+ * times, tokend at least raw + JSON + its kernel time, and a repeated
+ * (cached) verify at least request + answer + both kernel times. Lowest
+ * figures of any client count and round, so the floors are generous. A
+ * target beyond its floor cannot be met with one HTTP request per verify
+ * on this machine. */
 static void print_floors(const bench *b, const char *want, const result *res, size_t n_clients,
                          const unsigned *clients, unsigned rounds, double raw_best, const raw_json *js) {
-        double raw_us = 1e6 / raw_best, floor = raw_best * b->cores, dsys = 0, csys = 0;
-        for (size_t k = 0; k < n_clients; k++)
-                for (unsigned round = 0; round < rounds; round++) {
-                        const result *x = &res[(OP_NULL * MAX_CLIENT_COUNTS + k) * rounds + round];
-                        if (x->daemon_sys_us_op > 0 && (dsys == 0 || x->daemon_sys_us_op < dsys))
-                                dsys = x->daemon_sys_us_op;
-                        if (x->client_sys_us_op > 0 && (csys == 0 || x->client_sys_us_op < csys))
-                                csys = x->client_sys_us_op;
-                }
+        double raw_us = 1e6 / raw_best, floor = raw_best * b->cores;
+        op_figures n = figures_of(res, OP_NULL, n_clients, clients, rounds);
+        double dsys = n.min_sys_us, csys = n.min_client_sys_us;
         if (dsys <= 0 || csys <= 0)
                 return;
-        (void) clients;
         printf("floors with one HTTP request per verify: kernel time per null request (lowest) tokend %.1f us, "
                "bench %.1f us; raw JSON (lowest round) %.1f us request + %.1f us token + %.1f us answer\n", dsys,
                csys, js->body_us, js->token_us, js->answer_us);
