@@ -7,6 +7,11 @@
 
 /* ------------------------------------------------------------ schema */
 
+/* A transaction mark's first 16 hex digits (tx_marks, migration 4): secs,
+ * an SQL bigint of unix seconds, as the server writes and prunes them. */
+#define PG_MARK_SECONDS(secs) "lpad(to_hex(" secs "), 16, '0')"
+#define PG_MARK_NOW PG_MARK_SECONDS("extract(epoch FROM now())::bigint")
+
 /* Migration i takes tokend_schema.version i to i + 1. Append only; never
  * edit one that has shipped. */
 static const char *const pg_migrations[] = {
@@ -201,7 +206,7 @@ static const char *const pg_stmt_sql[_P_MAX] = {
         [P_PRUNE_REVOCATIONS] = "DELETE FROM revocations WHERE until < $1",
         /* by the server's clock, as the marks are made */
         [P_PRUNE_MARKS] = "DELETE FROM tx_marks WHERE id < "
-                          "lpad(to_hex(extract(epoch FROM now())::bigint - $1::bigint), 16, '0')",
+                          PG_MARK_SECONDS("extract(epoch FROM now())::bigint - $1::bigint"),
         [P_MARK_GET] = "SELECT 1 FROM tx_marks WHERE id = $1",
         /* Takes the counter's row lock until COMMIT (see migration 3). */
         [P_REVOCATION_INSERT] = "WITH s AS (UPDATE revocation_seq SET seq = seq + 1 RETURNING seq) "

@@ -55,10 +55,10 @@ void pg_col_text(char *dst, size_t size, const PGresult *res, int row, int col);
 int pg_tx_full(store_backend *b, pg_tx_fn fn, void *args, bool lazy);
 
 /* A transaction's mark in tx_marks (migration 4): the server's time as
- * 16 hex digits (PG_MARK_NOW, SQL), then 16 random hex digits. */
+ * 16 hex digits (PG_MARK_NOW in tokend-store-pg-sql.h), then 16 random hex
+ * digits. */
 #define PG_MARK_LEN 32
 #define PG_MARK_KEEP 120 /* seconds: well past a lost COMMIT's wait (PG_OUTCOME_WAIT_MS) */
-#define PG_MARK_NOW "lpad(to_hex(extract(epoch FROM now())::bigint), 16, '0')"
 int pg_tx(store_backend *b, pg_tx_fn fn, void *args);
 
 /* One read-only statement on a pooled connection, retried once on a new
