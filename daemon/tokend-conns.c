@@ -46,6 +46,11 @@ struct conn_table {
         /* Armed slots, soonest deadline first: every deadline is "now +
          * timeout" taken under the lock, so appending keeps the order. */
         conn_slot *head, *tail;
+        /* When the sweeper wakes up on its own (the deadline it waits
+         * for; INT64_MAX: it waits for a signal), so that an arm wakes it
+         * only when it must: deadlines only grow, and a sweeper that wakes
+         * early for a slot since disarmed just waits again. Under the lock. */
+        int64_t sweeper_wake_usec;
         bool stop, running;
         pthread_t sweeper;
         /* Refusals are logged at most once a second, with a count. */
@@ -76,7 +81,9 @@ static void list_append(conn_table *t, conn_slot *c) {
         *(t->tail ? &t->tail->next : &t->head) = c;
         t->tail = c;
         c->armed = true;
-        if (t->head == c) /* the sweeper may sleep without a deadline */
+        /* Not a signal per connection: the sweeper wakes in time already
+         * unless it sleeps without a deadline (or with a later one). */
+        if (c->deadline_usec < t->sweeper_wake_usec)
                 pthread_cond_signal(&t->cond);
 }
 
@@ -87,12 +94,14 @@ static void *sweep_main(void *data) {
         while (!t->stop) {
                 conn_slot *c = t->head;
                 if (!c) {
+                        t->sweeper_wake_usec = INT64_MAX;
                         pthread_cond_wait(&t->cond, &t->lock);
                         continue;
                 }
                 if (c->deadline_usec > td_monotonic_usec()) {
                         struct timespec ts = { .tv_sec = c->deadline_usec / 1000000,
                                                .tv_nsec = (c->deadline_usec % 1000000) * 1000 };
+                        t->sweeper_wake_usec = c->deadline_usec;
                         (void) pthread_cond_timedwait(&t->cond, &t->lock, &ts);
                         continue;
                 }
@@ -119,6 +128,7 @@ int conn_table_new(const conn_limits *lim, conn_table **ret) {
         for (t->n_buckets = 16; t->n_buckets < lim->max_connections; t->n_buckets *= 2)
                 ;
         t->buckets = calloc(t->n_buckets, sizeof *t->buckets);
+        t->sweeper_wake_usec = INT64_MAX;
         pthread_mutex_init(&t->lock, NULL);
         pthread_condattr_t ca;
         pthread_condattr_init(&ca);

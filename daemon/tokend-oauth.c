@@ -454,10 +454,12 @@ static json_t *jwks_algs(tokend *t) {
 
 static int metadata(http_ext_req *rq, http_reply *r, bool oidc) {
         char base[OAUTH_URL_MAX], u[6][OAUTH_URL_MAX + 48];
-        json_t *algs = jwks_algs(rq->t);
+        /* Only OpenID discovery lists the keys' algorithms: the RFC 8414
+         * document reads no store (nor exports a key) per request. */
+        json_t *algs = oidc ? jwks_algs(rq->t) : NULL;
         char *issuer;
 
-        if (!algs)
+        if (oidc && !algs)
                 return oauth_error(r, 500, "server_error", "cannot list the signing algorithms") < 0 ? -ENOMEM
                                                                                                       : HTTP_EXT_DONE;
         oauth_base_url(rq->t, base);

@@ -335,6 +335,13 @@ def test_a_dribbling_request_is_closed_at_its_deadline(system_user, tokend_facto
     assert e["data"] == "", e  # closed, no answer: the request never ended
     assert e["sent"] >= 2, e  # it was still sending
     assert "RequestTimeout=%ds" % timeout in d.log()
+    # right after a quick request: the sweeper then sleeps until the quick
+    # one's deadline (its slot long gone) and is not woken for the
+    # dribbler's later one, yet still ends it at that deadline
+    assert d.client(user=mallory.name).issue_token().status == 200
+    [j] = a.open(1)
+    e = a.wait(lambda e: e["ev"] == "closed" and e["i"] == j, timeout=timeout + 60)[0]
+    assert e["data"] == "" and e["sent"] >= 2, e
     # the body, too: headers whole at once, then a body byte every 0.5 s
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
