@@ -1210,7 +1210,7 @@ static void print_target(const char *what, double measured, const char *unit, bo
  * (cached) verify at least request + answer + both kernel times. Lowest
  * figures of any client count and round, so the floors are generous. A
  * target beyond its floor cannot be met with one HTTP request per verify
- * on this machine. */
+ * on this machine. Beside them, what the null request itself reached. */
 static void print_floors(const bench *b, const char *want, const result *res, size_t n_clients,
                          const unsigned *clients, unsigned rounds, double raw_best, const raw_json *js) {
         double raw_us = 1e6 / raw_best, floor = raw_best * b->cores;
@@ -1243,6 +1243,14 @@ static void print_floors(const bench *b, const char *want, const result *res, si
                 printf("  %-44s %8.2f x    target %.2f x: %s\n", f[i].what, f[i].floor, f[i].target,
                        within ? "within the floor" : "beyond the floor");
         }
+        /* Side by side, not a bound: the null request builds a document
+         * of its own, about what a repeated verify does in user space. */
+        op_figures r = figures_of(res, OP_VREPEAT, n_clients, clients, rounds);
+        printf("  %-44s %8.2f x    tokend %.1f us CPU per request (lowest round)", "null request (verifies nothing)",
+               n.best->ops_per_s / floor, n.min_us);
+        if (op_wanted(want, "vrepeat") && r.best)
+                printf("; a repeated verify reached %.0f%% of its best", 100 * r.best->ops_per_s / n.best->ops_per_s);
+        printf("\n");
 }
 
 /* Every target of issue 20 next to what this run measured. */
