@@ -30,7 +30,8 @@
 # PROFILE_CALLGRAPH (fp, the default, or dwarf), TOKEND_BENCH_EXTRA_DEVICES
 # (before the bench, this many more devices of another user are written
 # straight into the daemon's database, with sqlite3 or, for a postgresql://
-# TOKEND_BENCH_DATABASE, with psql on that URI (then ANALYZEd), e.g. 1000000
+# TOKEND_BENCH_DATABASE, with psql on that URI (then VACUUMed, ANALYZEd and
+# CHECKPOINTed; both synced to disk before the bench starts), e.g. 1000000
 # for the issue's "p99 flat from 1 k to 1 M devices"; the pool's devices
 # come on top).
 set -euo pipefail
@@ -142,10 +143,12 @@ if [[ ${TOKEND_BENCH_EXTRA_DEVICES:-0} -gt 0 ]]; then
                         -c "INSERT INTO devices (id, \"user\", uid, name, created, last_used)
                             SELECT 'dev_fill' || lpad(i::text, 9, '0'), 'bench-filler', 65534, '',
                                    extract(epoch FROM now())::bigint, extract(epoch FROM now())::bigint
-                            FROM generate_series(1, $n) AS i" -c "ANALYZE devices" >/dev/null
+                            FROM generate_series(1, $n) AS i" -c "VACUUM (ANALYZE) devices" -c "CHECKPOINT" >/dev/null
                 ;;
         *) echo "run-bench-tokend: TOKEND_BENCH_EXTRA_DEVICES: a database that is neither SQLite nor postgresql://" >&2; exit 2 ;;
         esac
+        # written back before the measurement starts, not during it
+        sync
         echo "== $n more devices written into $where in $(($(date +%s) - t0)) s"
         start_tokend
 fi
