@@ -143,7 +143,10 @@ if [[ ${TOKEND_BENCH_EXTRA_DEVICES:-0} -gt 0 ]]; then
                         -c "INSERT INTO devices (id, \"user\", uid, name, created, last_used)
                             SELECT 'dev_fill' || lpad(i::text, 9, '0'), 'bench-filler', 65534, '',
                                    extract(epoch FROM now())::bigint, extract(epoch FROM now())::bigint
-                            FROM generate_series(1, $n) AS i" -c "VACUUM (ANALYZE) devices" -c "CHECKPOINT" >/dev/null
+                            FROM generate_series(1, $n) AS i" -c "VACUUM (ANALYZE) devices" >/dev/null
+                # a superuser's (or pg_checkpoint's) right: without it the bench still runs
+                psql "$TOKEND_BENCH_DATABASE" -XqAt -c "CHECKPOINT" >/dev/null 2>&1 ||
+                        echo "run-bench-tokend: no CHECKPOINT (not allowed for this user); the checkpointer may run during the bench" >&2
                 ;;
         *) echo "run-bench-tokend: TOKEND_BENCH_EXTRA_DEVICES: a database that is neither SQLite nor postgresql://" >&2; exit 2 ;;
         esac
